@@ -1,0 +1,262 @@
+//! Runtime benchmarks, each against a baseline measured in the same run:
+//!
+//! 1. per-step overhead of Weir's full path (fresh sandbox from the cached `InstancePre`,
+//!    limits, WASI context from grants, log/config capabilities, output checks) against the
+//!    raw wasmtime floor (same component, `InstancePre` + pooling + epoch, nothing else);
+//! 2. the price of fuel metering and epoch interruption on loop-heavy and call-heavy code;
+//! 3. cold start: a new host loading a plugin from the compile cache vs compiling it.
+//!
+//! Run with `cargo bench -p weir --bench runtime`; it prints Markdown tables.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig, Store,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use weir::{AttemptContext, Host, HostConfig, StepSpec};
+
+mod raw {
+    wasmtime::component::bindgen!({ world: "step", path: "../wit", exports: { default: async } });
+}
+
+/// The floor's store data: a default WASI context (the component imports WASI) and stubs.
+struct RawState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for RawState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl raw::weir::step::log::Host for RawState {
+    fn log(&mut self, _level: raw::weir::step::log::Level, _message: String) {}
+}
+
+impl raw::weir::step::config::Host for RawState {
+    fn get(&mut self, _key: String) -> Option<String> {
+        None
+    }
+    fn all(&mut self) -> String {
+        "{}".into()
+    }
+}
+
+/// Median time per operation over `samples` batches of `batch` operations.
+async fn per_op<F, Fut>(samples: usize, batch: usize, mut op: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for _ in 0..batch {
+        op().await;
+    }
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let start = Instant::now();
+        for _ in 0..batch {
+            op().await;
+        }
+        times.push(start.elapsed() / batch as u32);
+    }
+    times.sort();
+    times[samples / 2]
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.1} µs", d.as_nanos() as f64 / 1000.0)
+}
+
+async fn step_overhead() {
+    let component_path = weir_artifacts::ECHO;
+    let input = r#"{"ticket":"hello"}"#;
+
+    // Raw floor.
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(
+        PoolingAllocationConfig::default(),
+    ));
+    let engine = Engine::new(&config).unwrap();
+    let component = wasmtime::component::Component::from_file(&engine, component_path).unwrap();
+    let mut linker: Linker<RawState> = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+    raw::weir::step::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).unwrap();
+    raw::weir::step::config::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).unwrap();
+    let pre = raw::StepPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+    let ctx = raw::weir::step::types::StepContext {
+        run_id: "r".into(),
+        step_id: "s".into(),
+        attempt: 1,
+        deadline_ms: None,
+    };
+    let raw_time = per_op(15, 400, || async {
+        let mut store = Store::new(
+            &engine,
+            RawState {
+                wasi: WasiCtx::builder().build(),
+                table: ResourceTable::new(),
+            },
+        );
+        store.set_epoch_deadline(u64::MAX / 2);
+        let step = pre.instantiate_async(&mut store).await.unwrap();
+        let out = step.call_run(&mut store, &ctx, input).await.unwrap();
+        assert!(out.is_ok());
+    })
+    .await;
+
+    // Weir.
+    let host = Host::new(HostConfig::default()).unwrap();
+    let plugin = host
+        .load_plugin_file(component_path.as_ref())
+        .await
+        .unwrap();
+    let spec = StepSpec::default();
+    let weir_time = per_op(15, 400, || async {
+        let report = host
+            .run_step(&plugin, &spec, input, AttemptContext::default())
+            .await
+            .unwrap();
+        assert!(report.outcome.is_ok());
+    })
+    .await;
+
+    println!("## Per-step overhead (echo component, sequential)\n");
+    println!("| path | time per step | ratio to raw floor |");
+    println!("|---|---|---|");
+    println!(
+        "| raw wasmtime floor (InstancePre + pooling + epoch) | {} | 1.00× |",
+        micros(raw_time)
+    );
+    println!(
+        "| Weir full path (limits, WASI from grants, capabilities, output checks) | {} | {:.2}× |",
+        micros(weir_time),
+        weir_time.as_secs_f64() / raw_time.as_secs_f64()
+    );
+    println!();
+}
+
+const LOOP_HEAVY: &str = r#"(module (func (export "run") (param $n i32) (result i32) (local $acc i32)
+    (loop $l (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31)) (local.get $n)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1))) (br_if $l (local.get $n)))
+    (local.get $acc)))"#;
+
+const CALL_HEAVY: &str = r#"(module
+  (func $fib (param $n i32) (result i32)
+    (if (result i32) (i32.lt_u (local.get $n) (i32.const 2)) (then (local.get $n))
+      (else (i32.add (call $fib (i32.sub (local.get $n) (i32.const 1))) (call $fib (i32.sub (local.get $n) (i32.const 2)))))))
+  (func (export "run") (param $n i32) (result i32) (call $fib (local.get $n))))"#;
+
+fn time_guest(wat: &str, arg: i32, fuel: bool, epoch: bool) -> Duration {
+    let mut config = Config::new();
+    config.consume_fuel(fuel).epoch_interruption(epoch);
+    let engine = Engine::new(&config).unwrap();
+    let module = Module::new(&engine, wat).unwrap();
+    let mut samples = Vec::new();
+    for _ in 0..7 {
+        let mut store = Store::new(&engine, ());
+        if fuel {
+            store.set_fuel(u64::MAX).unwrap();
+        }
+        if epoch {
+            store.set_epoch_deadline(u64::MAX / 2);
+        }
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+        let run = instance
+            .get_typed_func::<i32, i32>(&mut store, "run")
+            .unwrap();
+        let start = Instant::now();
+        std::hint::black_box(run.call(&mut store, arg).unwrap());
+        samples.push(start.elapsed());
+    }
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn metering_cost() {
+    println!("## Price of fuel and epoch instrumentation (raw wasmtime, same run)\n");
+    println!("| guest | neither | epoch only | fuel only | fuel + epoch |");
+    println!("|---|---|---|---|---|");
+    for (name, wat, arg) in [
+        ("loop-heavy (100M iterations)", LOOP_HEAVY, 100_000_000),
+        ("call-heavy (fib 30)", CALL_HEAVY, 30),
+    ] {
+        let base = time_guest(wat, arg, false, false);
+        let cell = |fuel, epoch| {
+            let t = time_guest(wat, arg, fuel, epoch);
+            format!(
+                "{:.1} ms ({:.2}×)",
+                t.as_secs_f64() * 1e3,
+                t.as_secs_f64() / base.as_secs_f64()
+            )
+        };
+        println!(
+            "| {name} | {:.1} ms (1.00×) | {} | {} | {} |",
+            base.as_secs_f64() * 1e3,
+            cell(false, true),
+            cell(true, false),
+            cell(true, true)
+        );
+    }
+    println!();
+}
+
+async fn cold_start() {
+    println!("## Cold start: a new host loading a plugin (incl. digest check and describe())\n");
+    println!("| plugin | size | compile from scratch | from compile cache | speed-up |");
+    println!("|---|---|---|---|---|");
+    for (name, path) in [
+        ("echo", weir_artifacts::ECHO),
+        ("clean-text", weir_artifacts::CLEAN_TEXT),
+        ("validate-json", weir_artifacts::VALIDATE_JSON),
+    ] {
+        let cache = tempfile::tempdir().unwrap();
+        let config = HostConfig {
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..HostConfig::default()
+        };
+        let load = |config: HostConfig| async move {
+            let start = Instant::now();
+            let host = Host::new(config).unwrap();
+            let plugin = host.load_plugin_file(path.as_ref()).await.unwrap();
+            (start.elapsed(), plugin.compile_source())
+        };
+        let (compile, source) = load(config.clone()).await;
+        assert_eq!(source, weir::engine::CompileSource::Compiled);
+        let mut cached = Vec::new();
+        for _ in 0..9 {
+            let (t, source) = load(config.clone()).await;
+            assert_eq!(source, weir::engine::CompileSource::Cache);
+            cached.push(t);
+        }
+        cached.sort();
+        let cached = cached[cached.len() / 2];
+        let size = std::fs::metadata(path).unwrap().len();
+        println!(
+            "| {name} | {} KiB | {:.1} ms | {:.2} ms | {:.0}× |",
+            size / 1024,
+            compile.as_secs_f64() * 1e3,
+            cached.as_secs_f64() * 1e3,
+            compile.as_secs_f64() / cached.as_secs_f64()
+        );
+    }
+    println!();
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and expects speed.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(step_overhead());
+    metering_cost();
+    runtime.block_on(cold_start());
+}

@@ -1,0 +1,196 @@
+//! One attempt: a fresh sandbox, one call to the step's `run`, and a report of what came
+//! back and what it cost.
+
+mod classify;
+mod limiter;
+mod state;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use wasmtime::{Store, UpdateDeadline};
+
+pub use state::AttemptState;
+
+use crate::bindings::StepContext;
+use crate::capabilities::config::StepConfig;
+use crate::capabilities::log::LogLine;
+use crate::capabilities::{Denial, Grants};
+use crate::engine::{Compiled, EngineSlot};
+use crate::failure::StepFailure;
+use crate::limits::Limits;
+
+/// How one step is set up: its limits, its config table and its grants. Built once when a
+/// step is declared; every attempt of the step uses it.
+#[derive(Debug, Clone, Default)]
+pub struct StepSpec {
+    /// Resource limits, clamped by the host's ceilings before each attempt.
+    pub limits: Limits,
+    /// The config table the guest reads through the `config` import.
+    pub config: StepConfig,
+    /// Directories and hosts the guest may reach.
+    pub grants: Grants,
+}
+
+/// Who is running: the ids the guest sees in its context and every log line carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptContext {
+    /// The run this attempt belongs to.
+    pub run_id: String,
+    /// The step's id in its workflow.
+    pub step_id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+}
+
+impl Default for AttemptContext {
+    fn default() -> Self {
+        Self {
+            run_id: "local".into(),
+            step_id: "step".into(),
+            attempt: 1,
+        }
+    }
+}
+
+/// A successful step result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepOutput {
+    /// The payload, parsed from the guest's JSON text.
+    pub payload: serde_json::Value,
+    /// The step's confidence, 0.0 to 1.0.
+    pub confidence: Option<f64>,
+    /// The route label the step chose.
+    pub route: Option<String>,
+}
+
+/// What one attempt consumed, successful or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Fuel consumed, when the attempt was metered.
+    pub fuel_consumed: Option<u64>,
+    /// The fuel limit, when the attempt was metered.
+    pub fuel_limit: Option<u64>,
+    /// Largest total linear memory the guest held, in bytes.
+    pub memory_peak_bytes: u64,
+    /// Wall-clock time from sandbox creation to the end of the call.
+    #[serde(serialize_with = "as_micros")]
+    pub elapsed: Duration,
+}
+
+/// Everything the host knows about one attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptReport {
+    /// The result, or the typed failure.
+    #[serde(serialize_with = "outcome_json")]
+    pub outcome: Result<StepOutput, StepFailure>,
+    /// What the attempt consumed.
+    pub usage: Usage,
+    /// The log lines that fit in the attempt's log budget.
+    pub logs: Vec<LogLine>,
+    /// Log lines dropped past the budget.
+    pub logs_dropped: u64,
+    /// What the guest wrote to stdout (bounded).
+    pub stdout: String,
+    /// What the guest wrote to stderr (bounded).
+    pub stderr: String,
+    /// Bytes of stdout and stderr dropped past the bound.
+    pub stdio_dropped_bytes: u64,
+    /// Requests the sandbox refused.
+    pub denials: Vec<Denial>,
+}
+
+/// Runs one attempt of `compiled` on `input` in a fresh store.
+pub(crate) async fn run(
+    slot: &EngineSlot,
+    compiled: &Arc<Compiled>,
+    spec: &StepSpec,
+    limits: &Limits,
+    input: &str,
+    ctx: &AttemptContext,
+) -> anyhow::Result<AttemptReport> {
+    let started = Instant::now();
+    let deadline = started + limits.timeout;
+    let mut store = new_store(slot, spec, limits, ctx, deadline)?;
+
+    let wit_ctx = StepContext {
+        run_id: ctx.run_id.clone(),
+        step_id: ctx.step_id.clone(),
+        attempt: ctx.attempt,
+        deadline_ms: Some(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis() as u64,
+        ),
+    };
+    let call = async {
+        let step = compiled.pre.instantiate_async(&mut store).await?;
+        step.call_run(&mut store, &wit_ctx, input).await
+    };
+    // The epoch callback stops guest code at the deadline; this timeout stops a host call
+    // (an HTTP request, say) that is still waiting when the deadline passes.
+    let result = match tokio::time::timeout_at(deadline.into(), call).await {
+        Ok(result) => result,
+        Err(_) => {
+            store.data_mut().timed_out = true;
+            Err(wasmtime::Error::msg("deadline passed during a host call"))
+        }
+    };
+    let usage = Usage {
+        fuel_consumed: limits
+            .fuel
+            .map(|limit| limit - store.get_fuel().unwrap_or(0)),
+        fuel_limit: limits.fuel,
+        memory_peak_bytes: store.data().limiter.peak,
+        elapsed: started.elapsed(),
+    };
+    Ok(classify::report(result, store.into_data(), limits, usage))
+}
+
+/// A store for one attempt, with every limit armed.
+pub(crate) fn new_store(
+    slot: &EngineSlot,
+    spec: &StepSpec,
+    limits: &Limits,
+    ctx: &AttemptContext,
+    deadline: Instant,
+) -> anyhow::Result<Store<AttemptState>> {
+    let state = AttemptState::new(spec, limits, ctx, deadline)?;
+    let mut store = Store::new(&slot.engine, state);
+    store.limiter(|s| &mut s.limiter);
+    if let Some(fuel) = limits.fuel {
+        store.set_fuel(fuel)?;
+    }
+    // Every epoch tick the guest yields to the async runtime (so a busy step cannot starve
+    // others on the same thread) and the deadline is checked.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut cx| {
+        if Instant::now() >= cx.data().deadline {
+            cx.data_mut().timed_out = true;
+            return Err(wasmtime::Error::msg("deadline passed"));
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+    Ok(store)
+}
+
+fn as_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_micros() as u64)
+}
+
+fn outcome_json<S: serde::Serializer>(
+    outcome: &Result<StepOutput, StepFailure>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Outcome<'a> {
+        Ok(&'a StepOutput),
+        Failed(&'a StepFailure),
+    }
+    match outcome {
+        Ok(output) => Outcome::Ok(output).serialize(s),
+        Err(failure) => Outcome::Failed(failure).serialize(s),
+    }
+}

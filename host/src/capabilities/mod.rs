@@ -1,0 +1,67 @@
+//! What the host offers a step beyond its own memory, one module per capability.
+//!
+//! Every capability follows the same three phases: `link` once per engine (its imports go
+//! into the shared linker), configure when a step is declared (grants are parsed and checked
+//! here, so a bad grant fails before any step runs) and `prepare` per attempt (fresh,
+//! least-privilege state built from the grants alone). Deny by default: a step with no
+//! grants sees no files, no network, no environment and no arguments.
+
+pub mod config;
+pub mod files;
+pub mod http;
+pub mod log;
+pub mod sockets;
+pub mod stdio;
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::attempt::AttemptState;
+
+/// Everything a step is granted beyond computing on its input.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// Host directories visible to the guest, each read-only unless granted write.
+    pub dirs: Vec<files::DirGrant>,
+    /// Hosts the guest may reach over outgoing HTTP, with optional injected secrets.
+    pub hosts: Arc<[http::HostGrant]>,
+}
+
+/// One refused request: what the guest asked for and was not granted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Denial {
+    /// The capability that refused (`http`, `sockets`).
+    pub capability: &'static str,
+    /// What was asked for: a host, an address.
+    pub target: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// Denials recorded during one attempt; shared with the callbacks that refuse requests.
+pub(crate) type DenialLog = Arc<Mutex<Vec<Denial>>>;
+
+pub(crate) fn record_denial(
+    log: &DenialLog,
+    capability: &'static str,
+    target: String,
+    reason: &str,
+) {
+    tracing::warn!(capability, %target, reason, "request denied");
+    log.lock().expect("denial log poisoned").push(Denial {
+        capability,
+        target,
+        reason: reason.to_string(),
+    });
+}
+
+/// Adds every capability's imports to the engine's linker.
+pub(crate) fn link(linker: &mut Linker<AttemptState>) -> anyhow::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    crate::bindings::weir::step::log::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    crate::bindings::weir::step::config::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    Ok(())
+}

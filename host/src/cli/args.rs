@@ -1,0 +1,103 @@
+//! Parsers for argument values: sizes, durations, counts, and step input.
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+/// `64MiB`, `1GB`, `4096` (bytes).
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("{text:?} is not a size such as 64MiB or 1GB: {e}"))
+}
+
+/// `2s`, `500ms`, `1m 30s`.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration such as 2s or 500ms: {e}"))?;
+    if d.is_zero() {
+        return Err(
+            "a timeout of zero would stop every step at once; give a positive duration".into(),
+        );
+    }
+    Ok(d)
+}
+
+/// `1000000` or `1_000_000`.
+pub(crate) fn parse_count(text: &str) -> Result<u64, String> {
+    text.replace('_', "")
+        .parse()
+        .map_err(|e| format!("{text:?} is not a whole number: {e}"))
+}
+
+/// The step input from `--input`: `-` for stdin, a path to a JSON file, or JSON text.
+/// Returns the JSON text (validated) and where it came from, for messages.
+pub(crate) fn read_input(arg: &str) -> anyhow::Result<(String, String)> {
+    let (text, origin) = if arg == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("failed to read the input from stdin")?;
+        (text, "stdin".to_string())
+    } else if Path::new(arg).is_file() {
+        let text = std::fs::read_to_string(arg)
+            .with_context(|| format!("failed to read input file {arg:?}"))?;
+        (text, format!("file {arg:?}"))
+    } else {
+        let looks_like_json = arg.trim_start().starts_with(['{', '[', '"'])
+            || serde_json::from_str::<serde_json::Value>(arg).is_ok();
+        if !looks_like_json {
+            bail!(
+                "--input {arg:?} is neither an existing file nor JSON text (use - to read stdin)"
+            );
+        }
+        (arg.to_string(), "--input".to_string())
+    };
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
+        bail!("input from {origin} is not valid JSON: {e}");
+    }
+    Ok((text, origin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_durations_and_counts() {
+        assert_eq!(parse_size("64MiB"), Ok(64 * 1024 * 1024));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("lots").unwrap_err().contains("not a size"));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_count("1_000_000"), Ok(1_000_000));
+        assert!(parse_count("-1").is_err());
+    }
+
+    #[test]
+    fn input_errors_name_the_source_and_position() {
+        let err = read_input(r#"{"a": }"#).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "input from --input is not valid JSON: expected value at line 1 column 7"
+            ),
+            "{err}"
+        );
+        let err = read_input("no-such-file.json").unwrap_err().to_string();
+        assert!(
+            err.contains("is neither an existing file nor JSON text"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.json");
+        std::fs::write(&file, "{\n  \"a\": 1,\n}").unwrap();
+        let err = read_input(file.to_str().unwrap()).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.json") && err.contains("line 3 column 1"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! The `weir` command line: argument parsing and one module per subcommand.
+//!
+//! Exit codes: 0 success; 1 the step ran and failed (the typed failure is printed);
+//! 2 the command could not do its job (bad arguments, unreadable input, a plugin that does
+//! not load), with `error: …` naming what is wrong.
+
+mod args;
+mod plugin_inspect;
+mod render;
+mod step_run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::engine::{HostConfig, default_cache_dir};
+use crate::{Host, Limits};
+
+/// Exit code when the step ran and reported or hit a failure.
+pub const EXIT_STEP_FAILED: u8 = 1;
+/// Exit code when the command itself could not run (bad arguments, input or plugin).
+pub const EXIT_ERROR: u8 = 2;
+
+/// Weir: run sandboxed WebAssembly workflow steps.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Directory for compiled plugins [default: $WEIR_CACHE_DIR, $XDG_CACHE_HOME/weir or ~/.cache/weir].
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile plugins afresh and keep nothing on disk.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Log as JSON lines instead of human-readable text (logs go to stderr; filter with WEIR_LOG).
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Work with single steps.
+    #[command(subcommand)]
+    Step(StepCommand),
+    /// Work with plugin files.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StepCommand {
+    /// Run one step under the real limits and print its output and what it consumed.
+    Run(step_run::Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Print a plugin's describe() metadata and its component imports and exports.
+    Inspect(plugin_inspect::Args),
+}
+
+/// Parses the command line, runs the command and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = HostConfig {
+        ceilings: Limits::default_ceilings(),
+        cache_dir: if cli.no_cache {
+            None
+        } else {
+            cli.cache_dir.or_else(default_cache_dir)
+        },
+        ..HostConfig::default()
+    };
+    let host = Host::new(config)?;
+    match cli.command {
+        Command::Step(StepCommand::Run(args)) => step_run::execute(&host, args).await,
+        Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect::execute(&host, args).await,
+    }
+}
+
+fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,72 @@
+//! `weir plugin inspect`: what a plugin says about itself and what it imports and exports.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use super::render::size;
+use crate::Host;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The plugin file.
+    plugin: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn execute(host: &Host, args: Args) -> anyhow::Result<ExitCode> {
+    let plugin = host.load_plugin_file(&args.plugin).await?;
+    let meta = plugin.meta();
+    if args.json {
+        let doc = json!({
+            "path": plugin.origin(),
+            "digest": format!("sha256:{}", plugin.digest()),
+            "size_bytes": plugin.bytes().len(),
+            "meta": meta,
+            "imports": plugin.imports(),
+            "exports": plugin.exports(),
+            "compile_source": plugin.compile_source(),
+            "load_time_us": plugin.load_time().as_micros() as u64,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} {}", meta.name, meta.version);
+    if !meta.description.is_empty() {
+        println!("  {}", meta.description);
+    }
+    println!("digest        sha256:{}", plugin.digest());
+    println!("size          {}", size(plugin.bytes().len() as u64));
+    println!(
+        "loaded in     {:.2?} ({:?})",
+        plugin.load_time(),
+        plugin.compile_source()
+    );
+    let caps = if meta.capabilities.is_empty() {
+        "none".to_string()
+    } else {
+        meta.capabilities.join(", ")
+    };
+    println!("capabilities  {caps}");
+    for (label, schema) in [
+        ("input schema", &meta.input_schema),
+        ("output schema", &meta.output_schema),
+    ] {
+        match schema {
+            Some(schema) => println!("{label:<13} {schema}"),
+            None => println!("{label:<13} none declared"),
+        }
+    }
+    println!("imports");
+    for name in plugin.imports() {
+        println!("  {name}");
+    }
+    println!("exports");
+    for name in plugin.exports() {
+        println!("  {name}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

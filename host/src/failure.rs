@@ -1,0 +1,180 @@
+//! Typed failures of one attempt.
+//!
+//! Two kinds of error are kept apart (STYLE #6): what the guest reports through its WIT
+//! `step-error` comes back as itself; limits hit, traps and denials are observed by the host
+//! and classified here. Either way the host stays healthy and the attempt's usage is kept.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Why an attempt did not produce an output.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StepFailure {
+    /// The attempt executed all the instructions it was allowed.
+    #[error("fuel exhausted: the step used all {limit} units of fuel")]
+    FuelExhausted {
+        /// The fuel limit that was reached.
+        limit: u64,
+    },
+    /// The attempt ran past its wall-clock limit (guest code or host calls).
+    #[error("timed out after {}", humantime::format_duration(*limit))]
+    Timeout {
+        /// The time limit that was reached.
+        #[serde(serialize_with = "as_millis")]
+        limit: Duration,
+    },
+    /// The guest tried to grow its memory past its limit.
+    #[error(
+        "memory limit exceeded: the step asked for {requested} bytes, the limit is {limit} bytes"
+    )]
+    MemoryExceeded {
+        /// The memory limit in bytes.
+        limit: u64,
+        /// The total linear memory the failed growth asked for.
+        requested: u64,
+    },
+    /// The output payload was larger than allowed.
+    #[error("output too large: {size} bytes, the limit is {limit} bytes")]
+    OutputTooLarge {
+        /// Size of the output payload in bytes.
+        size: u64,
+        /// The output limit in bytes.
+        limit: u64,
+    },
+    /// The step needed something it was not granted, and failed for it.
+    #[error("denied: {capability} access to {target} is not granted ({detail})")]
+    Denied {
+        /// The capability that refused (`http`, `sockets`, `files`).
+        capability: String,
+        /// What was asked for: a host, an address, a path.
+        target: String,
+        /// How the step failed after the denial.
+        detail: String,
+    },
+    /// The guest trapped: a panic, an `unreachable`, a stack overflow, a bad host call.
+    #[error("trap: {message}")]
+    Trap {
+        /// What trapped, with the tail of the guest's stderr when it printed something.
+        message: String,
+    },
+    /// The guest returned something that is not a valid step output.
+    #[error("invalid output: {message}")]
+    InvalidOutput {
+        /// What is wrong with the output.
+        message: String,
+    },
+    /// The step reported that its input is malformed.
+    #[error("invalid input: {message}")]
+    InvalidInput {
+        /// The step's message.
+        message: String,
+    },
+    /// The step reported a passing failure; a retry may succeed.
+    #[error("transient: {message}")]
+    Transient {
+        /// The step's message.
+        message: String,
+    },
+    /// The step reported a permanent failure.
+    #[error("fatal: {message}")]
+    Fatal {
+        /// The step's message.
+        message: String,
+    },
+    /// The step asked for a human to look at the case.
+    #[error("needs review: {message}")]
+    NeedsReview {
+        /// The step's message.
+        message: String,
+    },
+}
+
+/// The failure kinds as stable names, for matching, metrics and retry rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// See [`StepFailure::FuelExhausted`].
+    FuelExhausted,
+    /// See [`StepFailure::Timeout`].
+    Timeout,
+    /// See [`StepFailure::MemoryExceeded`].
+    MemoryExceeded,
+    /// See [`StepFailure::OutputTooLarge`].
+    OutputTooLarge,
+    /// See [`StepFailure::Denied`].
+    Denied,
+    /// See [`StepFailure::Trap`].
+    Trap,
+    /// See [`StepFailure::InvalidOutput`].
+    InvalidOutput,
+    /// See [`StepFailure::InvalidInput`].
+    InvalidInput,
+    /// See [`StepFailure::Transient`].
+    Transient,
+    /// See [`StepFailure::Fatal`].
+    Fatal,
+    /// See [`StepFailure::NeedsReview`].
+    NeedsReview,
+}
+
+impl FailureKind {
+    /// The snake_case name used in reports and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FuelExhausted => "fuel_exhausted",
+            Self::Timeout => "timeout",
+            Self::MemoryExceeded => "memory_exceeded",
+            Self::OutputTooLarge => "output_too_large",
+            Self::Denied => "denied",
+            Self::Trap => "trap",
+            Self::InvalidOutput => "invalid_output",
+            Self::InvalidInput => "invalid_input",
+            Self::Transient => "transient",
+            Self::Fatal => "fatal",
+            Self::NeedsReview => "needs_review",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl StepFailure {
+    /// This failure's kind.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::FuelExhausted { .. } => FailureKind::FuelExhausted,
+            Self::Timeout { .. } => FailureKind::Timeout,
+            Self::MemoryExceeded { .. } => FailureKind::MemoryExceeded,
+            Self::OutputTooLarge { .. } => FailureKind::OutputTooLarge,
+            Self::Denied { .. } => FailureKind::Denied,
+            Self::Trap { .. } => FailureKind::Trap,
+            Self::InvalidOutput { .. } => FailureKind::InvalidOutput,
+            Self::InvalidInput { .. } => FailureKind::InvalidInput,
+            Self::Transient { .. } => FailureKind::Transient,
+            Self::Fatal { .. } => FailureKind::Fatal,
+            Self::NeedsReview { .. } => FailureKind::NeedsReview,
+        }
+    }
+}
+
+impl From<crate::bindings::StepError> for StepFailure {
+    fn from(error: crate::bindings::StepError) -> Self {
+        use crate::bindings::StepError as E;
+        match error {
+            E::InvalidInput(message) => Self::InvalidInput { message },
+            E::Transient(message) => Self::Transient { message },
+            E::Fatal(message) => Self::Fatal { message },
+            E::NeedsReview(message) => Self::NeedsReview { message },
+        }
+    }
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}

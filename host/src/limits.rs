@@ -1,0 +1,145 @@
+//! Per-step resource limits, and the host-wide ceilings that clamp them.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Default wall-clock budget of one attempt: long enough for real work, short enough that a
+/// stuck step is noticed quickly.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default linear-memory budget of one attempt.
+pub const DEFAULT_MEMORY_BYTES: u64 = 256 * 1024 * 1024;
+/// Default largest output payload; protects the journal and downstream steps.
+pub const DEFAULT_OUTPUT_BYTES: u64 = 1024 * 1024;
+/// Default number of structured log lines one attempt may emit before lines are dropped.
+pub const DEFAULT_LOG_LINES: u64 = 1_000;
+/// Default bytes of structured log one attempt may emit before lines are dropped.
+pub const DEFAULT_LOG_BYTES: u64 = 256 * 1024;
+/// Default bytes of stdout and of stderr kept per attempt; the rest is counted and dropped.
+pub const DEFAULT_STDIO_BYTES: u64 = 64 * 1024;
+/// Default outgoing HTTP requests one attempt may make; stops request loops.
+pub const DEFAULT_HTTP_REQUESTS: u64 = 32;
+/// Table elements a guest may grow to; guards host memory against table-growth bombs.
+pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+/// What one attempt may consume. `fuel: None` means no instruction metering: the attempt is
+/// bounded by its timeout alone and runs on the engine without fuel instrumentation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Instructions ("fuel") the attempt may execute; `None` disables metering.
+    pub fuel: Option<u64>,
+    /// Wall-clock time for the whole attempt, host calls included.
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    /// Bytes of linear memory (all memories together).
+    pub memory_bytes: u64,
+    /// Bytes of output payload.
+    pub output_bytes: u64,
+    /// Structured log lines.
+    pub log_lines: u64,
+    /// Structured log bytes.
+    pub log_bytes: u64,
+    /// Bytes kept of stdout, and separately of stderr.
+    pub stdio_bytes: u64,
+    /// Outgoing HTTP requests.
+    pub http_requests: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            fuel: None,
+            timeout: DEFAULT_TIMEOUT,
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            output_bytes: DEFAULT_OUTPUT_BYTES,
+            log_lines: DEFAULT_LOG_LINES,
+            log_bytes: DEFAULT_LOG_BYTES,
+            stdio_bytes: DEFAULT_STDIO_BYTES,
+            http_requests: DEFAULT_HTTP_REQUESTS,
+        }
+    }
+}
+
+impl Limits {
+    /// The host-wide ceilings used when none are configured: generous, but finite.
+    pub fn default_ceilings() -> Self {
+        Self {
+            fuel: None,
+            timeout: Duration::from_secs(15 * 60),
+            memory_bytes: 4 * 1024 * 1024 * 1024,
+            output_bytes: 64 * 1024 * 1024,
+            log_lines: 100_000,
+            log_bytes: 16 * 1024 * 1024,
+            stdio_bytes: 16 * 1024 * 1024,
+            http_requests: 10_000,
+        }
+    }
+
+    /// These limits with every value lowered to at most the ceiling's. A ceiling with fuel
+    /// forces metering on every step, so no step can opt out of it.
+    pub fn clamped_to(&self, ceiling: &Limits) -> Limits {
+        let fuel = match (self.fuel, ceiling.fuel) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Limits {
+            fuel,
+            timeout: self.timeout.min(ceiling.timeout),
+            memory_bytes: self.memory_bytes.min(ceiling.memory_bytes),
+            output_bytes: self.output_bytes.min(ceiling.output_bytes),
+            log_lines: self.log_lines.min(ceiling.log_lines),
+            log_bytes: self.log_bytes.min(ceiling.log_bytes),
+            stdio_bytes: self.stdio_bytes.min(ceiling.stdio_bytes),
+            http_requests: self.http_requests.min(ceiling.http_requests),
+        }
+    }
+}
+
+/// Serializes durations as humantime strings ("1s 500ms") so reports read naturally.
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clamping_lowers_every_limit_to_the_ceiling() {
+        let wanted = Limits {
+            fuel: Some(10),
+            timeout: Duration::from_secs(100),
+            memory_bytes: 1 << 40,
+            ..Limits::default()
+        };
+        let ceiling = Limits {
+            fuel: Some(5),
+            timeout: Duration::from_secs(1),
+            memory_bytes: 1 << 20,
+            ..Limits::default_ceilings()
+        };
+        let clamped = wanted.clamped_to(&ceiling);
+        assert_eq!(clamped.fuel, Some(5));
+        assert_eq!(clamped.timeout, Duration::from_secs(1));
+        assert_eq!(clamped.memory_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn a_ceiling_with_fuel_forces_metering() {
+        let ceiling = Limits {
+            fuel: Some(7),
+            ..Limits::default_ceilings()
+        };
+        assert_eq!(Limits::default().clamped_to(&ceiling).fuel, Some(7));
+        assert_eq!(
+            Limits::default()
+                .clamped_to(&Limits::default_ceilings())
+                .fuel,
+            None
+        );
+    }
+}

@@ -1,0 +1,289 @@
+//! Plugins: WebAssembly components implementing `weir:step`, identified by sha256.
+//!
+//! Loading checks, in order, that the bytes are WebAssembly, that they are a component (not
+//! a core module), that every import is one the host provides, that the exports are the
+//! `weir:step` world's, and that `describe()` answers with usable metadata. Each failure
+//! has its own error naming the file and what to do.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::attempt::{self, AttemptContext, StepSpec};
+use crate::engine::{CompileSource, Host};
+use crate::failure::StepFailure;
+use crate::limits::Limits;
+
+/// Limits for the `describe()` call made at load time: metadata is small and quick.
+const DESCRIBE_LIMITS: Limits = Limits {
+    fuel: None,
+    timeout: Duration::from_secs(10),
+    memory_bytes: 256 * 1024 * 1024,
+    output_bytes: 1024 * 1024,
+    log_lines: 100,
+    log_bytes: 64 * 1024,
+    stdio_bytes: 64 * 1024,
+    http_requests: 0,
+};
+
+/// A plugin that could not be loaded.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PluginError {
+    /// The file could not be read.
+    #[error("cannot read plugin {path:?}: {error}")]
+    Read {
+        /// The path given.
+        path: PathBuf,
+        /// Why.
+        error: Arc<std::io::Error>,
+    },
+    /// Not WebAssembly at all.
+    #[error(
+        "{origin} is not a WebAssembly file (it starts with {found}); a plugin is a component built for the wasm32-wasip2 target"
+    )]
+    NotWasm {
+        /// The file or source.
+        origin: String,
+        /// The first bytes, in hex.
+        found: String,
+    },
+    /// A core module rather than a component.
+    #[error(
+        "{origin} is a core WebAssembly module, not a component: build it for the wasm32-wasip2 target, or wrap it with `wasm-tools component new`"
+    )]
+    CoreModule {
+        /// The file or source.
+        origin: String,
+    },
+    /// Malformed or failed to compile.
+    #[error("{origin} is not a valid WebAssembly component: {message}")]
+    Invalid {
+        /// The file or source.
+        origin: String,
+        /// The compiler's message.
+        message: String,
+    },
+    /// Imports something the host does not offer.
+    #[error("{origin} imports something Weir does not provide: {message}")]
+    UnsupportedImports {
+        /// The file or source.
+        origin: String,
+        /// The linker's message.
+        message: String,
+    },
+    /// Does not export the `weir:step` world.
+    #[error(
+        "{origin} does not implement the weir:step world (exports `describe` and `run`): {message}"
+    )]
+    NotAStep {
+        /// The file or source.
+        origin: String,
+        /// What is missing or mistyped.
+        message: String,
+    },
+    /// `describe()` failed or returned unusable metadata.
+    #[error("{origin}: describe() {message}")]
+    Describe {
+        /// The file or source.
+        origin: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// What a step says about itself, with its schemas parsed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepMeta {
+    /// Short machine name.
+    pub name: String,
+    /// The step's own semantic version.
+    pub version: String,
+    /// One line for humans.
+    pub description: String,
+    /// JSON Schema for the input, if declared.
+    pub input_schema: Option<serde_json::Value>,
+    /// JSON Schema for the output payload, if declared.
+    pub output_schema: Option<serde_json::Value>,
+    /// Capabilities the step expects to be granted.
+    pub capabilities: Vec<String>,
+}
+
+/// A loaded plugin. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Plugin(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    digest: String,
+    bytes: Arc<[u8]>,
+    origin: String,
+    meta: StepMeta,
+    imports: Vec<String>,
+    exports: Vec<String>,
+    compile_source: CompileSource,
+    load_time: Duration,
+}
+
+impl Plugin {
+    pub(crate) async fn load(
+        host: &Host,
+        bytes: Vec<u8>,
+        origin: String,
+    ) -> Result<Self, PluginError> {
+        let started = Instant::now();
+        sniff(&bytes, &origin)?;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let bytes: Arc<[u8]> = bytes.into();
+        let slot = host.plain().clone();
+        let compiled = slot
+            .compiled(&digest, &bytes, &origin, host.config().cache_dir.as_deref())
+            .await?;
+        let meta = describe(&slot, &compiled, &origin).await?;
+        let ty = compiled.component.component_type();
+        let imports = ty
+            .imports(&slot.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let exports = ty
+            .exports(&slot.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        Ok(Plugin(Arc::new(Inner {
+            digest,
+            bytes,
+            origin,
+            meta,
+            imports,
+            exports,
+            compile_source: compiled.source,
+            load_time: started.elapsed(),
+        })))
+    }
+
+    /// The sha256 of the component bytes, in hex.
+    pub fn digest(&self) -> &str {
+        &self.0.digest
+    }
+
+    /// The component bytes.
+    pub fn bytes(&self) -> &Arc<[u8]> {
+        &self.0.bytes
+    }
+
+    /// Where the plugin came from (a path, usually).
+    pub fn origin(&self) -> &str {
+        &self.0.origin
+    }
+
+    /// What `describe()` returned.
+    pub fn meta(&self) -> &StepMeta {
+        &self.0.meta
+    }
+
+    /// The component's import names (interfaces it needs from the host).
+    pub fn imports(&self) -> &[String] {
+        &self.0.imports
+    }
+
+    /// The component's export names.
+    pub fn exports(&self) -> &[String] {
+        &self.0.exports
+    }
+
+    /// Whether the plain engine's compilation came from the disk cache.
+    pub fn compile_source(&self) -> CompileSource {
+        self.0.compile_source
+    }
+
+    /// How long loading took: reading, compiling or loading from cache, and `describe()`.
+    pub fn load_time(&self) -> Duration {
+        self.0.load_time
+    }
+}
+
+fn sniff(bytes: &[u8], origin: &str) -> Result<(), PluginError> {
+    if wasmparser::Parser::is_component(bytes) {
+        return Ok(());
+    }
+    if wasmparser::Parser::is_core_wasm(bytes) {
+        return Err(PluginError::CoreModule {
+            origin: origin.to_string(),
+        });
+    }
+    let found = if bytes.is_empty() {
+        "nothing: the file is empty".to_string()
+    } else {
+        format!("0x{}", hex::encode(&bytes[..bytes.len().min(8)]))
+    };
+    Err(PluginError::NotWasm {
+        origin: origin.to_string(),
+        found,
+    })
+}
+
+async fn describe(
+    slot: &crate::engine::EngineSlot,
+    compiled: &Arc<crate::engine::Compiled>,
+    origin: &str,
+) -> Result<StepMeta, PluginError> {
+    let fail = |message: String| PluginError::Describe {
+        origin: origin.to_string(),
+        message,
+    };
+    let ctx = AttemptContext {
+        run_id: "load".into(),
+        step_id: "describe".into(),
+        attempt: 1,
+    };
+    let deadline = Instant::now() + DESCRIBE_LIMITS.timeout;
+    let mut store =
+        attempt::new_store(slot, &StepSpec::default(), &DESCRIBE_LIMITS, &ctx, deadline)
+            .map_err(|e| fail(format!("could not start: {e:#}")))?;
+    let call = async {
+        let step = compiled.pre.instantiate_async(&mut store).await?;
+        step.call_describe(&mut store).await
+    };
+    let meta = match tokio::time::timeout_at(deadline.into(), call).await {
+        Ok(Ok(meta)) => meta,
+        Ok(Err(e)) => {
+            let failure = StepFailure::Trap {
+                message: format!("{e:#}"),
+            };
+            return Err(fail(format!("failed: {failure}")));
+        }
+        Err(_) => {
+            return Err(fail(format!(
+                "did not answer within {:?}",
+                DESCRIBE_LIMITS.timeout
+            )));
+        }
+    };
+    let schema =
+        |field: &str, text: Option<String>| -> Result<Option<serde_json::Value>, PluginError> {
+            text.map(|t| {
+                serde_json::from_str(&t)
+                    .map_err(|e| fail(format!("returned an {field} that is not JSON: {e}")))
+            })
+            .transpose()
+        };
+    if meta.name.trim().is_empty() {
+        return Err(fail("returned an empty name".into()));
+    }
+    if let Err(e) = semver::Version::parse(&meta.version) {
+        return Err(fail(format!(
+            "returned version {:?}, which is not a semantic version such as 1.0.0: {e}",
+            meta.version
+        )));
+    }
+    Ok(StepMeta {
+        input_schema: schema("input schema", meta.input_schema)?,
+        output_schema: schema("output schema", meta.output_schema)?,
+        name: meta.name,
+        version: meta.version,
+        description: meta.description,
+        capabilities: meta.capabilities,
+    })
+}

@@ -1,0 +1,234 @@
+//! The `weir` binary: exit codes, outputs and error messages as a user sees them.
+
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+use weir_artifacts as artifacts;
+
+fn weir(args: &[&str]) -> Output {
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("weir-cli-cache");
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args)
+        .output()
+        .expect("weir runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn step_run_prints_the_output_and_what_it_used() {
+    let out = weir(&[
+        "step",
+        "run",
+        artifacts::ECHO,
+        "--input",
+        r#"{"a":1}"#,
+        "-c",
+        "route=fast",
+        "-c",
+        "confidence=0.5",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "{\n  \"a\": 1\n}\n");
+    let err = stderr(&out);
+    assert!(err.starts_with("ok · "), "{err}");
+    assert!(
+        err.contains("memory peak") && err.contains("route fast · confidence 0.50"),
+        "{err}"
+    );
+}
+
+#[test]
+fn step_run_json_prints_the_whole_report() {
+    let out = weir(&[
+        "step",
+        "run",
+        artifacts::ECHO,
+        "--input",
+        "[true]",
+        "--fuel",
+        "5_000_000",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["outcome"]["ok"]["payload"], json!([true]));
+    assert_eq!(report["usage"]["fuel_limit"], json!(5_000_000));
+    let consumed = report["usage"]["fuel_consumed"].as_u64().unwrap();
+    assert!(consumed > 0 && consumed < 5_000_000, "{consumed}");
+}
+
+#[test]
+fn a_failed_step_exits_1_with_its_typed_failure() {
+    let out = weir(&[
+        "step",
+        "run",
+        artifacts::HOSTILE_FUEL_BOMB,
+        "--input",
+        "{}",
+        "--fuel",
+        "1000000",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "failed (fuel_exhausted): fuel exhausted: the step used all 1000000 units of fuel"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("fuel 1,000,000 of 1,000,000"), "{err}");
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn grants_from_the_command_line_reach_the_step() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("note.txt"), "from the host").unwrap();
+    let grant = format!("{}:/in", dir.path().display());
+    let out = weir(&[
+        "step",
+        "run",
+        artifacts::FS_PROBE,
+        "--allow-dir",
+        &grant,
+        "--input",
+        r#"[{"op":"read","path":"/in/note.txt"}]"#,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let payload: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(payload, json!([{"ok": "from the host"}]));
+}
+
+#[test]
+fn usage_errors_exit_2_and_say_what_is_wrong() {
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["step", "run", "nope.wasm", "--input", "{}"],
+            "error: cannot read plugin \"nope.wasm\": No such file or directory (os error 2)\n",
+        ),
+        (
+            &["step", "run", artifacts::ECHO, "--input", "{\"a\":"],
+            "error: input from --input is not valid JSON: EOF while parsing a value at line 1 column 5\n",
+        ),
+        (
+            &[
+                "step",
+                "run",
+                artifacts::ECHO,
+                "--input",
+                "{}",
+                "-c",
+                "novalue",
+            ],
+            "error: config entry \"novalue\" is not of the form key=value\n",
+        ),
+        (
+            &[
+                "step",
+                "run",
+                artifacts::ECHO,
+                "--input",
+                "{}",
+                "--allow-dir",
+                "relative",
+            ],
+            "error: directory grant \"relative\" is not of the form HOST_DIR:GUEST_DIR[:ro|rw]\n",
+        ),
+        (
+            &[
+                "step",
+                "run",
+                artifacts::ECHO,
+                "--input",
+                "{}",
+                "--allow-host",
+                "https://x.io",
+            ],
+            "error: host grant \"https://x.io\" is not of the form HOST or HOST:PORT (no scheme, no path), e.g. api.example.com or 127.0.0.1:8080\n",
+        ),
+        (
+            &[
+                "step",
+                "run",
+                artifacts::ECHO,
+                "--input",
+                "{}",
+                "--allow-host",
+                "x.io",
+                "--host-secret",
+                "x.io=Authorization:WEIR_TEST_UNSET_VAR",
+            ],
+            "error: secret \"x.io=Authorization:WEIR_TEST_UNSET_VAR\": environment variable WEIR_TEST_UNSET_VAR is not set\n",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = weir(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), expected, "{args:?}");
+    }
+    let out = weir(&[
+        "step",
+        "run",
+        artifacts::ECHO,
+        "--input",
+        "{}",
+        "--memory",
+        "lots",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("\"lots\" is not a size such as 64MiB or 1GB"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_non_component_file_is_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.wasm");
+    std::fs::write(&path, "not wasm at all").unwrap();
+    let out = weir(&["step", "run", path.to_str().unwrap(), "--input", "{}"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: {} is not a WebAssembly file (it starts with 0x6e6f74207761736d); a plugin is a component built for the wasm32-wasip2 target\n",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn plugin_inspect_shows_metadata_imports_and_exports() {
+    let out = weir(&["plugin", "inspect", artifacts::FETCH_URL]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(
+            "fetch-url 1.0.0\n  GETs a URL from a granted host\ndigest        sha256:"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("capabilities  http\n"), "{text}");
+    assert!(text.contains("  weir:step/types@0.1.0\n"), "{text}");
+    assert!(text.contains("  wasi:http/outgoing-handler@0.2."), "{text}");
+    assert!(
+        text.contains("exports\n") && text.contains("  run\n") && text.contains("  describe\n"),
+        "{text}"
+    );
+
+    let out = weir(&["plugin", "inspect", artifacts::ECHO, "--json"]);
+    let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["meta"]["name"], json!("echo"));
+    assert!(doc["digest"].as_str().unwrap().starts_with("sha256:"));
+}

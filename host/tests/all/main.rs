@@ -1,0 +1,24 @@
+//! Weir's integration tests: one binary, real components built from `plugins/`.
+
+mod cli;
+mod hostile;
+mod loading;
+mod steps;
+mod support;
+
+/// Every plugin in `plugins/` must have a test function of the same name.
+mod coverage {
+    #[allow(
+        unused_imports,
+        reason = "glob imports bring the per-plugin test functions into scope"
+    )]
+    use super::{hostile::*, steps::*};
+
+    macro_rules! assert_test_exists {
+        ($name:ident) => {
+            #[allow(unused_imports, reason = "only checks that the test exists")]
+            use self::$name as _;
+        };
+    }
+    weir_artifacts::foreach_plugin!(assert_test_exists);
+}

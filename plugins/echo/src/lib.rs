@@ -1,0 +1,58 @@
+//! Echoes its input. Config switches turn it into a probe of the host:
+//! `annotate` (report config and context, log a line, print to stdout and stderr),
+//! `route` and `confidence` (set on the output), `fail` (return that step-error variant).
+
+use serde_json::{Value, json};
+use weir_sdk::{Context, Meta, Output, Step, StepError, config, log};
+
+struct Echo;
+
+impl Step for Echo {
+    type Input = Value;
+    type Output = Value;
+
+    fn meta() -> Meta {
+        Meta::new("echo", "1.0.0")
+            .description("Echoes its input; probes config, context, logging and routing")
+            .output_schema(json!({}))
+    }
+
+    fn run(ctx: &Context, input: Value) -> Result<Output<Value>, StepError> {
+        if let Some(kind) = config::get::<String>("fail")? {
+            let message = format!("asked to fail with {kind}");
+            return Err(match kind.as_str() {
+                "invalid-input" => StepError::invalid_input(message),
+                "transient" => StepError::transient(message),
+                "needs-review" => StepError::needs_review(message),
+                _ => StepError::fatal(message),
+            });
+        }
+        let payload = if config::get::<bool>("annotate")?.unwrap_or(false) {
+            log::info(&format!("echo attempt {} of {}", ctx.attempt, ctx.step_id));
+            println!("echo stdout line");
+            eprintln!("echo stderr line");
+            json!({
+                "input": input,
+                "config": config::all(),
+                "context": {
+                    "run_id": ctx.run_id,
+                    "step_id": ctx.step_id,
+                    "attempt": ctx.attempt,
+                    "deadline_ms": ctx.deadline.map(|d| d.as_millis() as u64),
+                },
+            })
+        } else {
+            input
+        };
+        let mut output = Output::new(payload);
+        if let Some(route) = config::get::<String>("route")? {
+            output = output.route(route);
+        }
+        if let Some(confidence) = config::get::<f64>("confidence")? {
+            output = output.confidence(confidence);
+        }
+        Ok(output)
+    }
+}
+
+weir_sdk::export_step!(Echo);
