@@ -3,5 +3,6 @@
 wasmtime::component::bindgen!({
     world: "step",
     path: "../wit",
+    imports: { "weir:step/state": async },
     exports: { default: async },
 });

@@ -29,6 +29,10 @@ pub mod engine;
 pub mod failure;
 pub mod limits;
 pub mod plugin;
+pub mod registry;
+pub mod runner;
+pub mod store;
+pub mod workflow;
 
 pub use attempt::{AttemptContext, AttemptReport, StepOutput, StepSpec, Usage};
 pub use capabilities::Grants;

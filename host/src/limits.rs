@@ -95,6 +95,26 @@ impl Limits {
     }
 }
 
+/// `64MiB`, `1GB`, `4096` (bytes).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|_| format!("{text:?} is not a size such as 64MiB or 1GB"))
+}
+
+/// `2s`, `500ms`, `1m 30s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration such as 2s or 500ms: {e}"))?;
+    if d.is_zero() {
+        return Err(
+            "a timeout of zero would stop every step at once; give a positive duration".into(),
+        );
+    }
+    Ok(d)
+}
+
 /// Serializes durations as humantime strings ("1s 500ms") so reports read naturally.
 mod humantime_serde_compat {
     use std::time::Duration;

@@ -236,7 +236,7 @@ async fn describe(
     let ctx = AttemptContext {
         run_id: "load".into(),
         step_id: "describe".into(),
-        attempt: 1,
+        ..AttemptContext::default()
     };
     let deadline = Instant::now() + DESCRIBE_LIMITS.timeout;
     let mut store =

@@ -33,8 +33,9 @@ pub struct StepSpec {
     pub grants: Grants,
 }
 
-/// Who is running: the ids the guest sees in its context and every log line carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who is running: the ids the guest sees in its context and every log line carries, and
+/// where the run's state lives.
+#[derive(Debug, Clone)]
 pub struct AttemptContext {
     /// The run this attempt belongs to.
     pub run_id: String,
@@ -42,6 +43,8 @@ pub struct AttemptContext {
     pub step_id: String,
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// The run's `state` capability.
+    pub state: crate::capabilities::state::StateScope,
 }
 
 impl Default for AttemptContext {
@@ -50,6 +53,7 @@ impl Default for AttemptContext {
             run_id: "local".into(),
             step_id: "step".into(),
             attempt: 1,
+            state: Default::default(),
         }
     }
 }

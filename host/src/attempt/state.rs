@@ -31,6 +31,7 @@ pub struct AttemptState {
     pub(crate) stderr: Capture,
     pub(crate) deadline: Instant,
     pub(crate) timed_out: bool,
+    pub(crate) state: crate::capabilities::state::StateScope,
     ctx: AttemptContext,
 }
 
@@ -67,6 +68,7 @@ impl AttemptState {
             stderr,
             deadline,
             timed_out: false,
+            state: ctx.state.clone(),
             ctx: ctx.clone(),
         })
     }
@@ -77,6 +79,7 @@ impl AttemptState {
             run_id,
             step_id,
             attempt,
+            ..
         } = &self.ctx;
         let source = format!("{:?}", line.source).to_lowercase();
         let message = &line.message;

@@ -11,6 +11,7 @@ pub mod files;
 pub mod http;
 pub mod log;
 pub mod sockets;
+pub mod state;
 pub mod stdio;
 
 use std::sync::{Arc, Mutex};
@@ -63,5 +64,6 @@ pub(crate) fn link(linker: &mut Linker<AttemptState>) -> anyhow::Result<()> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     crate::bindings::weir::step::log::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     crate::bindings::weir::step::config::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    crate::bindings::weir::step::state::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
 }

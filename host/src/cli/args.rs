@@ -1,30 +1,10 @@
 //! Parsers for argument values: sizes, durations, counts, and step input.
 
+use anyhow::{Context, bail};
 use std::io::Read;
 use std::path::Path;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
-
-/// `64MiB`, `1GB`, `4096` (bytes).
-pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
-    text.trim()
-        .parse::<bytesize::ByteSize>()
-        .map(|b| b.as_u64())
-        .map_err(|e| format!("{text:?} is not a size such as 64MiB or 1GB: {e}"))
-}
-
-/// `2s`, `500ms`, `1m 30s`.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text.trim())
-        .map_err(|e| format!("{text:?} is not a duration such as 2s or 500ms: {e}"))?;
-    if d.is_zero() {
-        return Err(
-            "a timeout of zero would stop every step at once; give a positive duration".into(),
-        );
-    }
-    Ok(d)
-}
+pub(crate) use crate::limits::{parse_duration, parse_size};
 
 /// `1000000` or `1_000_000`.
 pub(crate) fn parse_count(text: &str) -> Result<u64, String> {
@@ -65,6 +45,7 @@ pub(crate) fn read_input(arg: &str) -> anyhow::Result<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn sizes_durations_and_counts() {

@@ -1,13 +1,19 @@
 //! The `weir` command line: argument parsing and one module per subcommand.
 //!
-//! Exit codes: 0 success; 1 the step ran and failed (the typed failure is printed);
-//! 2 the command could not do its job (bad arguments, unreadable input, a plugin that does
-//! not load), with `error: …` naming what is wrong.
+//! Exit codes: 0 success; 1 the step or run ran and failed (the typed failure is printed);
+//! 2 the command could not do its job (bad arguments, unreadable input, a workflow or plugin
+//! that does not load), with `error: …` naming what is wrong; 3 the run waits for review.
 
 mod args;
+mod data;
 mod plugin_inspect;
 mod render;
+mod resume;
+mod run;
+mod runs;
 mod step_run;
+mod summary;
+mod validate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +27,8 @@ use crate::{Host, Limits};
 pub const EXIT_STEP_FAILED: u8 = 1;
 /// Exit code when the command itself could not run (bad arguments, input or plugin).
 pub const EXIT_ERROR: u8 = 2;
+/// Exit code when a run stopped to wait for a human review.
+pub const EXIT_AWAITING_REVIEW: u8 = 3;
 
 /// Weir: run sandboxed WebAssembly workflow steps.
 #[derive(Debug, Parser)]
@@ -35,12 +43,23 @@ pub struct Cli {
     /// Log as JSON lines instead of human-readable text (logs go to stderr; filter with WEIR_LOG).
     #[arg(long, global = true)]
     log_json: bool,
+    #[command(flatten)]
+    data: data::DataArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a workflow on one input: register the file, submit a run, drive it to the end.
+    Run(run::Args),
+    /// Inspect runs in the journal.
+    #[command(subcommand)]
+    Runs(runs::Command),
+    /// Continue every unfinished run (after a crash) from its last finished step.
+    Resume(resume::Args),
+    /// Check a workflow file and list every problem with its line and column.
+    Validate(validate::Args),
     /// Work with single steps.
     #[command(subcommand)]
     Step(StepCommand),
@@ -97,6 +116,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let host = Host::new(config)?;
     match cli.command {
+        Command::Run(args) => run::execute(&host, &cli.data, args).await,
+        Command::Runs(command) => runs::execute(&host, &cli.data, command).await,
+        Command::Resume(args) => resume::execute(&host, &cli.data, args).await,
+        Command::Validate(args) => validate::execute(&host, &cli.data, args).await,
         Command::Step(StepCommand::Run(args)) => step_run::execute(&host, args).await,
         Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect::execute(&host, args).await,
     }

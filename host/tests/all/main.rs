@@ -1,10 +1,12 @@
 //! Weir's integration tests: one binary, real components built from `plugins/`.
 
 mod cli;
+mod crash;
 mod hostile;
 mod loading;
 mod steps;
 mod support;
+mod workflows;
 
 /// Every plugin in `plugins/` must have a test function of the same name.
 mod coverage {

@@ -1,9 +1,10 @@
 //! Echoes its input. Config switches turn it into a probe of the host:
 //! `annotate` (report config and context, log a line, print to stdout and stderr),
-//! `route` and `confidence` (set on the output), `fail` (return that step-error variant).
+//! `route` and `confidence` (set on the output), `fail` (return that step-error variant),
+//! `sleep_ms` (sleep first), `remember` / `recall` (write the input to, or read, a run-state key).
 
 use serde_json::{Value, json};
-use weir_sdk::{Context, Meta, Output, Step, StepError, config, log};
+use weir_sdk::{Context, Meta, Output, Step, StepError, config, log, state};
 
 struct Echo;
 
@@ -14,7 +15,8 @@ impl Step for Echo {
     fn meta() -> Meta {
         Meta::new("echo", "1.0.0")
             .description("Echoes its input; probes config, context, logging and routing")
-            .output_schema(json!({}))
+            // Any output but one sentinel, so tests can make the host catch a schema violation.
+            .output_schema(json!({"not": {"const": "violate-output-schema"}}))
     }
 
     fn run(ctx: &Context, input: Value) -> Result<Output<Value>, StepError> {
@@ -26,6 +28,16 @@ impl Step for Echo {
                 "needs-review" => StepError::needs_review(message),
                 _ => StepError::fatal(message),
             });
+        }
+        if let Some(ms) = config::get::<u64>("sleep_ms")? {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        if let Some(key) = config::get::<String>("remember")? {
+            state::set(&key, &input)?;
+        }
+        if let Some(key) = config::get::<String>("recall")? {
+            let recalled: Option<Value> = state::get(&key)?;
+            return Ok(Output::new(json!({ "input": input, "recalled": recalled })));
         }
         let payload = if config::get::<bool>("annotate")?.unwrap_or(false) {
             log::info(&format!("echo attempt {} of {}", ctx.attempt, ctx.step_id));

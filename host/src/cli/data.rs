@@ -1,0 +1,52 @@
+//! Where the CLI keeps its state: the data directory, the database in it, and the runner.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::Host;
+use crate::runner::Runner;
+use crate::store::{Durability, SqliteStore, Store};
+
+/// Options shared by the commands that use the journal.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct DataArgs {
+    /// Data directory: the SQLite journal and run locks live here.
+    #[arg(
+        long,
+        global = true,
+        env = "WEIR_DATA_DIR",
+        default_value = ".weir",
+        value_name = "DIR"
+    )]
+    pub(crate) data_dir: PathBuf,
+    /// `normal` survives a crash of the process; `full` also survives a power loss (fsync per commit).
+    #[arg(long, global = true, env = "WEIR_DURABILITY", default_value = "normal", value_parser = clap::value_parser!(DurabilityArg))]
+    pub(crate) durability: DurabilityArg,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DurabilityArg(pub(crate) Durability);
+
+impl std::str::FromStr for DurabilityArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse().map(Self)
+    }
+}
+
+impl DataArgs {
+    pub(crate) fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(Arc::new(SqliteStore::open(
+            &self.data_dir.join("weir.db"),
+            self.durability.0,
+        )?))
+    }
+
+    pub(crate) fn runner(&self, host: &Host) -> anyhow::Result<Runner> {
+        Ok(Runner::new(
+            host.clone(),
+            self.store()?,
+            self.data_dir.join("locks"),
+        ))
+    }
+}

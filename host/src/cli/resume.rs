@@ -1,0 +1,24 @@
+//! `weir resume`: continue every unfinished run from its last finished step.
+
+use std::process::ExitCode;
+
+use super::data::DataArgs;
+use crate::Host;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {}
+
+pub(crate) async fn execute(host: &Host, data: &DataArgs, _args: Args) -> anyhow::Result<ExitCode> {
+    let runner = data.runner(host)?;
+    let resumed = runner.resume_all().await?;
+    if resumed.is_empty() {
+        eprintln!("no unfinished runs");
+    }
+    for run in &resumed {
+        println!(
+            "{}  {}@{}  {}",
+            run.id, run.workflow, run.version, run.status
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,148 @@
+//! `weir run`: register a workflow file (or pick a registered version), submit a run, drive
+//! it to the end with a live display of its steps, and print its output and a summary.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use super::args::read_input;
+use super::data::DataArgs;
+use super::{EXIT_AWAITING_REVIEW, EXIT_ERROR, EXIT_STEP_FAILED, summary};
+use crate::Host;
+use crate::registry::{self, RegistryError};
+use crate::runner::{Progress, SubmitError};
+use crate::store::RunStatus;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// A workflow file (registered on the way), or `name[@version]` of a registered workflow
+    /// (latest version by default).
+    workflow: String,
+    /// The input: a JSON file, `-` for stdin, or JSON text.
+    #[arg(long, short)]
+    input: String,
+    /// Submitting again with the same key returns the existing run instead of a new one.
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    /// Print the run, its steps and attempts as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow::Result<ExitCode> {
+    let (input, origin) = read_input(&args.input)?;
+    let input: serde_json::Value =
+        serde_json::from_str(&input).with_context(|| format!("input from {origin}"))?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let runner = data.runner(host)?.with_progress(tx);
+    let store = runner.store().clone();
+
+    let loaded = if args.workflow.ends_with(".toml") || Path::new(&args.workflow).is_file() {
+        registry::register_file(host, store.as_ref(), Path::new(&args.workflow))
+            .await
+            .map(|(loaded, _)| loaded)
+    } else {
+        let (name, version) = match args.workflow.split_once('@') {
+            Some((name, version)) => (name, Some(version)),
+            None => (args.workflow.as_str(), None),
+        };
+        registry::load_registered(host, store.as_ref(), name, version).await
+    };
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(RegistryError::Invalid(diagnostics)) => {
+            eprintln!("{diagnostics}");
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
+        Err(RegistryError::Store(e)) => return Err(e),
+    };
+
+    let (run, created) = match runner
+        .submit(&loaded, input, args.idempotency_key.clone())
+        .await
+    {
+        Ok(submitted) => submitted,
+        Err(SubmitError::InvalidInput {
+            workflow,
+            violations,
+        }) => {
+            eprintln!(
+                "error: the input from {origin} does not match the input schema of {workflow}:"
+            );
+            for v in violations {
+                eprintln!("  - {v}");
+            }
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
+        Err(SubmitError::Store(e)) => return Err(e),
+    };
+    let quiet = args.json;
+    if !quiet {
+        let note = if created {
+            ""
+        } else {
+            " (existing run for this idempotency key)"
+        };
+        eprintln!("run {} · {}{note}", run.id, loaded.workflow.id());
+    }
+    let printer = tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            if !quiet {
+                print_progress(&event);
+            }
+        }
+    });
+    let run = runner.execute(&run.id).await?;
+    drop(runner);
+    let _ = printer.await;
+
+    let steps = store.steps(&run.id).await?;
+    let attempts = store.attempts(&run.id).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"run": run, "steps": steps, "attempts": attempts})
+            )?
+        );
+    } else {
+        eprintln!("{}", summary::table(&steps, &attempts));
+        match run.status {
+            RunStatus::Succeeded => println!("{}", serde_json::to_string_pretty(&run.output)?),
+            _ => eprintln!("{}", summary::failure_line(&run)),
+        }
+    }
+    Ok(match run.status {
+        RunStatus::Succeeded => ExitCode::SUCCESS,
+        RunStatus::AwaitingReview => ExitCode::from(EXIT_AWAITING_REVIEW),
+        _ => ExitCode::from(EXIT_STEP_FAILED),
+    })
+}
+
+fn print_progress(event: &Progress) {
+    match event {
+        Progress::Started { step, attempt } if *attempt > 1 => {
+            eprintln!("  ▸ {step} (attempt {attempt})");
+        }
+        Progress::Started { step, .. } => eprintln!("  ▸ {step}"),
+        Progress::Succeeded {
+            step,
+            elapsed,
+            route,
+            confidence,
+        } => {
+            let mut line = format!("  ✓ {step} {elapsed:.1?}");
+            if let Some(route) = route {
+                line.push_str(&format!(" · route {route}"));
+            }
+            if let Some(c) = confidence {
+                line.push_str(&format!(" · confidence {c:.2}"));
+            }
+            eprintln!("{line}");
+        }
+        Progress::Failed { step, failure } => eprintln!("  ✗ {step}: {failure}"),
+        Progress::Skipped { step, reason } => eprintln!("  – {step} skipped: {reason}"),
+    }
+}

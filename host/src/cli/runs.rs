@@ -1,0 +1,144 @@
+//! `weir runs list` and `weir runs show`: what the journal knows.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use serde_json::json;
+
+use super::data::DataArgs;
+use super::summary;
+use crate::Host;
+use crate::store::{RunFilter, RunStatus};
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// List runs, newest first.
+    List {
+        /// Only runs in this status (pending, running, awaiting_review, succeeded, failed, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only runs of this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run: input, output, steps and the timeline of its events.
+    Show {
+        /// The run id.
+        id: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) async fn execute(
+    _host: &Host,
+    data: &DataArgs,
+    command: Command,
+) -> anyhow::Result<ExitCode> {
+    let store = data.store()?;
+    match command {
+        Command::List {
+            status,
+            workflow,
+            limit,
+            json,
+        } => {
+            let status = status
+                .map(|s| s.parse::<RunStatus>())
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let runs = store
+                .list_runs(&RunFilter {
+                    status,
+                    workflow,
+                    limit: Some(limit),
+                })
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut table = Table::new();
+            table
+                .load_preset(UTF8_BORDERS_ONLY)
+                .set_header(["run", "workflow", "status", "created"]);
+            for run in &runs {
+                table.add_row([
+                    run.id.clone(),
+                    format!("{}@{}", run.workflow, run.version),
+                    run.status.to_string(),
+                    humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH
+                            + std::time::Duration::from_millis(run.created_ms as u64),
+                    )
+                    .to_string(),
+                ]);
+            }
+            println!("{table}");
+        }
+        Command::Show { id, json } => {
+            let run = store
+                .get_run(&id)
+                .await?
+                .with_context(|| format!("no run {id} in {}", data.data_dir.display()))?;
+            let steps = store.steps(&id).await?;
+            let attempts = store.attempts(&id).await?;
+            let events = store.events(&id).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"run": run, "steps": steps, "attempts": attempts, "events": events})
+                    )?
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "run {} · {}@{} · {}",
+                run.id, run.workflow, run.version, run.status
+            );
+            println!("input   {}", run.input);
+            if let Some(output) = &run.output {
+                println!("output  {output}");
+            }
+            if run.failure.is_some() {
+                println!("{}", summary::failure_line(&run));
+            }
+            println!("{}", summary::table(&steps, &attempts));
+            println!("timeline");
+            let start = events.first().map_or(0, |e| e.at_ms);
+            for e in &events {
+                let step = e
+                    .step_id
+                    .as_deref()
+                    .map(|s| format!(" {s}"))
+                    .unwrap_or_default();
+                let data = if e.data.is_null() {
+                    String::new()
+                } else {
+                    format!(" {}", e.data)
+                };
+                println!("  +{:>6}ms  {}{step}{data}", e.at_ms - start, e.kind);
+            }
+            for step in steps.iter().filter(|s| s.output.is_some()) {
+                println!(
+                    "step {} output: {}",
+                    step.step_id,
+                    step.output
+                        .as_ref()
+                        .map(|o| o.to_string())
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

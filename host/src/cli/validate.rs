@@ -1,0 +1,41 @@
+//! `weir validate`: check a workflow file completely (plugins included) and list every problem.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::EXIT_ERROR;
+use super::data::DataArgs;
+use crate::Host;
+use crate::registry::{self, RegistryError};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The workflow file.
+    workflow: PathBuf,
+}
+
+pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow::Result<ExitCode> {
+    let store = data.store()?;
+    match registry::check_file(host, store.as_ref(), &args.workflow).await {
+        Ok(loaded) => {
+            let wf = &loaded.workflow;
+            println!(
+                "{} is valid: {} with {} steps ({})",
+                args.workflow.display(),
+                wf.id(),
+                wf.steps.len(),
+                wf.steps
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(RegistryError::Invalid(diagnostics)) => {
+            eprintln!("{diagnostics}");
+            Ok(ExitCode::from(EXIT_ERROR))
+        }
+        Err(RegistryError::Store(e)) => Err(e),
+    }
+}

@@ -1,0 +1,90 @@
+//! Versioned schema migrations, applied in order, each once, in one transaction.
+//!
+//! The SQL sticks to what SQLite and PostgreSQL share (TEXT, INTEGER, REAL, BLOB as BYTEA
+//! there), so the PostgreSQL backend can carry the same list.
+
+/// `(version, SQL)`, in order. Never edit an applied migration: add a new one.
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "
+    CREATE TABLE plugins (
+        digest TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        bytes BLOB NOT NULL,
+        added_ms INTEGER NOT NULL
+    );
+    CREATE INDEX plugins_by_name ON plugins (name, version, added_ms);
+    CREATE TABLE workflows (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        major INTEGER NOT NULL,
+        minor INTEGER NOT NULL,
+        patch INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        source TEXT NOT NULL,
+        base_dir TEXT NOT NULL,
+        pins TEXT NOT NULL,
+        registered_ms INTEGER NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        version TEXT NOT NULL,
+        status TEXT NOT NULL,
+        input TEXT NOT NULL,
+        input_digest TEXT NOT NULL,
+        output TEXT,
+        failure TEXT,
+        idempotency_key TEXT UNIQUE,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE INDEX runs_by_status ON runs (status, created_ms);
+    CREATE TABLE steps (
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        step_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        plugin_digest TEXT NOT NULL,
+        status TEXT NOT NULL,
+        output TEXT,
+        confidence REAL,
+        route TEXT,
+        failure TEXT,
+        skip_reason TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, step_id)
+    );
+    CREATE TABLE attempts (
+        run_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        input_digest TEXT NOT NULL,
+        status TEXT NOT NULL,
+        failure TEXT,
+        started_ms INTEGER NOT NULL,
+        finished_ms INTEGER,
+        latency_us INTEGER,
+        fuel INTEGER,
+        memory_peak INTEGER,
+        logs TEXT,
+        PRIMARY KEY (run_id, step_id, attempt)
+    );
+    CREATE TABLE events (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        step_id TEXT,
+        data TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE TABLE state (
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run_id, key)
+    );
+    ",
+)];

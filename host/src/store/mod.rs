@@ -1,0 +1,95 @@
+//! The durable journal: runs, steps, attempts, events, run state, registered workflows and
+//! the content-addressed plugin store, behind one [`Store`] trait.
+//!
+//! The trait speaks in the journal's own terms (start an attempt, record its result, skip a
+//! step) so that each backend can implement them atomically in its own way: SQLite here (one
+//! writer thread with group commit), PostgreSQL for fleets. The semantics every backend
+//! keeps: a step's result is recorded at most once (the first writer wins, later ones are
+//! told so), every change to a run appends an event in the same transaction, and a workflow
+//! version, once registered, never changes.
+
+mod migrations;
+mod sqlite;
+mod types;
+
+pub use sqlite::{Durability, SqliteStore};
+pub use types::*;
+
+use async_trait::async_trait;
+
+/// Where runs live.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores plugin bytes under their sha256 (idempotent).
+    async fn put_plugin(
+        &self,
+        digest: &str,
+        name: &str,
+        version: &str,
+        bytes: &[u8],
+    ) -> anyhow::Result<()>;
+    /// Plugin bytes by digest.
+    async fn get_plugin(&self, digest: &str) -> anyhow::Result<Option<Vec<u8>>>;
+    /// The digest of the latest plugin registered under `name@version`.
+    async fn find_plugin(&self, name: &str, version: &str) -> anyhow::Result<Option<String>>;
+
+    /// Registers a workflow version. Registering the same content again is a no-op; different
+    /// content under an existing `name@version` is an error (versions are immutable).
+    async fn register_workflow(&self, workflow: &WorkflowVersion) -> anyhow::Result<Registered>;
+    /// A registered workflow: the given version, or the highest one.
+    async fn get_workflow(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> anyhow::Result<Option<WorkflowVersion>>;
+    /// Every registered workflow version.
+    async fn list_workflows(&self) -> anyhow::Result<Vec<WorkflowVersion>>;
+
+    /// Creates a run (status `pending`) with one `pending` step row per step, or returns the
+    /// run that already has this idempotency key (`created == false`).
+    async fn create_run(&self, run: NewRun) -> anyhow::Result<(RunRecord, bool)>;
+    /// One run.
+    async fn get_run(&self, id: &str) -> anyhow::Result<Option<RunRecord>>;
+    /// Runs, newest first.
+    async fn list_runs(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunRecord>>;
+    /// Ids of runs that are `pending` or `running`, oldest first.
+    async fn unfinished_runs(&self) -> anyhow::Result<Vec<String>>;
+    /// Moves a run to `status`, with its output or failure when it ends.
+    async fn set_run_status(
+        &self,
+        id: &str,
+        status: RunStatus,
+        output: Option<serde_json::Value>,
+        failure: Option<serde_json::Value>,
+    ) -> anyhow::Result<()>;
+
+    /// The step rows of a run.
+    async fn steps(&self, run_id: &str) -> anyhow::Result<Vec<StepRecord>>;
+    /// Journals the start of a new attempt of a step (before it runs); returns its number.
+    async fn start_attempt(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        input_digest: &str,
+    ) -> anyhow::Result<u32>;
+    /// Journals an attempt's result. Returns false, recording nothing, when the step already
+    /// has a result (exactly-once result recording).
+    async fn finish_attempt(&self, result: AttemptResult) -> anyhow::Result<bool>;
+    /// Marks a step skipped, with the reason.
+    async fn skip_step(&self, run_id: &str, step_id: &str, reason: &str) -> anyhow::Result<()>;
+    /// Every attempt of a run.
+    async fn attempts(&self, run_id: &str) -> anyhow::Result<Vec<AttemptRecord>>;
+    /// A run's event log, in order.
+    async fn events(&self, run_id: &str) -> anyhow::Result<Vec<EventRecord>>;
+
+    /// A run-scoped state value.
+    async fn state_get(&self, run_id: &str, key: &str) -> anyhow::Result<Option<String>>;
+    /// Sets a run-scoped state value; `None` deletes it. Fails past `max_keys` keys.
+    async fn state_set(
+        &self,
+        run_id: &str,
+        key: &str,
+        value: Option<&str>,
+        max_keys: u64,
+    ) -> anyhow::Result<()>;
+}

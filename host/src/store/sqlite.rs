@@ -1,0 +1,710 @@
+//! The embedded SQLite backend: WAL mode, one writer thread that commits every queued write
+//! in one transaction (group commit), and a separate connection for reads.
+//!
+//! With `Durability::Full` every commit is fsynced; group commit keeps throughput up when
+//! many runs write at once, because one fsync covers all the writes queued behind it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, anyhow, bail};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+use super::migrations::MIGRATIONS;
+use super::*;
+
+/// Writes committed together at most; bounds the latency one batch adds to its first write.
+const MAX_BATCH: usize = 256;
+/// Rows `list_runs` returns when no limit is given.
+const DEFAULT_LIST_LIMIT: u32 = 50;
+
+/// How hard a commit tries to survive a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Survives a crash of the process (SQLite `synchronous=NORMAL` in WAL mode); a power
+    /// loss may lose the last commits.
+    #[default]
+    Normal,
+    /// Survives a power loss: every commit is fsynced (`synchronous=FULL`).
+    Full,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "normal" => Ok(Self::Normal),
+            "full" => Ok(Self::Full),
+            other => Err(format!("durability {other:?} is not one of: normal, full")),
+        }
+    }
+}
+
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&mut Transaction<'_>) -> Reply + Send>;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    jobs: Mutex<mpsc::Sender<Job>>,
+    reader: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn open(path: &Path, durability: Durability) -> anyhow::Result<Connection> {
+    let conn =
+        Connection::open(path).with_context(|| format!("failed to open the database {path:?}"))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        if durability == Durability::Full {
+            "FULL"
+        } else {
+            "NORMAL"
+        },
+    )?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub fn open(path: &Path, durability: Durability) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("failed to create the data directory {dir:?}"))?;
+        }
+        let mut writer = open(path, durability)?;
+        migrate(&mut writer)?;
+        let reader = open(path, durability)?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("weir-sqlite-writer".into())
+            .spawn(move || write_loop(writer, queue))?;
+        Ok(Self {
+            jobs: Mutex::new(jobs),
+            reader: Arc::new(Mutex::new(reader)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let (reply, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |txn| {
+            // A savepoint per write: one failing write is rolled back alone, not the batch.
+            let outcome = txn.savepoint().map_err(anyhow::Error::from).and_then(|sp| {
+                let value = f(&sp)?;
+                sp.commit()?;
+                Ok(value)
+            });
+            Box::new(move |commit: Result<(), String>| {
+                let _ = reply.send(
+                    commit
+                        .map_err(|e| anyhow!("commit failed: {e}"))
+                        .and(outcome),
+                );
+            })
+        });
+        self.jobs
+            .lock()
+            .expect("writer queue poisoned")
+            .send(job)
+            .map_err(|_| anyhow!("the database writer has stopped"))?;
+        result
+            .await
+            .map_err(|_| anyhow!("the database writer has stopped"))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || f(&reader.lock().expect("reader poisoned"))).await?
+    }
+}
+
+fn write_loop(mut conn: Connection, queue: mpsc::Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut replies = Vec::with_capacity(batch.len());
+        let commit = match conn.transaction() {
+            Ok(mut txn) => {
+                for job in batch {
+                    replies.push(job(&mut txn));
+                }
+                txn.commit().map_err(|e| e.to_string())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for _job in batch {
+                    replies.push(Box::new(|_| {}));
+                }
+                Err(message)
+            }
+        };
+        for reply in replies {
+            reply(commit.clone());
+        }
+    }
+}
+
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")?;
+    // IMMEDIATE: two processes opening a new database together must not both migrate it.
+    let txn = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: i64 = txn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        txn.execute_batch(sql)
+            .with_context(|| format!("migration {version} failed"))?;
+        txn.execute(
+            "INSERT INTO schema_migrations (version, applied_ms) VALUES (?1, ?2)",
+            params![version, now_ms()],
+        )?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+fn append_event(
+    conn: &Connection,
+    run_id: &str,
+    kind: &str,
+    step_id: Option<&str>,
+    data: Value,
+) -> anyhow::Result<()> {
+    conn.execute(
+        "INSERT INTO events (run_id, seq, at_ms, kind, step_id, data)
+         VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = ?1), ?2, ?3, ?4, ?5)",
+        params![run_id, now_ms(), kind, step_id, data.to_string()],
+    )?;
+    Ok(())
+}
+
+fn json_col(text: Option<String>) -> Option<Value> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+fn parse_status<T: std::str::FromStr<Err = String>>(text: String) -> rusqlite::Result<T> {
+    text.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+const RUN_COLUMNS: &str = "id, workflow, version, status, input, output, failure, idempotency_key, created_ms, updated_ms";
+
+fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        id: row.get(0)?,
+        workflow: row.get(1)?,
+        version: row.get(2)?,
+        status: parse_status(row.get(3)?)?,
+        input: json_col(row.get(4)?).unwrap_or(Value::Null),
+        output: json_col(row.get(5)?),
+        failure: json_col(row.get(6)?),
+        idempotency_key: row.get(7)?,
+        created_ms: row.get(8)?,
+        updated_ms: row.get(9)?,
+    })
+}
+
+fn get_run(conn: &Connection, id: &str) -> anyhow::Result<Option<RunRecord>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+            [id],
+            run_row,
+        )
+        .optional()?)
+}
+
+fn workflow_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WorkflowVersion> {
+    Ok(WorkflowVersion {
+        name: row.get(0)?,
+        version: row.get(1)?,
+        digest: row.get(2)?,
+        source: row.get(3)?,
+        base_dir: row.get(4)?,
+        pins: json_col(row.get(5)?)
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default(),
+        registered_ms: row.get(6)?,
+    })
+}
+
+const WORKFLOW_COLUMNS: &str = "name, version, digest, source, base_dir, pins, registered_ms";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn put_plugin(
+        &self,
+        digest: &str,
+        name: &str,
+        version: &str,
+        bytes: &[u8],
+    ) -> anyhow::Result<()> {
+        let actual = hex::encode(sha2::Sha256::digest(bytes));
+        if actual != digest {
+            bail!("plugin bytes have sha256 {actual}, not the claimed {digest}");
+        }
+        let (digest, name, version, bytes) = (
+            digest.to_string(),
+            name.to_string(),
+            version.to_string(),
+            bytes.to_vec(),
+        );
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO plugins (digest, name, version, bytes, added_ms) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (digest) DO NOTHING",
+                params![digest, name, version, bytes, now_ms()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_plugin(&self, digest: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let digest = digest.to_string();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT bytes FROM plugins WHERE digest = ?1",
+                [digest],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn find_plugin(&self, name: &str, version: &str) -> anyhow::Result<Option<String>> {
+        let (name, version) = (name.to_string(), version.to_string());
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT digest FROM plugins WHERE name = ?1 AND version = ?2 ORDER BY added_ms DESC LIMIT 1",
+                params![name, version],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn register_workflow(&self, wf: &WorkflowVersion) -> anyhow::Result<Registered> {
+        let wf = wf.clone();
+        let parsed = semver::Version::parse(&wf.version)?;
+        self.write(move |c| {
+            let existing: Option<String> = c
+                .query_row("SELECT digest FROM workflows WHERE name = ?1 AND version = ?2", params![wf.name, wf.version], |r| r.get(0))
+                .optional()?;
+            match existing {
+                Some(digest) if digest == wf.digest => return Ok(Registered::Existing),
+                Some(_) => bail!(
+                    "workflow {}@{} is already registered with a different definition or different plugin bytes; versions are immutable, so bump `version` to register the change",
+                    wf.name,
+                    wf.version
+                ),
+                None => {}
+            }
+            c.execute(
+                "INSERT INTO workflows (name, version, major, minor, patch, digest, source, base_dir, pins, registered_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    wf.name,
+                    wf.version,
+                    parsed.major as i64,
+                    parsed.minor as i64,
+                    parsed.patch as i64,
+                    wf.digest,
+                    wf.source,
+                    wf.base_dir,
+                    serde_json::to_string(&wf.pins)?,
+                    now_ms()
+                ],
+            )?;
+            Ok(Registered::New)
+        })
+        .await
+    }
+
+    async fn get_workflow(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> anyhow::Result<Option<WorkflowVersion>> {
+        let (name, version) = (name.to_string(), version.map(str::to_string));
+        self.read(move |c| {
+            let found = match version {
+                Some(v) => c
+                    .query_row(&format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE name = ?1 AND version = ?2"), params![name, v], workflow_row)
+                    .optional()?,
+                None => {
+                    // Highest version by semver precedence; among pre-releases of one version, the latest registered.
+                    let mut all: Vec<WorkflowVersion> = c
+                        .prepare(&format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE name = ?1"))?
+                        .query_map([name], workflow_row)?
+                        .collect::<Result<_, _>>()?;
+                    all.sort_by(|a, b| {
+                        let (va, vb) = (semver::Version::parse(&a.version).ok(), semver::Version::parse(&b.version).ok());
+                        va.cmp(&vb).then(a.registered_ms.cmp(&b.registered_ms))
+                    });
+                    all.pop()
+                }
+            };
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn list_workflows(&self) -> anyhow::Result<Vec<WorkflowVersion>> {
+        self.read(|c| {
+            Ok(c.prepare(&format!(
+                "SELECT {WORKFLOW_COLUMNS} FROM workflows ORDER BY name, major, minor, patch"
+            ))?
+            .query_map([], workflow_row)?
+            .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn create_run(&self, run: NewRun) -> anyhow::Result<(RunRecord, bool)> {
+        self.write(move |c| {
+            let input_text = run.input.to_string();
+            let input_digest = hex::encode(sha2::Sha256::digest(input_text.as_bytes()));
+            if let Some(key) = &run.idempotency_key {
+                let existing: Option<(String, String)> = c
+                    .query_row("SELECT id, input_digest FROM runs WHERE idempotency_key = ?1", [key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((id, digest)) = existing {
+                    if digest != input_digest {
+                        bail!("idempotency key {key:?} was already used for run {id} with a different input");
+                    }
+                    return Ok((get_run(c, &id)?.context("run vanished")?, false));
+                }
+            }
+            let id = uuid::Uuid::now_v7().to_string();
+            let now = now_ms();
+            c.execute(
+                "INSERT INTO runs (id, workflow, version, status, input, input_digest, idempotency_key, created_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?7)",
+                params![id, run.workflow, run.version, input_text, input_digest, run.idempotency_key, now],
+            )?;
+            for (position, (step_id, digest)) in run.steps.iter().enumerate() {
+                c.execute(
+                    "INSERT INTO steps (run_id, step_id, position, plugin_digest, status) VALUES (?1, ?2, ?3, ?4, 'pending')",
+                    params![id, step_id, position as i64, digest],
+                )?;
+            }
+            append_event(c, &id, "run_created", None, json!({"workflow": run.workflow, "version": run.version}))?;
+            Ok((get_run(c, &id)?.context("run vanished")?, true))
+        })
+        .await
+    }
+
+    async fn get_run(&self, id: &str) -> anyhow::Result<Option<RunRecord>> {
+        let id = id.to_string();
+        self.read(move |c| get_run(c, &id)).await
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunRecord>> {
+        let filter = filter.clone();
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR workflow = ?2) ORDER BY id DESC LIMIT ?3"
+            );
+            Ok(c.prepare(&sql)?
+                .query_map(
+                    params![filter.status.map(|s| s.as_str()), filter.workflow, filter.limit.unwrap_or(DEFAULT_LIST_LIMIT)],
+                    run_row,
+                )?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn unfinished_runs(&self) -> anyhow::Result<Vec<String>> {
+        self.read(|c| {
+            Ok(
+                c.prepare(
+                    "SELECT id FROM runs WHERE status IN ('pending', 'running') ORDER BY id",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?,
+            )
+        })
+        .await
+    }
+
+    async fn set_run_status(
+        &self,
+        id: &str,
+        status: RunStatus,
+        output: Option<Value>,
+        failure: Option<Value>,
+    ) -> anyhow::Result<()> {
+        let id = id.to_string();
+        self.write(move |c| {
+            let changed = c.execute(
+                "UPDATE runs SET status = ?2, output = COALESCE(?3, output), failure = COALESCE(?4, failure), updated_ms = ?5
+                 WHERE id = ?1 AND status NOT IN ('succeeded', 'failed', 'cancelled')",
+                params![id, status.as_str(), output.as_ref().map(Value::to_string), failure.as_ref().map(Value::to_string), now_ms()],
+            )?;
+            if changed == 0 {
+                bail!("run {id} does not exist or has already ended");
+            }
+            let kind = format!("run_{status}");
+            append_event(c, &id, &kind, None, failure.unwrap_or(Value::Null))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn steps(&self, run_id: &str) -> anyhow::Result<Vec<StepRecord>> {
+        let run_id = run_id.to_string();
+        self.read(move |c| {
+            Ok(c.prepare(
+                "SELECT step_id, plugin_digest, status, output, confidence, route, failure, skip_reason, attempts
+                 FROM steps WHERE run_id = ?1 ORDER BY position",
+            )?
+            .query_map([run_id], |r| {
+                Ok(StepRecord {
+                    step_id: r.get(0)?,
+                    plugin_digest: r.get(1)?,
+                    status: parse_status(r.get(2)?)?,
+                    output: json_col(r.get(3)?),
+                    confidence: r.get(4)?,
+                    route: r.get(5)?,
+                    failure: json_col(r.get(6)?),
+                    skip_reason: r.get(7)?,
+                    attempts: r.get(8)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn start_attempt(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        input_digest: &str,
+    ) -> anyhow::Result<u32> {
+        let (run_id, step_id, input_digest) = (
+            run_id.to_string(),
+            step_id.to_string(),
+            input_digest.to_string(),
+        );
+        self.write(move |c| {
+            let attempt: u32 = c
+                .query_row(
+                    "UPDATE steps SET status = 'running', attempts = attempts + 1
+                     WHERE run_id = ?1 AND step_id = ?2 AND status IN ('pending', 'running') RETURNING attempts",
+                    params![run_id, step_id],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .with_context(|| format!("step {step_id} of run {run_id} cannot start: it does not exist or already has a result"))?;
+            c.execute(
+                "INSERT INTO attempts (run_id, step_id, attempt, input_digest, status, started_ms) VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
+                params![run_id, step_id, attempt, input_digest, now_ms()],
+            )?;
+            append_event(c, &run_id, "step_started", Some(&step_id), json!({"attempt": attempt}))?;
+            Ok(attempt)
+        })
+        .await
+    }
+
+    async fn finish_attempt(&self, result: AttemptResult) -> anyhow::Result<bool> {
+        self.write(move |c| {
+            let (status, output, confidence, route, failure) = match &result.outcome {
+                AttemptOutcome::Succeeded { output, confidence, route } => ("succeeded", Some(output.to_string()), *confidence, route.clone(), None),
+                AttemptOutcome::Failed(failure) => ("failed", None, None, None, Some(failure.to_string())),
+            };
+            // Exactly-once: only a step still `running` at this attempt takes a result.
+            let recorded = c.execute(
+                "UPDATE steps SET status = ?3, output = ?4, confidence = ?5, route = ?6, failure = ?7
+                 WHERE run_id = ?1 AND step_id = ?2 AND status = 'running' AND attempts = ?8",
+                params![result.run_id, result.step_id, status, output, confidence, route, failure, result.attempt],
+            )?;
+            if recorded == 0 {
+                return Ok(false);
+            }
+            c.execute(
+                "UPDATE attempts SET status = ?4, failure = ?5, finished_ms = ?6, latency_us = ?7, fuel = ?8, memory_peak = ?9, logs = ?10
+                 WHERE run_id = ?1 AND step_id = ?2 AND attempt = ?3",
+                params![
+                    result.run_id,
+                    result.step_id,
+                    result.attempt,
+                    status,
+                    failure,
+                    now_ms(),
+                    result.latency_us as i64,
+                    result.fuel.map(|f| f as i64),
+                    result.memory_peak as i64,
+                    result.logs.to_string()
+                ],
+            )?;
+            let data = match &result.outcome {
+                AttemptOutcome::Succeeded { confidence, route, .. } => {
+                    json!({"attempt": result.attempt, "latency_us": result.latency_us, "confidence": confidence, "route": route})
+                }
+                AttemptOutcome::Failed(failure) => json!({"attempt": result.attempt, "latency_us": result.latency_us, "failure": failure}),
+            };
+            append_event(c, &result.run_id, &format!("step_{status}"), Some(&result.step_id), data)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn skip_step(&self, run_id: &str, step_id: &str, reason: &str) -> anyhow::Result<()> {
+        let (run_id, step_id, reason) =
+            (run_id.to_string(), step_id.to_string(), reason.to_string());
+        self.write(move |c| {
+            let changed = c.execute(
+                "UPDATE steps SET status = 'skipped', skip_reason = ?3 WHERE run_id = ?1 AND step_id = ?2 AND status = 'pending'",
+                params![run_id, step_id, reason],
+            )?;
+            if changed == 1 {
+                append_event(c, &run_id, "step_skipped", Some(&step_id), json!({"reason": reason}))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn attempts(&self, run_id: &str) -> anyhow::Result<Vec<AttemptRecord>> {
+        let run_id = run_id.to_string();
+        self.read(move |c| {
+            Ok(c.prepare(
+                "SELECT a.step_id, a.attempt, a.input_digest, a.status, a.failure, a.started_ms, a.finished_ms, a.latency_us, a.fuel, a.memory_peak, a.logs
+                 FROM attempts a JOIN steps s ON s.run_id = a.run_id AND s.step_id = a.step_id
+                 WHERE a.run_id = ?1 ORDER BY s.position, a.attempt",
+            )?
+            .query_map([run_id], |r| {
+                Ok(AttemptRecord {
+                    step_id: r.get(0)?,
+                    attempt: r.get(1)?,
+                    input_digest: r.get(2)?,
+                    status: parse_status(r.get(3)?)?,
+                    failure: json_col(r.get(4)?),
+                    started_ms: r.get(5)?,
+                    finished_ms: r.get(6)?,
+                    latency_us: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+                    fuel: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
+                    memory_peak: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+                    logs: json_col(r.get(10)?),
+                })
+            })?
+            .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn events(&self, run_id: &str) -> anyhow::Result<Vec<EventRecord>> {
+        let run_id = run_id.to_string();
+        self.read(move |c| {
+            Ok(c.prepare(
+                "SELECT seq, at_ms, kind, step_id, data FROM events WHERE run_id = ?1 ORDER BY seq",
+            )?
+            .query_map([run_id], |r| {
+                Ok(EventRecord {
+                    seq: r.get(0)?,
+                    at_ms: r.get(1)?,
+                    kind: r.get(2)?,
+                    step_id: r.get(3)?,
+                    data: json_col(r.get(4)?).unwrap_or(Value::Null),
+                })
+            })?
+            .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn state_get(&self, run_id: &str, key: &str) -> anyhow::Result<Option<String>> {
+        let (run_id, key) = (run_id.to_string(), key.to_string());
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT value FROM state WHERE run_id = ?1 AND key = ?2",
+                params![run_id, key],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn state_set(
+        &self,
+        run_id: &str,
+        key: &str,
+        value: Option<&str>,
+        max_keys: u64,
+    ) -> anyhow::Result<()> {
+        let (run_id, key, value) = (
+            run_id.to_string(),
+            key.to_string(),
+            value.map(str::to_string),
+        );
+        self.write(move |c| {
+            match value {
+                None => {
+                    c.execute("DELETE FROM state WHERE run_id = ?1 AND key = ?2", params![run_id, key])?;
+                }
+                Some(value) => {
+                    let count: i64 = c.query_row(
+                        "SELECT COUNT(*) FROM state WHERE run_id = ?1 AND key <> ?2",
+                        params![run_id, key],
+                        |r| r.get(0),
+                    )?;
+                    if count as u64 >= max_keys {
+                        bail!("run {run_id} already has {count} state keys, the limit");
+                    }
+                    c.execute(
+                        "INSERT INTO state (run_id, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+                        params![run_id, key, value],
+                    )?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}

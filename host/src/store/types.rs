@@ -1,0 +1,263 @@
+//! The records the journal keeps.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use serde_json::Value;
+
+macro_rules! status_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
+
+        impl $name {
+            /// The name stored in the journal.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    other => Err(format!("unknown {} {other:?}; expected one of: {}", stringify!($name), [$($text),+].join(", "))),
+                }
+            }
+        }
+    };
+}
+
+status_enum! {
+    /// Where a run is: `pending → running → (awaiting_review) → succeeded | failed | cancelled`.
+    RunStatus {
+        /// Submitted, not started.
+        Pending = "pending",
+        /// Steps are executing.
+        Running = "running",
+        /// A step asked for a human.
+        AwaitingReview = "awaiting_review",
+        /// Finished with an output.
+        Succeeded = "succeeded",
+        /// Finished with a failure.
+        Failed = "failed",
+        /// Stopped on request.
+        Cancelled = "cancelled",
+    }
+}
+
+status_enum! {
+    /// Where a step of a run is.
+    StepStatus {
+        /// Not started.
+        Pending = "pending",
+        /// An attempt was journaled and has no result yet.
+        Running = "running",
+        /// Has an output.
+        Succeeded = "succeeded",
+        /// Has a failure.
+        Failed = "failed",
+        /// Did not run: its condition was false, its route was not taken, or a dependency was skipped.
+        Skipped = "skipped",
+    }
+}
+
+impl RunStatus {
+    /// Whether the run has ended.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// A registered workflow version.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkflowVersion {
+    /// Workflow name.
+    pub name: String,
+    /// Semantic version.
+    pub version: String,
+    /// sha256 of the source text.
+    pub digest: String,
+    /// The TOML source.
+    pub source: String,
+    /// The directory relative paths in the source were resolved against.
+    pub base_dir: String,
+    /// The plugin digest each step is pinned to.
+    pub pins: BTreeMap<String, String>,
+    /// When it was registered (ms since the Unix epoch).
+    pub registered_ms: i64,
+}
+
+/// The outcome of registering a workflow version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    /// A new version.
+    New,
+    /// The same content was registered before.
+    Existing,
+}
+
+/// A run to create.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// Workflow name.
+    pub workflow: String,
+    /// Workflow version.
+    pub version: String,
+    /// The run input.
+    pub input: Value,
+    /// Returns the existing run when the same key was used before.
+    pub idempotency_key: Option<String>,
+    /// Step ids with the plugin digest each is pinned to, in workflow order.
+    pub steps: Vec<(String, String)>,
+}
+
+/// A run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    /// Run id (a UUIDv7: sorts by creation time).
+    pub id: String,
+    /// Workflow name.
+    pub workflow: String,
+    /// Workflow version the run is pinned to.
+    pub version: String,
+    /// Where the run is.
+    pub status: RunStatus,
+    /// The input.
+    pub input: Value,
+    /// The output, once succeeded.
+    pub output: Option<Value>,
+    /// The failure, once failed.
+    pub failure: Option<Value>,
+    /// The idempotency key it was submitted with.
+    pub idempotency_key: Option<String>,
+    /// Created (ms since the Unix epoch).
+    pub created_ms: i64,
+    /// Last changed (ms since the Unix epoch).
+    pub updated_ms: i64,
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Only runs in this status.
+    pub status: Option<RunStatus>,
+    /// Only runs of this workflow.
+    pub workflow: Option<String>,
+    /// At most this many (default 50).
+    pub limit: Option<u32>,
+}
+
+/// A step of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepRecord {
+    /// Step id.
+    pub step_id: String,
+    /// The plugin digest the step is pinned to.
+    pub plugin_digest: String,
+    /// Where it is.
+    pub status: StepStatus,
+    /// Its output, once succeeded.
+    pub output: Option<Value>,
+    /// Its confidence, once succeeded.
+    pub confidence: Option<f64>,
+    /// Its route, once succeeded.
+    pub route: Option<String>,
+    /// Its failure, once failed.
+    pub failure: Option<Value>,
+    /// Why it was skipped.
+    pub skip_reason: Option<String>,
+    /// Attempts journaled.
+    pub attempts: u32,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptOutcome {
+    /// With an output.
+    Succeeded {
+        /// The payload.
+        output: Value,
+        /// The confidence.
+        confidence: Option<f64>,
+        /// The route label.
+        route: Option<String>,
+    },
+    /// With a typed failure (as JSON: `{"kind": …, …}`).
+    Failed(Value),
+}
+
+/// An attempt's result, to journal.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    /// The run.
+    pub run_id: String,
+    /// The step.
+    pub step_id: String,
+    /// The attempt number from [`Store::start_attempt`](super::Store::start_attempt).
+    pub attempt: u32,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// Wall-clock time of the attempt.
+    pub latency_us: u64,
+    /// Fuel consumed, when metered.
+    pub fuel: Option<u64>,
+    /// Peak linear memory.
+    pub memory_peak: u64,
+    /// Log lines and stdio, as JSON, for `weir runs show`.
+    pub logs: Value,
+}
+
+/// One attempt as journaled.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRecord {
+    /// The step.
+    pub step_id: String,
+    /// 1, 2, …
+    pub attempt: u32,
+    /// sha256 of the step input.
+    pub input_digest: String,
+    /// `running`, `succeeded` or `failed`.
+    pub status: StepStatus,
+    /// The failure, if it failed.
+    pub failure: Option<Value>,
+    /// Started (ms since the Unix epoch).
+    pub started_ms: i64,
+    /// Finished (ms since the Unix epoch).
+    pub finished_ms: Option<i64>,
+    /// Wall-clock time of the attempt.
+    pub latency_us: Option<u64>,
+    /// Fuel consumed, when metered.
+    pub fuel: Option<u64>,
+    /// Peak linear memory.
+    pub memory_peak: Option<u64>,
+    /// Log lines and stdio.
+    pub logs: Option<Value>,
+}
+
+/// One entry of a run's event log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRecord {
+    /// Position in the run's log, from 1.
+    pub seq: i64,
+    /// When (ms since the Unix epoch).
+    pub at_ms: i64,
+    /// What happened: `run_created`, `run_started`, `step_started`, `step_succeeded`,
+    /// `step_failed`, `step_skipped`, `run_succeeded`, `run_failed`, …
+    pub kind: String,
+    /// The step it concerns.
+    pub step_id: Option<String>,
+    /// Details.
+    pub data: Value,
+}

@@ -1,0 +1,75 @@
+//! The workflow file as authored: serde types, strict at the edge (unknown keys are errors),
+//! with the span of every value kept so later checks can point at it.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Everything but the steps: the steps are deserialized one by one so that an error in one
+/// does not hide errors in the others.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct Header {
+    pub name: Spanned<String>,
+    pub version: Spanned<String>,
+    #[serde(default)]
+    pub description: String,
+    pub input_schema: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub limits: LimitsTable,
+    pub max_parallel: Option<Spanned<u32>>,
+    pub output: Option<Spanned<String>>,
+}
+
+/// Keys allowed at the top level (for "did you mean" suggestions).
+pub(crate) const HEADER_KEYS: &[&str] = &[
+    "name",
+    "version",
+    "description",
+    "input-schema",
+    "limits",
+    "max-parallel",
+    "output",
+    "steps",
+];
+
+/// Limits, as defaults for every step or for one step.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct LimitsTable {
+    pub fuel: Option<Spanned<u64>>,
+    pub timeout: Option<Spanned<String>>,
+    pub memory: Option<Spanned<String>>,
+    pub output: Option<Spanned<String>>,
+    pub http_requests: Option<Spanned<u64>>,
+}
+
+/// One `[[steps]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct StepTable {
+    pub id: Spanned<String>,
+    pub plugin: Spanned<String>,
+    #[serde(default)]
+    pub config: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    pub after: Vec<Spanned<String>>,
+    pub when: Option<Spanned<String>>,
+    pub input: Option<Spanned<String>>,
+    pub on_route: Option<Spanned<BTreeMap<String, Vec<String>>>>,
+    #[serde(default)]
+    pub limits: LimitsTable,
+    #[serde(default)]
+    pub grants: GrantsTable,
+}
+
+/// What a step may reach.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct GrantsTable {
+    #[serde(default)]
+    pub dirs: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub hosts: Vec<Spanned<String>>,
+}

@@ -1,0 +1,139 @@
+//! Workflows: versioned TOML definitions of steps, their order (a DAG: `after`, `when`,
+//! `on-route`), their inputs and the run's output.
+//!
+//! A file goes through two stages (STYLE #8): the authored form ([`authored`]), strict at the
+//! edge, and the resolved [`Workflow`] that the runner sees, with every reference checked,
+//! every expression compiled, limits parsed and paths made absolute. Every problem found is
+//! reported with its line and column, all at once.
+
+mod authored;
+pub mod diagnostic;
+pub mod expr;
+mod parse;
+mod resolve;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use expr::Expr;
+
+use crate::attempt::StepSpec;
+
+/// Steps of one run that may execute at the same time, unless the workflow says otherwise.
+pub const DEFAULT_MAX_PARALLEL: usize = 4;
+
+/// A checked, resolved workflow.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    /// The workflow's name.
+    pub name: String,
+    /// Its semantic version.
+    pub version: semver::Version,
+    /// One line for humans.
+    pub description: String,
+    /// JSON Schema every run input must satisfy.
+    pub input_schema: Option<serde_json::Value>,
+    /// The run's output.
+    pub output: OutputDecl,
+    /// Steps of one run that may execute at once.
+    pub max_parallel: usize,
+    /// The steps, in a topological order (every step after its dependencies).
+    pub steps: Vec<StepDef>,
+    /// The file's text, exactly as it was read (it is what a run is pinned to).
+    pub source: String,
+    /// The directory relative paths in the file are resolved against.
+    pub base_dir: PathBuf,
+}
+
+/// Where the run's output comes from.
+#[derive(Debug, Clone)]
+pub enum OutputDecl {
+    /// The output of one step.
+    Step(String),
+    /// A CEL expression over `input` and `steps`.
+    Expr(Expr),
+}
+
+/// Where a step's plugin comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginRef {
+    /// A component file (absolute once resolved).
+    Path(PathBuf),
+    /// A plugin registered earlier, by the name and version its `describe()` reports.
+    Registry {
+        /// The plugin's name.
+        name: String,
+        /// The plugin's version.
+        version: String,
+    },
+}
+
+/// One step, resolved.
+#[derive(Debug, Clone)]
+pub struct StepDef {
+    /// The step id (a CEL identifier).
+    pub id: String,
+    /// The plugin it runs.
+    pub plugin: PluginRef,
+    /// Where `plugin = …` is written, for errors found when the plugin is loaded.
+    pub plugin_span: Range<usize>,
+    /// Limits, config table and grants.
+    pub spec: StepSpec,
+    /// Every step this one waits for: `after`, plus the steps named in `on-route`.
+    pub after: Vec<String>,
+    /// Runs only when this holds.
+    pub when: Option<Expr>,
+    /// Runs only when the named steps chose one of the listed routes.
+    pub on_route: BTreeMap<String, Vec<String>>,
+    /// What the step receives; `None` means the run input (no dependencies) or the output of
+    /// its only dependency.
+    pub input: Option<Expr>,
+}
+
+impl Workflow {
+    /// `name@version`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    /// The step with this id.
+    pub fn step(&self, id: &str) -> Option<&StepDef> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// The sha256 of the source text, in hex.
+    pub fn digest(&self) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(self.source.as_bytes()))
+    }
+}
+
+/// Reads and resolves a workflow file; every problem found is in the error.
+pub fn load_file(path: &Path) -> Result<Workflow, Diagnostics> {
+    let source = std::fs::read_to_string(path).map_err(|e| Diagnostics {
+        file: path.display().to_string(),
+        source: String::new(),
+        items: vec![Diagnostic::whole_file(format!(
+            "cannot read the workflow file: {e}"
+        ))],
+    })?;
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base_dir = if base_dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base_dir
+    };
+    from_source(&path.display().to_string(), source, &base_dir)
+}
+
+/// Resolves workflow text; `file` names it in diagnostics, `base_dir` anchors relative paths.
+pub fn from_source(file: &str, source: String, base_dir: &Path) -> Result<Workflow, Diagnostics> {
+    let base_dir = std::fs::canonicalize(base_dir).unwrap_or_else(|_| base_dir.to_path_buf());
+    resolve::resolve(source, &base_dir).map_err(|(source, items)| Diagnostics {
+        file: file.to_string(),
+        source,
+        items,
+    })
+}

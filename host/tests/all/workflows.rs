@@ -1,0 +1,555 @@
+//! Workflows: golden errors for bad files, execution through the journal, pinning,
+//! idempotency, skips and routes, schemas, state, and the example triage workflow.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use weir::registry::{self, RegistryError};
+use weir::runner::{Runner, SubmitError};
+use weir::store::{Durability, RunStatus, SqliteStore, StepStatus, Store};
+use weir_artifacts as artifacts;
+
+use crate::support::host;
+
+/// The directory holding the built plugin components.
+pub fn plugin_dir() -> PathBuf {
+    Path::new(artifacts::ECHO).parent().unwrap().to_path_buf()
+}
+
+/// A fresh data directory with a store and a runner.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub store: Arc<dyn Store>,
+    pub runner: Runner,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("weir.db"), Durability::Normal).unwrap());
+        let runner = Runner::new(host().clone(), store.clone(), dir.path().join("locks"));
+        Self { dir, store, runner }
+    }
+
+    /// Writes a workflow file (with `$PLUGINS` replaced by the plugin directory) and returns its path.
+    pub fn workflow(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(
+            &path,
+            text.replace("$PLUGINS", &plugin_dir().display().to_string()),
+        )
+        .unwrap();
+        path
+    }
+
+    /// Registers `path`, submits `input` and drives the run to its end.
+    pub async fn run(&self, path: &Path, input: Value) -> weir::store::RunRecord {
+        let (loaded, _) = registry::register_file(host(), self.store.as_ref(), path)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (run, created) = self.runner.submit(&loaded, input, None).await.unwrap();
+        assert!(created);
+        self.runner.execute(&run.id).await.unwrap()
+    }
+}
+
+fn render_golden(case: &Path, store: &dyn Store) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let path = case.join("workflow.toml");
+    let rendered = match runtime.block_on(registry::check_file(host(), store, &path)) {
+        Ok(_) => "valid\n".to_string(),
+        Err(RegistryError::Invalid(d)) => format!("{d}\n"),
+        Err(RegistryError::Store(e)) => format!("store error: {e:#}\n"),
+    };
+    rendered
+        .replace(&case.canonicalize().unwrap().display().to_string(), "$DIR")
+        .replace(&case.display().to_string(), "$DIR")
+}
+
+/// Every folder of `tests/workflows` holds a bad `workflow.toml` and the exact `expected.txt`
+/// report; `WEIR_BLESS=1` rewrites the expectations.
+#[test]
+fn bad_workflow_files_get_exact_errors() {
+    let fixture_dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&fixture_dir.path().join("weir.db"), Durability::Normal).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workflows");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 10);
+    let bless = std::env::var_os("WEIR_BLESS").is_some();
+    let mut failures = Vec::new();
+    for case in cases {
+        let actual = render_golden(&case, &store);
+        let expected_path = case.join("expected.txt");
+        if bless {
+            std::fs::write(&expected_path, &actual).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if actual != expected {
+            failures.push(format!(
+                "--- {}\nexpected:\n{expected}\nactual:\n{actual}",
+                case.display()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\n(rerun with WEIR_BLESS=1 to accept the new output)",
+        failures.join("\n")
+    );
+}
+
+const TWO_STEPS: &str = r#"
+name = "pair"
+version = "1.0.0"
+
+[[steps]]
+id = "first"
+plugin = "$PLUGINS/echo.wasm"
+
+[[steps]]
+id = "second"
+plugin = "$PLUGINS/echo.wasm"
+after = ["first"]
+input = '{"wrapped": steps.first.output, "n": input.n}'
+"#;
+
+#[tokio::test]
+async fn a_run_executes_its_steps_in_order_and_journals_everything() {
+    let f = Fixture::new();
+    let run = f
+        .run(&f.workflow("pair.toml", TWO_STEPS), json!({"n": 7}))
+        .await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(run.output, Some(json!({"wrapped": {"n": 7}, "n": 7})));
+    let steps = f.store.steps(&run.id).await.unwrap();
+    assert_eq!(
+        steps
+            .iter()
+            .map(|s| (s.step_id.as_str(), s.status, s.attempts))
+            .collect::<Vec<_>>(),
+        vec![
+            ("first", StepStatus::Succeeded, 1),
+            ("second", StepStatus::Succeeded, 1)
+        ]
+    );
+    let attempts = f.store.attempts(&run.id).await.unwrap();
+    assert!(attempts.iter().all(|a| a.latency_us.is_some()
+        && a.memory_peak.unwrap() > 0
+        && a.input_digest.len() == 64));
+    let kinds: Vec<String> = f
+        .store
+        .events(&run.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "run_created",
+            "run_running",
+            "step_started",
+            "step_succeeded",
+            "step_started",
+            "step_succeeded",
+            "run_succeeded"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn independent_steps_run_concurrently() {
+    let f = Fixture::new();
+    let text = r#"
+name = "fan"
+version = "1.0.0"
+output = '{"a": steps.a.output, "b": steps.b.output}'
+[[steps]]
+id = "a"
+plugin = "$PLUGINS/echo.wasm"
+config = { sleep_ms = 400 }
+[[steps]]
+id = "b"
+plugin = "$PLUGINS/echo.wasm"
+config = { sleep_ms = 400 }
+"#;
+    let run = f.run(&f.workflow("fan.toml", text), json!(1)).await;
+    assert_eq!(run.output, Some(json!({"a": 1, "b": 1})));
+    let events = f.store.events(&run.id).await.unwrap();
+    let position = |kind: &str, step: &str| {
+        events
+            .iter()
+            .position(|e| e.kind == kind && e.step_id.as_deref() == Some(step))
+            .unwrap()
+    };
+    assert!(
+        position("step_started", "b") < position("step_succeeded", "a"),
+        "b waited for a: {events:?}"
+    );
+    assert!(
+        position("step_started", "a") < position("step_succeeded", "b"),
+        "a waited for b: {events:?}"
+    );
+}
+
+#[tokio::test]
+async fn conditions_and_routes_skip_steps_with_a_reason() {
+    let f = Fixture::new();
+    let text = r#"
+name = "branches"
+version = "1.0.0"
+output = '{"fast": steps.fast.status, "slow": steps.slow.status, "after_slow": steps.after_slow.status}'
+[[steps]]
+id = "pick"
+plugin = "$PLUGINS/echo.wasm"
+config = { route = "fast", confidence = 0.4 }
+[[steps]]
+id = "fast"
+plugin = "$PLUGINS/echo.wasm"
+on-route = { pick = ["fast"] }
+[[steps]]
+id = "slow"
+plugin = "$PLUGINS/echo.wasm"
+on-route = { pick = ["slow", "careful"] }
+[[steps]]
+id = "after_slow"
+plugin = "$PLUGINS/echo.wasm"
+after = ["slow"]
+[[steps]]
+id = "gated"
+plugin = "$PLUGINS/echo.wasm"
+after = ["pick"]
+when = "steps.pick.confidence > 0.5"
+"#;
+    let run = f.run(&f.workflow("branches.toml", text), json!({})).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(
+        run.output,
+        Some(json!({"fast": "succeeded", "slow": "skipped", "after_slow": "skipped"}))
+    );
+    let steps = f.store.steps(&run.id).await.unwrap();
+    let reason = |id: &str| {
+        steps
+            .iter()
+            .find(|s| s.step_id == id)
+            .unwrap()
+            .skip_reason
+            .clone()
+    };
+    assert_eq!(
+        reason("slow").as_deref(),
+        Some("route not taken: `pick` chose route \"fast\", this step runs on slow or careful")
+    );
+    assert_eq!(
+        reason("after_slow").as_deref(),
+        Some("dependency `slow` was skipped")
+    );
+    assert_eq!(
+        reason("gated").as_deref(),
+        Some("condition is false: steps.pick.confidence > 0.5")
+    );
+    assert_eq!(
+        f.store.attempts(&run.id).await.unwrap().len(),
+        2,
+        "skipped steps cost nothing"
+    );
+}
+
+#[tokio::test]
+async fn schemas_are_enforced_at_every_edge() {
+    let f = Fixture::new();
+    let text = r#"
+name = "schemas"
+version = "1.0.0"
+[input-schema]
+type = "object"
+required = ["text"]
+properties = { text = { type = "string" }, n = { type = "integer", minimum = 0 } }
+[[steps]]
+id = "only"
+plugin = "$PLUGINS/echo.wasm"
+input = "input.text"
+"#;
+    let path = f.workflow("schemas.toml", text);
+    let (loaded, _) = registry::register_file(host(), f.store.as_ref(), &path)
+        .await
+        .unwrap();
+    let err = f
+        .runner
+        .submit(&loaded, json!({"n": -1}), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SubmitError::InvalidInput { .. }));
+    assert_eq!(
+        err.to_string(),
+        "the input does not match the input schema of schemas@1.0.0:\n  - at /: \"text\" is a required property\n  - at /n: -1 is less than the minimum of 0"
+    );
+    assert!(
+        f.store
+            .list_runs(&Default::default())
+            .await
+            .unwrap()
+            .is_empty(),
+        "a refused input creates no run"
+    );
+
+    // The echo plugin declares an output schema that rejects one sentinel value.
+    let run = f.run(&path, json!({"text": "violate-output-schema"})).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let failure = &run.failure.unwrap()["failure"];
+    assert_eq!(failure["kind"], json!("invalid_output"));
+    assert!(
+        failure["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid output: output does not match the step's output schema: at /: "),
+        "{failure}"
+    );
+
+    // The classifier declares an input schema.
+    let text = r#"
+name = "step-schema"
+version = "1.0.0"
+[[steps]]
+id = "classify"
+plugin = "$PLUGINS/classify_ticket.wasm"
+"#;
+    let run = f
+        .run(&f.workflow("step-schema.toml", text), json!({"title": "x"}))
+        .await;
+    let failure = &run.failure.unwrap()["failure"];
+    assert_eq!(failure["kind"], json!("invalid_input"));
+    assert!(
+        failure["message"]
+            .as_str()
+            .unwrap()
+            .contains("input does not match the step's input schema: at /:"),
+        "{failure}"
+    );
+}
+
+#[tokio::test]
+async fn runs_are_pinned_to_the_exact_plugin_bytes() {
+    let f = Fixture::new();
+    let plugin = f.dir.path().join("step.wasm");
+    std::fs::copy(artifacts::ECHO, &plugin).unwrap();
+    let text =
+        "name = \"pinned\"\nversion = \"1.0.0\"\n[[steps]]\nid = \"s\"\nplugin = \"step.wasm\"\n";
+    let path = f.workflow("pinned.toml", text);
+    let run = f.run(&path, json!({"subject": "  a@b.io  "})).await;
+    assert_eq!(
+        run.output,
+        Some(json!({"subject": "  a@b.io  "})),
+        "echo ran"
+    );
+
+    // Same version, other bytes: refused, since versions are immutable.
+    std::fs::copy(artifacts::CLEAN_TEXT, &plugin).unwrap();
+    let err = registry::register_file(host(), f.store.as_ref(), &path)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("pinned@1.0.0 is already registered with a different definition or different plugin bytes"), "{err}");
+
+    // A new version picks the new bytes; the old version still runs the old ones.
+    std::fs::write(&path, text.replace("1.0.0", "1.1.0")).unwrap();
+    let run = f.run(&path, json!({"subject": "  a@b.io  "})).await;
+    assert_eq!(
+        run.output,
+        Some(json!({"subject": "[EMAIL]"})),
+        "clean-text ran"
+    );
+    std::fs::remove_file(&plugin).unwrap();
+    let old = registry::load_registered(host(), f.store.as_ref(), "pinned", Some("1.0.0"))
+        .await
+        .unwrap();
+    let (run, _) = f
+        .runner
+        .submit(&old, json!({"subject": "x"}), None)
+        .await
+        .unwrap();
+    let run = f.runner.execute(&run.id).await.unwrap();
+    assert_eq!(
+        run.output,
+        Some(json!({"subject": "x"})),
+        "v1 still runs echo, from the store"
+    );
+    let latest = registry::load_registered(host(), f.store.as_ref(), "pinned", None)
+        .await
+        .unwrap();
+    assert_eq!(latest.workflow.version.to_string(), "1.1.0");
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_returns_the_same_run() {
+    let f = Fixture::new();
+    let (loaded, _) = registry::register_file(
+        host(),
+        f.store.as_ref(),
+        &f.workflow("pair.toml", TWO_STEPS),
+    )
+    .await
+    .unwrap();
+    let (first, created) = f
+        .runner
+        .submit(&loaded, json!({"n": 1}), Some("order-7".into()))
+        .await
+        .unwrap();
+    assert!(created);
+    let (again, created) = f
+        .runner
+        .submit(&loaded, json!({"n": 1}), Some("order-7".into()))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again.id, first.id);
+    let err = f
+        .runner
+        .submit(&loaded, json!({"n": 2}), Some("order-7".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "idempotency key \"order-7\" was already used for run {} with a different input",
+            first.id
+        )
+    );
+}
+
+#[tokio::test]
+async fn state_set_by_one_step_is_read_by_the_next() {
+    let f = Fixture::new();
+    let text = r#"
+name = "stateful"
+version = "1.0.0"
+[[steps]]
+id = "write"
+plugin = "$PLUGINS/echo.wasm"
+config = { remember = "ticket" }
+[[steps]]
+id = "read"
+plugin = "$PLUGINS/echo.wasm"
+after = ["write"]
+input = '"later"'
+config = { recall = "ticket" }
+"#;
+    let run = f
+        .run(&f.workflow("stateful.toml", text), json!({"id": 42}))
+        .await;
+    assert_eq!(
+        run.output,
+        Some(json!({"input": "later", "recalled": {"id": 42}}))
+    );
+    assert_eq!(
+        f.store
+            .state_get(&run.id, "ticket")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{\"id\":42}")
+    );
+}
+
+#[tokio::test]
+async fn a_failing_step_fails_the_run_and_needs_review_parks_it() {
+    let f = Fixture::new();
+    let text = |kind: &str| {
+        format!(
+            "name = \"fails\"\nversion = \"1.0.{}\"\n[[steps]]\nid = \"s\"\nplugin = \"$PLUGINS/echo.wasm\"\nconfig = {{ fail = \"{kind}\" }}\n[[steps]]\nid = \"t\"\nplugin = \"$PLUGINS/echo.wasm\"\nafter = [\"s\"]\n",
+            kind.len()
+        )
+    };
+    let run = f
+        .run(&f.workflow("fatal.toml", &text("fatal")), json!(1))
+        .await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.failure.as_ref().unwrap()["step"], json!("s"));
+    assert_eq!(
+        run.failure.as_ref().unwrap()["failure"]["kind"],
+        json!("fatal")
+    );
+    let steps = f.store.steps(&run.id).await.unwrap();
+    assert_eq!(
+        steps[1].status,
+        StepStatus::Pending,
+        "nothing runs after a failure"
+    );
+    let run = f
+        .run(&f.workflow("review.toml", &text("needs-review")), json!(1))
+        .await;
+    assert_eq!(run.status, RunStatus::AwaitingReview);
+}
+
+/// The example triage workflow, exactly as shipped, pointed at the test build of the plugins.
+pub fn triage_workflow(f: &Fixture) -> PathBuf {
+    let shipped =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ticket-triage/workflow.toml");
+    let text = std::fs::read_to_string(shipped)
+        .unwrap()
+        .replace("../../plugins/target/wasm32-wasip2/release", "$PLUGINS");
+    f.workflow("triage.toml", &text)
+}
+
+fn ticket(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/ticket-triage/tickets")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_triage_example_classifies_the_sample_tickets() {
+    let f = Fixture::new();
+    let path = triage_workflow(&f);
+    let cases = [
+        (
+            "refund.json",
+            json!({"queue": "billing", "status": "routed"}),
+        ),
+        (
+            "outage.json",
+            json!({"queue": "technical", "status": "routed", "priority": "high"}),
+        ),
+        (
+            "parcel.json",
+            json!({"queue": "shipping", "status": "routed"}),
+        ),
+        ("vague.json", json!({"status": "needs_review"})),
+        ("spam.json", json!({"status": "closed", "reason": "spam"})),
+        ("empty.json", json!({"status": "closed", "reason": "empty"})),
+    ];
+    for (name, expected) in cases {
+        let run = f.run(&path, ticket(name)).await;
+        assert_eq!(run.status, RunStatus::Succeeded, "{name}: {run:?}");
+        let output = run.output.unwrap();
+        for (key, value) in expected.as_object().unwrap() {
+            assert_eq!(&output[key], value, "{name}: {output}");
+        }
+    }
+    let (loaded, _) = registry::register_file(host(), f.store.as_ref(), &path)
+        .await
+        .unwrap();
+    let err = f
+        .runner
+        .submit(&loaded, ticket("wrong-shape.json"), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("at /subject: 42 is not of type \"string\""),
+        "{err}"
+    );
+    assert!(err.contains("\"body\" is a required property"), "{err}");
+}
