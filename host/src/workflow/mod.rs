@@ -1,7 +1,7 @@
 //! Workflows: versioned TOML definitions of steps, their order (a DAG: `after`, `when`,
 //! `on-route`), their inputs and the run's output.
 //!
-//! A file goes through two stages (STYLE #8): the authored form ([`authored`]), strict at the
+//! A file goes through two stages: the authored form (serde types), strict at the
 //! edge, and the resolved [`Workflow`] that the runner sees, with every reference checked,
 //! every expression compiled, limits parsed and paths made absolute. Every problem found is
 //! reported with its line and column, all at once.
