@@ -264,8 +264,15 @@ async fn describe(
     let schema =
         |field: &str, text: Option<String>| -> Result<Option<serde_json::Value>, PluginError> {
             text.map(|t| {
-                serde_json::from_str(&t)
-                    .map_err(|e| fail(format!("returned an {field} that is not JSON: {e}")))
+                let schema: serde_json::Value = serde_json::from_str(&t)
+                    .map_err(|e| fail(format!("returned an {field} that is not JSON: {e}")))?;
+                // Checked here so a step with a broken schema fails to load, not mid-run.
+                jsonschema::validator_for(&schema).map_err(|e| {
+                    fail(format!(
+                        "returned an {field} that is not a valid JSON Schema: {e}"
+                    ))
+                })?;
+                Ok(schema)
             })
             .transpose()
         };

@@ -13,7 +13,7 @@ mod step;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use serde_json::{Value, json};
@@ -33,6 +33,9 @@ pub struct Runner {
     store: Arc<dyn Store>,
     lock_dir: PathBuf,
     progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
+    /// Registered versions already loaded, by `name@version`. A version never changes once
+    /// registered, so an entry never goes stale.
+    loaded: Arc<Mutex<HashMap<String, Arc<Loaded>>>>,
 }
 
 /// Why a run could not be submitted.
@@ -60,6 +63,7 @@ impl Runner {
             store,
             lock_dir,
             progress: None,
+            loaded: Arc::default(),
         }
     }
 
@@ -119,13 +123,7 @@ impl Runner {
         if run.status.is_final() || run.status == RunStatus::AwaitingReview {
             return Ok(run);
         }
-        let loaded = registry::load_registered(
-            &self.host,
-            self.store.as_ref(),
-            &run.workflow,
-            Some(&run.version),
-        )
-        .await?;
+        let loaded = self.load(&run.workflow, &run.version).await?;
         if run.status == RunStatus::Pending {
             self.store
                 .set_run_status(run_id, RunStatus::Running, None, None)
@@ -133,6 +131,27 @@ impl Runner {
         }
         self.drive(&run, &loaded).await?;
         self.store.get_run(run_id).await?.context("run vanished")
+    }
+
+    /// The pinned workflow and plugins of a registered version, loaded once per runner.
+    async fn load(&self, name: &str, version: &str) -> anyhow::Result<Arc<Loaded>> {
+        let key = format!("{name}@{version}");
+        if let Some(loaded) = self
+            .loaded
+            .lock()
+            .expect("loaded-workflow cache poisoned")
+            .get(&key)
+        {
+            return Ok(loaded.clone());
+        }
+        let loaded = Arc::new(
+            registry::load_registered(&self.host, self.store.as_ref(), name, Some(version)).await?,
+        );
+        self.loaded
+            .lock()
+            .expect("loaded-workflow cache poisoned")
+            .insert(key, loaded.clone());
+        Ok(loaded)
     }
 
     /// Drives every unfinished run that no other process is driving; returns the ones it drove.

@@ -147,19 +147,9 @@ impl Job {
             .map_err(|message| StepFailure::InvalidInput {
                 message: format!("the workflow could not compute this step's input: {message}"),
             })?;
-        if let Some(schema) = &self.plugin.meta().input_schema {
-            let violations = schema_violations(schema, &input).map_err(|e| StepFailure::Fatal {
-                message: format!("the step declares an {e:#}"),
-            })?;
-            if !violations.is_empty() {
-                return Err(StepFailure::InvalidInput {
-                    message: format!(
-                        "input does not match the step's input schema: {}",
-                        violations.join("; ")
-                    ),
-                });
-            }
-        }
+        let schema = self.plugin.meta().input_schema.as_ref();
+        check_schema(schema, &input, "input")
+            .map_err(|message| StepFailure::InvalidInput { message })?;
         Ok(input)
     }
 
@@ -167,20 +157,24 @@ impl Job {
         &self,
         output: crate::attempt::StepOutput,
     ) -> Result<crate::attempt::StepOutput, StepFailure> {
-        if let Some(schema) = &self.plugin.meta().output_schema {
-            let violations =
-                schema_violations(schema, &output.payload).map_err(|e| StepFailure::Fatal {
-                    message: format!("the step declares an {e:#}"),
-                })?;
-            if !violations.is_empty() {
-                return Err(StepFailure::InvalidOutput {
-                    message: format!(
-                        "output does not match the step's output schema: {}",
-                        violations.join("; ")
-                    ),
-                });
-            }
-        }
+        let schema = self.plugin.meta().output_schema.as_ref();
+        check_schema(schema, &output.payload, "output")
+            .map_err(|message| StepFailure::InvalidOutput { message })?;
         Ok(output)
     }
+}
+
+/// Checks `value` against the step's declared schema for `what` (input or output); the error
+/// lists every violation with its JSON path.
+fn check_schema(schema: Option<&Value>, value: &Value, what: &str) -> Result<(), String> {
+    let Some(schema) = schema else { return Ok(()) };
+    let violations = schema_violations(schema, value)
+        .map_err(|e| format!("the step declares an {what} schema that is an {e:#}"))?;
+    if violations.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} does not match the step's {what} schema: {}",
+        violations.join("; ")
+    ))
 }
