@@ -14,8 +14,16 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-use super::migrations::MIGRATIONS;
+mod rows;
+mod writer;
+
+use rows::{
+    RUN_COLUMNS, WORKFLOW_COLUMNS, append_event, get_run, json_col, parse_status, run_row,
+    workflow_row,
+};
+
 use super::*;
+use writer::{migrate, open, write_loop};
 
 /// Writes committed together at most; bounds the latency one batch adds to its first write.
 const MAX_BATCH: usize = 256;
@@ -66,24 +74,6 @@ pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn open(path: &Path, durability: Durability) -> anyhow::Result<Connection> {
-    let conn =
-        Connection::open(path).with_context(|| format!("failed to open the database {path:?}"))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(
-        None,
-        "synchronous",
-        if durability == Durability::Full {
-            "FULL"
-        } else {
-            "NORMAL"
-        },
-    )?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))?;
-    Ok(conn)
 }
 
 impl SqliteStore {
@@ -150,126 +140,6 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || f(&reader.lock().expect("reader poisoned"))).await?
     }
 }
-
-fn write_loop(mut conn: Connection, queue: mpsc::Receiver<Job>) {
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let mut replies = Vec::with_capacity(batch.len());
-        let commit = match conn.transaction() {
-            Ok(mut txn) => {
-                for job in batch {
-                    replies.push(job(&mut txn));
-                }
-                txn.commit().map_err(|e| e.to_string())
-            }
-            Err(e) => {
-                let message = e.to_string();
-                for _job in batch {
-                    replies.push(Box::new(|_| {}));
-                }
-                Err(message)
-            }
-        };
-        for reply in replies {
-            reply(commit.clone());
-        }
-    }
-}
-
-fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")?;
-    // IMMEDIATE: two processes opening a new database together must not both migrate it.
-    let txn = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let current: i64 = txn.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-        [],
-        |r| r.get(0),
-    )?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        txn.execute_batch(sql)
-            .with_context(|| format!("migration {version} failed"))?;
-        txn.execute(
-            "INSERT INTO schema_migrations (version, applied_ms) VALUES (?1, ?2)",
-            params![version, now_ms()],
-        )?;
-    }
-    txn.commit()?;
-    Ok(())
-}
-
-fn append_event(
-    conn: &Connection,
-    run_id: &str,
-    kind: &str,
-    step_id: Option<&str>,
-    data: Value,
-) -> anyhow::Result<()> {
-    conn.execute(
-        "INSERT INTO events (run_id, seq, at_ms, kind, step_id, data)
-         VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = ?1), ?2, ?3, ?4, ?5)",
-        params![run_id, now_ms(), kind, step_id, data.to_string()],
-    )?;
-    Ok(())
-}
-
-fn json_col(text: Option<String>) -> Option<Value> {
-    text.and_then(|t| serde_json::from_str(&t).ok())
-}
-
-fn parse_status<T: std::str::FromStr<Err = String>>(text: String) -> rusqlite::Result<T> {
-    text.parse().map_err(|e: String| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-    })
-}
-
-const RUN_COLUMNS: &str = "id, workflow, version, status, input, output, failure, idempotency_key, created_ms, updated_ms";
-
-fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
-    Ok(RunRecord {
-        id: row.get(0)?,
-        workflow: row.get(1)?,
-        version: row.get(2)?,
-        status: parse_status(row.get(3)?)?,
-        input: json_col(row.get(4)?).unwrap_or(Value::Null),
-        output: json_col(row.get(5)?),
-        failure: json_col(row.get(6)?),
-        idempotency_key: row.get(7)?,
-        created_ms: row.get(8)?,
-        updated_ms: row.get(9)?,
-    })
-}
-
-fn get_run(conn: &Connection, id: &str) -> anyhow::Result<Option<RunRecord>> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-            [id],
-            run_row,
-        )
-        .optional()?)
-}
-
-fn workflow_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WorkflowVersion> {
-    Ok(WorkflowVersion {
-        name: row.get(0)?,
-        version: row.get(1)?,
-        digest: row.get(2)?,
-        source: row.get(3)?,
-        base_dir: row.get(4)?,
-        pins: json_col(row.get(5)?)
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default(),
-        registered_ms: row.get(6)?,
-    })
-}
-
-const WORKFLOW_COLUMNS: &str = "name, version, digest, source, base_dir, pins, registered_ms";
 
 #[async_trait]
 impl Store for SqliteStore {
