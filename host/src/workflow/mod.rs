@@ -102,12 +102,6 @@ impl Workflow {
     pub fn step(&self, id: &str) -> Option<&StepDef> {
         self.steps.iter().find(|s| s.id == id)
     }
-
-    /// The sha256 of the source text, in hex.
-    pub fn digest(&self) -> String {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(self.source.as_bytes()))
-    }
 }
 
 /// Reads and resolves a workflow file; every problem found is in the error.
