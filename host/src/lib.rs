@@ -28,10 +28,14 @@ pub mod cli;
 pub mod engine;
 pub mod failure;
 pub mod limits;
+pub mod metrics;
 pub mod plugin;
 pub mod registry;
 pub mod runner;
+pub mod schema;
+pub mod serve;
 pub mod store;
+pub mod telemetry;
 pub mod workflow;
 
 pub use attempt::{AttemptContext, AttemptReport, StepOutput, StepSpec, Usage};

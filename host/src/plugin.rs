@@ -16,6 +16,7 @@ use crate::attempt::{self, AttemptContext, StepSpec};
 use crate::engine::{CompileSource, Host};
 use crate::failure::StepFailure;
 use crate::limits::Limits;
+use crate::schema::Schema;
 
 /// Limits for the `describe()` call made at load time: metadata is small and quick.
 const DESCRIBE_LIMITS: Limits = Limits {
@@ -125,6 +126,8 @@ struct Inner {
     exports: Vec<String>,
     compile_source: CompileSource,
     load_time: Duration,
+    input_schema: Option<Schema>,
+    output_schema: Option<Schema>,
 }
 
 impl Plugin {
@@ -141,7 +144,7 @@ impl Plugin {
         let compiled = slot
             .compiled(&digest, &bytes, &origin, host.config().cache_dir.as_deref())
             .await?;
-        let meta = describe(&slot, &compiled, &origin).await?;
+        let (meta, input_schema, output_schema) = describe(&slot, &compiled, &origin).await?;
         let ty = compiled.component.component_type();
         let imports = ty
             .imports(&slot.engine)
@@ -160,6 +163,8 @@ impl Plugin {
             exports,
             compile_source: compiled.source,
             load_time: started.elapsed(),
+            input_schema,
+            output_schema,
         })))
     }
 
@@ -181,6 +186,16 @@ impl Plugin {
     /// What `describe()` returned.
     pub fn meta(&self) -> &StepMeta {
         &self.0.meta
+    }
+
+    /// The declared input schema, compiled.
+    pub fn input_schema(&self) -> Option<&Schema> {
+        self.0.input_schema.as_ref()
+    }
+
+    /// The declared output schema, compiled.
+    pub fn output_schema(&self) -> Option<&Schema> {
+        self.0.output_schema.as_ref()
     }
 
     /// The component's import names (interfaces it needs from the host).
@@ -228,7 +243,7 @@ async fn describe(
     slot: &crate::engine::EngineSlot,
     compiled: &Arc<crate::engine::Compiled>,
     origin: &str,
-) -> Result<StepMeta, PluginError> {
+) -> Result<(StepMeta, Option<Schema>, Option<Schema>), PluginError> {
     let fail = |message: String| PluginError::Describe {
         origin: origin.to_string(),
         message,
@@ -261,21 +276,19 @@ async fn describe(
             )));
         }
     };
-    let schema =
-        |field: &str, text: Option<String>| -> Result<Option<serde_json::Value>, PluginError> {
-            text.map(|t| {
-                let schema: serde_json::Value = serde_json::from_str(&t)
-                    .map_err(|e| fail(format!("returned an {field} that is not JSON: {e}")))?;
-                // Checked here so a step with a broken schema fails to load, not mid-run.
-                jsonschema::validator_for(&schema).map_err(|e| {
-                    fail(format!(
-                        "returned an {field} that is not a valid JSON Schema: {e}"
-                    ))
-                })?;
-                Ok(schema)
+    let schema = |field: &str, text: Option<String>| -> Result<Option<Schema>, PluginError> {
+        text.map(|t| {
+            let schema: serde_json::Value = serde_json::from_str(&t)
+                .map_err(|e| fail(format!("returned an {field} that is not JSON: {e}")))?;
+            // Compiled here so a step with a broken schema fails to load, not mid-run.
+            Schema::compile(schema).map_err(|e| {
+                fail(format!(
+                    "returned an {field} that is not a valid JSON Schema: {e}"
+                ))
             })
-            .transpose()
-        };
+        })
+        .transpose()
+    };
     if meta.name.trim().is_empty() {
         return Err(fail("returned an empty name".into()));
     }
@@ -285,12 +298,15 @@ async fn describe(
             meta.version
         )));
     }
-    Ok(StepMeta {
-        input_schema: schema("input schema", meta.input_schema)?,
-        output_schema: schema("output schema", meta.output_schema)?,
+    let input_schema = schema("input schema", meta.input_schema)?;
+    let output_schema = schema("output schema", meta.output_schema)?;
+    let meta = StepMeta {
+        input_schema: input_schema.as_ref().map(|s| s.source().clone()),
+        output_schema: output_schema.as_ref().map(|s| s.source().clone()),
         name: meta.name,
         version: meta.version,
         description: meta.description,
         capabilities: meta.capabilities,
-    })
+    };
+    Ok((meta, input_schema, output_schema))
 }

@@ -6,11 +6,13 @@
 
 mod args;
 mod data;
+mod live;
 mod plugin_inspect;
 mod render;
 mod resume;
 mod run;
 mod runs;
+mod serve;
 mod step_run;
 mod summary;
 mod validate;
@@ -43,6 +45,14 @@ pub struct Cli {
     /// Log as JSON lines instead of human-readable text (logs go to stderr; filter with WEIR_LOG).
     #[arg(long, global = true)]
     log_json: bool,
+    /// Export traces over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318.
+    #[arg(
+        long,
+        global = true,
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+        value_name = "URL"
+    )]
+    otlp_endpoint: Option<String>,
     #[command(flatten)]
     data: data::DataArgs,
     #[command(subcommand)]
@@ -60,6 +70,8 @@ enum Command {
     Resume(resume::Args),
     /// Check a workflow file and list every problem with its line and column.
     Validate(validate::Args),
+    /// Serve the HTTP API (a sidecar): runs, events, workflows, plugins, metrics.
+    Serve(serve::Args),
     /// Work with single steps.
     #[command(subcommand)]
     Step(StepCommand),
@@ -83,7 +95,10 @@ enum PluginCommand {
 /// Parses the command line, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_json);
+    if let Err(e) = crate::telemetry::init(cli.log_json, cli.otlp_endpoint.as_deref()) {
+        eprintln!("error: cannot set up logging and tracing: {e:#}");
+        return ExitCode::from(EXIT_ERROR);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -94,13 +109,16 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_ERROR)
         }
-    }
+    };
+    drop(runtime);
+    crate::telemetry::flush();
+    code
 }
 
 /// Runs a parsed command line.
@@ -120,20 +138,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs(command) => runs::execute(&host, &cli.data, command).await,
         Command::Resume(args) => resume::execute(&host, &cli.data, args).await,
         Command::Validate(args) => validate::execute(&host, &cli.data, args).await,
+        Command::Serve(args) => serve::execute(&host, &cli.data, args).await,
         Command::Step(StepCommand::Run(args)) => step_run::execute(&host, args).await,
         Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect::execute(&host, args).await,
-    }
-}
-
-fn init_tracing(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }

@@ -9,10 +9,11 @@ use serde_json::json;
 
 use super::args::read_input;
 use super::data::DataArgs;
+use super::live::Live;
 use super::{EXIT_AWAITING_REVIEW, EXIT_ERROR, EXIT_STEP_FAILED, summary};
 use crate::Host;
 use crate::registry::{self, RegistryError};
-use crate::runner::{Progress, SubmitError};
+use crate::runner::SubmitError;
 use crate::store::RunStatus;
 
 #[derive(Debug, clap::Args)]
@@ -87,12 +88,13 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
         };
         eprintln!("run {} · {}{note}", run.id, loaded.workflow.id());
     }
+    let steps: Vec<String> = loaded.workflow.steps.iter().map(|s| s.id.clone()).collect();
     let printer = tokio::spawn(async move {
+        let mut live = Live::new(&steps, quiet);
         while let Some(event) = rx.recv().await {
-            if !quiet {
-                print_progress(&event);
-            }
+            live.show(&event);
         }
+        live.finish();
     });
     let run = runner.execute(&run.id).await?;
     drop(runner);
@@ -119,30 +121,4 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
         RunStatus::AwaitingReview => ExitCode::from(EXIT_AWAITING_REVIEW),
         _ => ExitCode::from(EXIT_STEP_FAILED),
     })
-}
-
-fn print_progress(event: &Progress) {
-    match event {
-        Progress::Started { step, attempt } if *attempt > 1 => {
-            eprintln!("  ▸ {step} (attempt {attempt})");
-        }
-        Progress::Started { step, .. } => eprintln!("  ▸ {step}"),
-        Progress::Succeeded {
-            step,
-            elapsed,
-            route,
-            confidence,
-        } => {
-            let mut line = format!("  ✓ {step} {elapsed:.1?}");
-            if let Some(route) = route {
-                line.push_str(&format!(" · route {route}"));
-            }
-            if let Some(c) = confidence {
-                line.push_str(&format!(" · confidence {c:.2}"));
-            }
-            eprintln!("{line}");
-        }
-        Progress::Failed { step, failure } => eprintln!("  ✗ {step}: {failure}"),
-        Progress::Skipped { step, reason } => eprintln!("  – {step} skipped: {reason}"),
-    }
 }

@@ -60,6 +60,7 @@ pub(crate) async fn execute(
                     status,
                     workflow,
                     limit: Some(limit),
+                    before: None,
                 })
                 .await?;
             if json {

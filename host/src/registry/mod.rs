@@ -3,8 +3,8 @@
 //!
 //! Registering a workflow file loads every plugin it names, stores each component's bytes in
 //! the store under its sha256, and records the workflow source with the digest each step is
-//! pinned to. A run started on a version later loads those exact bytes from the store, even
-//! if the files on disk have changed or gone.
+//! pinned to. A run is submitted with those digests and later loads those exact bytes from
+//! the store, even if the files on disk have changed or gone, or the version was repinned.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -121,25 +121,14 @@ pub async fn load_registered(
         )));
     };
     let label = format!("{}@{} (registered)", stored.name, stored.version);
-    let workflow =
-        workflow::from_source(&label, stored.source.clone(), Path::new(&stored.base_dir))
-            .map_err(RegistryError::Invalid)?;
+    let workflow = definition(&stored)?;
     let mut plugins = HashMap::new();
     for step in &workflow.steps {
         let digest = stored
             .pins
             .get(&step.id)
             .ok_or_else(|| anyhow::anyhow!("{label}: step {} has no pinned plugin", step.id))?;
-        let bytes = store.get_plugin(digest).await?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "{label}: plugin sha256:{digest} of step {} is missing from the store",
-                step.id
-            )
-        })?;
-        let plugin = host
-            .load_plugin_bytes(bytes, format!("{label} step {} (sha256:{digest})", step.id))
-            .await
-            .map_err(anyhow::Error::from)?;
+        let plugin = load_plugin(host, store, digest, &format!("{label} step {}", step.id)).await?;
         plugins.insert(step.id.clone(), plugin);
     }
     Ok(Loaded {
@@ -147,6 +136,41 @@ pub async fn load_registered(
         plugins,
         pins: stored.pins,
     })
+}
+
+/// The resolved definition of a registered version, without loading its plugins (a run
+/// loads the plugins it was pinned to, by digest).
+pub async fn load_definition(
+    store: &dyn Store,
+    name: &str,
+    version: &str,
+) -> Result<Workflow, RegistryError> {
+    let stored = store
+        .get_workflow(name, Some(version))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no workflow {name}@{version} is registered"))?;
+    definition(&stored)
+}
+
+fn definition(stored: &WorkflowVersion) -> Result<Workflow, RegistryError> {
+    let label = format!("{}@{} (registered)", stored.name, stored.version);
+    workflow::from_source(&label, stored.source.clone(), Path::new(&stored.base_dir))
+        .map_err(RegistryError::Invalid)
+}
+
+/// Loads a plugin from the store by digest.
+pub async fn load_plugin(
+    host: &Host,
+    store: &dyn Store,
+    digest: &str,
+    origin: &str,
+) -> anyhow::Result<Plugin> {
+    let bytes = store.get_plugin(digest).await?.ok_or_else(|| {
+        anyhow::anyhow!("{origin}: plugin sha256:{digest} is missing from the store")
+    })?;
+    Ok(host
+        .load_plugin_bytes(bytes, format!("{origin} (sha256:{digest})"))
+        .await?)
 }
 
 async fn load_plugins(

@@ -6,25 +6,30 @@
 //! whose attempt started but has no result runs as a new attempt, and a result is recorded
 //! at most once. Independent steps run concurrently, up to the workflow's `max-parallel`.
 
+mod control;
+mod drive;
 mod lock;
 mod progress;
 mod schedule;
 mod step;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
-use serde_json::{Value, json};
-use tokio::task::JoinSet;
+use serde_json::Value;
+use tracing::Instrument as _;
 
+pub use control::CancelError;
+pub use lock::Busy;
 pub use progress::Progress;
 
 use crate::engine::Host;
+use crate::plugin::Plugin;
 use crate::registry::{self, Loaded};
-use crate::store::{NewRun, RunRecord, RunStatus, StepStatus, Store};
-use crate::workflow::OutputDecl;
+use crate::store::{NewRun, RunRecord, RunStatus, Store};
+use crate::workflow::Workflow;
 
 /// Runs workflows against a store.
 #[derive(Clone)]
@@ -33,9 +38,12 @@ pub struct Runner {
     store: Arc<dyn Store>,
     lock_dir: PathBuf,
     progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
-    /// Registered versions already loaded, by `name@version`. A version never changes once
-    /// registered, so an entry never goes stale.
-    loaded: Arc<Mutex<HashMap<String, Arc<Loaded>>>>,
+    /// Definitions of registered versions, by `name@version`. A version's definition never
+    /// changes once registered, so an entry never goes stale.
+    definitions: Arc<Mutex<HashMap<String, Arc<Workflow>>>>,
+    /// Plugins by sha256, the way runs are pinned to them.
+    plugins: Arc<Mutex<HashMap<String, Plugin>>>,
+    control: control::Control,
 }
 
 /// Why a run could not be submitted.
@@ -63,7 +71,9 @@ impl Runner {
             store,
             lock_dir,
             progress: None,
-            loaded: Arc::default(),
+            definitions: Arc::default(),
+            plugins: Arc::default(),
+            control: control::Control::default(),
         }
     }
 
@@ -88,7 +98,7 @@ impl Runner {
     ) -> Result<(RunRecord, bool), SubmitError> {
         let wf = &loaded.workflow;
         if let Some(schema) = &wf.input_schema {
-            let violations = step::schema_violations(schema, &input).map_err(SubmitError::Store)?;
+            let violations = schema.violations(&input);
             if !violations.is_empty() {
                 return Err(SubmitError::InvalidInput {
                     workflow: wf.id(),
@@ -101,6 +111,14 @@ impl Runner {
             .iter()
             .map(|s| (s.id.clone(), loaded.pins[&s.id].clone()))
             .collect();
+        {
+            let mut cache = self.plugins.lock().expect("plugin cache poisoned");
+            for plugin in loaded.plugins.values() {
+                cache
+                    .entry(plugin.digest().to_string())
+                    .or_insert_with(|| plugin.clone());
+            }
+        }
         let new = NewRun {
             workflow: wf.name.clone(),
             version: wf.version.to_string(),
@@ -108,7 +126,33 @@ impl Runner {
             idempotency_key,
             steps,
         };
-        Ok(self.store.create_run(new).await?)
+        let (run, created) = self.store.create_run(new).await?;
+        self.control.changed(&run.id);
+        Ok((run, created))
+    }
+
+    /// Cancels a run: it ends as `cancelled` with `reason`, and its driver stops (at once in
+    /// this process; at its next journal write elsewhere).
+    pub async fn cancel(&self, run_id: &str, reason: &str) -> Result<RunRecord, CancelError> {
+        self.control
+            .cancel(self.store.as_ref(), run_id, reason)
+            .await
+    }
+
+    /// Stops every driver of this runner from starting new attempts; each returns once its
+    /// attempts in flight have finished, leaving its run resumable. For graceful shutdown.
+    pub fn drain(&self) {
+        self.control.drain();
+    }
+
+    /// Whether [`Runner::drain`] was called.
+    pub fn draining(&self) -> bool {
+        self.control.draining()
+    }
+
+    /// Run ids, each sent after a change to that run was committed by this runner.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.control.subscribe()
     }
 
     /// Drives a run until it ends or waits for review, and returns its final record.
@@ -123,35 +167,53 @@ impl Runner {
         if run.status.is_final() || run.status == RunStatus::AwaitingReview {
             return Ok(run);
         }
-        let loaded = self.load(&run.workflow, &run.version).await?;
-        if run.status == RunStatus::Pending {
-            self.store
-                .set_run_status(run_id, RunStatus::Running, None, None)
-                .await?;
-        }
-        self.drive(&run, &loaded).await?;
+        let workflow = self.definition(&run.workflow, &run.version).await?;
+        let span = tracing::info_span!("run", run_id = %run.id, workflow = %run.workflow, version = %run.version);
+        async { drive::Drive::new(self, &run, workflow).await?.run().await }
+            .instrument(span)
+            .await?;
         self.store.get_run(run_id).await?.context("run vanished")
     }
 
-    /// The pinned workflow and plugins of a registered version, loaded once per runner.
-    async fn load(&self, name: &str, version: &str) -> anyhow::Result<Arc<Loaded>> {
+    /// The definition of a registered version, loaded once per runner.
+    async fn definition(&self, name: &str, version: &str) -> anyhow::Result<Arc<Workflow>> {
         let key = format!("{name}@{version}");
-        if let Some(loaded) = self
-            .loaded
+        if let Some(found) = self
+            .definitions
             .lock()
-            .expect("loaded-workflow cache poisoned")
+            .expect("definition cache poisoned")
             .get(&key)
         {
-            return Ok(loaded.clone());
+            return Ok(found.clone());
         }
-        let loaded = Arc::new(
-            registry::load_registered(&self.host, self.store.as_ref(), name, Some(version)).await?,
+        let workflow = Arc::new(
+            registry::load_definition(self.store.as_ref(), name, version)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
         );
-        self.loaded
+        self.definitions
             .lock()
-            .expect("loaded-workflow cache poisoned")
-            .insert(key, loaded.clone());
-        Ok(loaded)
+            .expect("definition cache poisoned")
+            .insert(key, workflow.clone());
+        Ok(workflow)
+    }
+
+    /// The plugin with this digest, loaded from the store once per runner.
+    async fn plugin(&self, digest: &str, origin: &str) -> anyhow::Result<Plugin> {
+        if let Some(found) = self
+            .plugins
+            .lock()
+            .expect("plugin cache poisoned")
+            .get(digest)
+        {
+            return Ok(found.clone());
+        }
+        let plugin = registry::load_plugin(&self.host, self.store.as_ref(), digest, origin).await?;
+        self.plugins
+            .lock()
+            .expect("plugin cache poisoned")
+            .insert(digest.to_string(), plugin.clone());
+        Ok(plugin)
     }
 
     /// Drives every unfinished run that no other process is driving; returns the ones it drove.
@@ -160,7 +222,7 @@ impl Runner {
         for id in self.store.unfinished_runs().await? {
             match self.execute(&id).await {
                 Ok(run) => resumed.push(run),
-                Err(e) if e.downcast_ref::<lock::Busy>().is_some() => {
+                Err(e) if e.downcast_ref::<Busy>().is_some() => {
                     tracing::info!(run_id = %id, "run is being driven by another process");
                 }
                 Err(e) => return Err(e.context(format!("failed to resume run {id}"))),
@@ -169,125 +231,9 @@ impl Runner {
         Ok(resumed)
     }
 
-    async fn drive(&self, run: &RunRecord, loaded: &Loaded) -> anyhow::Result<()> {
-        let wf = loaded.workflow.clone();
-        let mut in_flight: JoinSet<anyhow::Result<String>> = JoinSet::new();
-        let mut running: HashSet<String> = HashSet::new();
-        loop {
-            let records = self.store.steps(&run.id).await?;
-            let failed = records.iter().find(|r| r.status == StepStatus::Failed);
-            if let Some(failed) = failed
-                && running.is_empty()
-            {
-                let failure = failed.failure.clone().unwrap_or(Value::Null);
-                let needs_review =
-                    failure.get("kind").and_then(Value::as_str) == Some("needs_review");
-                let status = if needs_review {
-                    RunStatus::AwaitingReview
-                } else {
-                    RunStatus::Failed
-                };
-                self.store
-                    .set_run_status(
-                        &run.id,
-                        status,
-                        None,
-                        Some(json!({"step": failed.step_id, "failure": failure})),
-                    )
-                    .await?;
-                return Ok(());
-            }
-            let mut changed = false;
-            if failed.is_none() {
-                let by_id: HashMap<&str, _> =
-                    records.iter().map(|r| (r.step_id.as_str(), r)).collect();
-                for decision in schedule::ready(&wf, &by_id, &run.input, &running) {
-                    match decision {
-                        schedule::Decision::Skip { step, reason } => {
-                            self.store.skip_step(&run.id, &step, &reason).await?;
-                            self.emit(Progress::Skipped { step, reason });
-                            changed = true;
-                        }
-                        schedule::Decision::Run { step, input }
-                            if running.len() < wf.max_parallel =>
-                        {
-                            running.insert(step.clone());
-                            let job = step::Job {
-                                host: self.host.clone(),
-                                store: self.store.clone(),
-                                run_id: run.id.clone(),
-                                def: wf
-                                    .step(&step)
-                                    .cloned()
-                                    .context("scheduled an unknown step")?,
-                                plugin: loaded.plugins[&step].clone(),
-                                input,
-                                progress: self.progress.clone(),
-                            };
-                            in_flight.spawn(job.run());
-                        }
-                        schedule::Decision::Run { .. } => {}
-                    }
-                }
-                if !changed
-                    && running.is_empty()
-                    && records
-                        .iter()
-                        .all(|r| matches!(r.status, StepStatus::Succeeded | StepStatus::Skipped))
-                {
-                    let output = run_output(&wf.output, &run.input, &records)?;
-                    self.store
-                        .set_run_status(&run.id, RunStatus::Succeeded, Some(output), None)
-                        .await?;
-                    return Ok(());
-                }
-            }
-            if changed {
-                continue;
-            }
-            match in_flight.join_next().await {
-                Some(done) => {
-                    let step = done??;
-                    running.remove(&step);
-                }
-                None => {
-                    let waiting: Vec<_> = records
-                        .iter()
-                        .filter(|r| {
-                            !matches!(r.status, StepStatus::Succeeded | StepStatus::Skipped)
-                        })
-                        .map(|r| r.step_id.clone())
-                        .collect();
-                    anyhow::bail!(
-                        "run {} cannot make progress: steps {} can never become ready",
-                        run.id,
-                        waiting.join(", ")
-                    );
-                }
-            }
-        }
-    }
-
     fn emit(&self, event: Progress) {
         if let Some(sink) = &self.progress {
             let _ = sink.send(event);
         }
-    }
-}
-
-fn run_output(
-    output: &OutputDecl,
-    input: &Value,
-    records: &[crate::store::StepRecord],
-) -> anyhow::Result<Value> {
-    match output {
-        OutputDecl::Step(id) => Ok(records
-            .iter()
-            .find(|r| &r.step_id == id)
-            .and_then(|r| r.output.clone())
-            .unwrap_or(Value::Null)),
-        OutputDecl::Expr(expr) => expr
-            .eval(input, &schedule::steps_view(records))
-            .map_err(|e| anyhow::anyhow!("the workflow output {e}")),
     }
 }

@@ -1,78 +1,46 @@
-//! One step's attempt inside a run: journal the start, check the input against the step's
-//! schema, run the plugin, check the output, journal the result.
+//! One step's attempt inside a run, once its start is journaled: check the input against the
+//! step's schema, run the plugin, check the output, and hand back the result to journal.
 
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use sha2::Digest as _;
 
 use super::Progress;
-use crate::attempt::AttemptContext;
+use crate::attempt::{AttemptContext, StepOutput};
 use crate::capabilities::state::StateScope;
 use crate::engine::Host;
 use crate::failure::StepFailure;
 use crate::plugin::Plugin;
+use crate::schema::Schema;
 use crate::store::{AttemptOutcome, AttemptResult, Store};
 use crate::workflow::StepDef;
-
-/// Violations listed at most, so a huge bad document yields a readable error.
-const MAX_VIOLATIONS: usize = 20;
-
-/// Every way `value` violates `schema`, each naming its JSON path.
-pub(crate) fn schema_violations(schema: &Value, value: &Value) -> anyhow::Result<Vec<String>> {
-    let validator = jsonschema::validator_for(schema)
-        .map_err(|e| anyhow::anyhow!("invalid JSON Schema: {e}"))?;
-    Ok(validator
-        .iter_errors(value)
-        .take(MAX_VIOLATIONS)
-        .map(|e| {
-            let path = e.instance_path().to_string();
-            format!("at {}: {e}", if path.is_empty() { "/" } else { &path })
-        })
-        .collect())
-}
 
 pub(crate) struct Job {
     pub(crate) host: Host,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) run_id: String,
+    pub(crate) attempt: u32,
     pub(crate) def: StepDef,
     pub(crate) plugin: Plugin,
     pub(crate) input: Result<Value, String>,
-    pub(crate) progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
+}
+
+/// An attempt that ran: the result to journal and the progress to report once it is.
+pub(crate) struct Finished {
+    pub(crate) result: AttemptResult,
+    pub(crate) event: Progress,
 }
 
 impl Job {
-    fn emit(&self, event: Progress) {
-        if let Some(sink) = &self.progress {
-            let _ = sink.send(event);
-        }
-    }
-
-    /// Runs the attempt and journals it; returns the step id.
-    pub(crate) async fn run(self) -> anyhow::Result<String> {
-        let input_text = self
-            .input
-            .as_ref()
-            .map(Value::to_string)
-            .unwrap_or_default();
-        let input_digest = hex::encode(sha2::Sha256::digest(input_text.as_bytes()));
-        let attempt = self
-            .store
-            .start_attempt(&self.run_id, &self.def.id, &input_digest)
-            .await?;
-        self.emit(Progress::Started {
-            step: self.def.id.clone(),
-            attempt,
-        });
-
+    /// Runs the attempt.
+    pub(crate) async fn run(self) -> anyhow::Result<Finished> {
         let (outcome, usage, logs) = match self.checked_input() {
             Err(failure) => (Err(failure), None, Value::Null),
             Ok(input) => {
                 let ctx = AttemptContext {
                     run_id: self.run_id.clone(),
                     step_id: self.def.id.clone(),
-                    attempt,
+                    attempt: self.attempt,
                     state: StateScope::Journal {
                         store: self.store.clone(),
                         run_id: self.run_id.clone(),
@@ -89,55 +57,48 @@ impl Job {
                     "stderr": report.stderr,
                     "denials": report.denials,
                 });
-                let outcome = report
-                    .outcome
-                    .clone()
-                    .and_then(|output| self.check_output(output));
+                let outcome = report.outcome.and_then(|output| self.check_output(output));
                 (outcome, Some(report.usage), logs)
             }
         };
 
-        let (stored, event) = match &outcome {
-            Ok(output) => (
-                AttemptOutcome::Succeeded {
-                    output: output.payload.clone(),
-                    confidence: output.confidence,
-                    route: output.route.clone(),
-                },
-                Progress::Succeeded {
-                    step: self.def.id.clone(),
+        let step = self.def.id.clone();
+        let (stored, event) = match outcome {
+            Ok(output) => {
+                let event = Progress::Succeeded {
+                    step: step.clone(),
                     elapsed: usage.map(|u| u.elapsed).unwrap_or_default(),
                     route: output.route.clone(),
                     confidence: output.confidence,
-                },
-            ),
+                };
+                let stored = AttemptOutcome::Succeeded {
+                    output: output.payload,
+                    confidence: output.confidence,
+                    route: output.route,
+                };
+                (stored, event)
+            }
             Err(failure) => {
-                let mut json = serde_json::to_value(failure)?;
+                let mut json = serde_json::to_value(&failure)?;
                 json["message"] = Value::String(failure.to_string());
-                (
-                    AttemptOutcome::Failed(json),
-                    Progress::Failed {
-                        step: self.def.id.clone(),
-                        failure: format!("{} ({})", failure, failure.kind()),
-                    },
-                )
+                let event = Progress::Failed {
+                    step: step.clone(),
+                    failure: format!("{} ({})", failure, failure.kind()),
+                };
+                (AttemptOutcome::Failed(json), event)
             }
         };
         let result = AttemptResult {
-            run_id: self.run_id.clone(),
-            step_id: self.def.id.clone(),
-            attempt,
+            run_id: self.run_id,
+            step_id: step,
+            attempt: self.attempt,
             outcome: stored,
             latency_us: usage.map_or(0, |u| u.elapsed.as_micros() as u64),
             fuel: usage.and_then(|u| u.fuel_consumed),
             memory_peak: usage.map_or(0, |u| u.memory_peak_bytes),
             logs,
         };
-        if !self.store.finish_attempt(result).await? {
-            tracing::warn!(run_id = %self.run_id, step_id = %self.def.id, attempt, "the step already had a result; this attempt's result was not recorded");
-        }
-        self.emit(event);
-        Ok(self.def.id.clone())
+        Ok(Finished { result, event })
     }
 
     fn checked_input(&self) -> Result<Value, StepFailure> {
@@ -147,18 +108,13 @@ impl Job {
             .map_err(|message| StepFailure::InvalidInput {
                 message: format!("the workflow could not compute this step's input: {message}"),
             })?;
-        let schema = self.plugin.meta().input_schema.as_ref();
-        check_schema(schema, &input, "input")
+        check_schema(self.plugin.input_schema(), &input, "input")
             .map_err(|message| StepFailure::InvalidInput { message })?;
         Ok(input)
     }
 
-    fn check_output(
-        &self,
-        output: crate::attempt::StepOutput,
-    ) -> Result<crate::attempt::StepOutput, StepFailure> {
-        let schema = self.plugin.meta().output_schema.as_ref();
-        check_schema(schema, &output.payload, "output")
+    fn check_output(&self, output: StepOutput) -> Result<StepOutput, StepFailure> {
+        check_schema(self.plugin.output_schema(), &output.payload, "output")
             .map_err(|message| StepFailure::InvalidOutput { message })?;
         Ok(output)
     }
@@ -166,10 +122,9 @@ impl Job {
 
 /// Checks `value` against the step's declared schema for `what` (input or output); the error
 /// lists every violation with its JSON path.
-fn check_schema(schema: Option<&Value>, value: &Value, what: &str) -> Result<(), String> {
+fn check_schema(schema: Option<&Schema>, value: &Value, what: &str) -> Result<(), String> {
     let Some(schema) = schema else { return Ok(()) };
-    let violations = schema_violations(schema, value)
-        .map_err(|e| format!("the step declares an {what} schema that is an {e:#}"))?;
+    let violations = schema.violations(value);
     if violations.is_empty() {
         return Ok(());
     }

@@ -1,17 +1,19 @@
 //! The durable journal: runs, steps, attempts, events, run state, registered workflows and
 //! the content-addressed plugin store, behind one [`Store`] trait.
 //!
-//! The trait speaks in the journal's own terms (start an attempt, record its result, skip a
-//! step) so that each backend can implement them atomically in its own way: SQLite here (one
-//! writer thread with group commit), PostgreSQL for fleets. The semantics every backend
-//! keeps: a step's result is recorded at most once (the first writer wins, later ones are
-//! told so), every change to a run appends an event in the same transaction, and a workflow
-//! version, once registered, never changes.
+//! The trait speaks in the journal's own terms (create a run; advance it: record a result,
+//! skip steps, start attempts, end the run) so that each backend can implement them
+//! atomically in its own way: SQLite here (one writer thread with group commit), PostgreSQL
+//! for fleets. The semantics every backend keeps: a step's result is recorded at most once
+//! (the first writer wins, later ones are told so), every change to a run appends an event in
+//! the same transaction, a workflow version's definition never changes once registered, and
+//! a run keeps the plugin digests it was submitted with.
 
 mod migrations;
 mod sqlite;
 mod types;
 
+pub(crate) use sqlite::now_ms;
 pub use sqlite::{Durability, SqliteStore};
 pub use types::*;
 
@@ -33,8 +35,10 @@ pub trait Store: Send + Sync + 'static {
     /// The digest of the latest plugin registered under `name@version`.
     async fn find_plugin(&self, name: &str, version: &str) -> anyhow::Result<Option<String>>;
 
-    /// Registers a workflow version. Registering the same content again is a no-op; different
-    /// content under an existing `name@version` is an error (versions are immutable).
+    /// Registers a workflow version. Registering the same content again is a no-op; the same
+    /// definition with other plugin bytes repins the version (runs already submitted keep
+    /// their own pins); another definition under an existing `name@version` is an error
+    /// (definitions are immutable).
     async fn register_workflow(&self, workflow: &WorkflowVersion) -> anyhow::Result<Registered>;
     /// A registered workflow: the given version, or the highest one.
     async fn get_workflow(
@@ -65,18 +69,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The step rows of a run.
     async fn steps(&self, run_id: &str) -> anyhow::Result<Vec<StepRecord>>;
-    /// Journals the start of a new attempt of a step (before it runs); returns its number.
-    async fn start_attempt(
-        &self,
-        run_id: &str,
-        step_id: &str,
-        input_digest: &str,
-    ) -> anyhow::Result<u32>;
-    /// Journals an attempt's result. Returns false, recording nothing, when the step already
-    /// has a result (exactly-once result recording).
-    async fn finish_attempt(&self, result: AttemptResult) -> anyhow::Result<bool>;
-    /// Marks a step skipped, with the reason.
-    async fn skip_step(&self, run_id: &str, step_id: &str, reason: &str) -> anyhow::Result<()>;
+    /// Applies an [`Advance`] atomically: the attempt result (exactly once: when the step
+    /// already has a result nothing is applied), skips, new attempts (journaled before they
+    /// run), and the run's end, each with its event.
+    async fn advance(&self, advance: Advance) -> anyhow::Result<Advanced>;
     /// Every attempt of a run.
     async fn attempts(&self, run_id: &str) -> anyhow::Result<Vec<AttemptRecord>>;
     /// A run's event log, in order.

@@ -10,7 +10,7 @@ use serde_json::Value;
 macro_rules! status_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($(#[$vdoc])* $variant),+ }
 
@@ -106,6 +106,9 @@ pub enum Registered {
     New,
     /// The same content was registered before.
     Existing,
+    /// The same definition with other plugin bytes: the version's pins now point at them,
+    /// for runs submitted from now on.
+    Repinned,
 }
 
 /// A run to create.
@@ -124,7 +127,7 @@ pub struct NewRun {
 }
 
 /// A run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunRecord {
     /// Run id (a UUIDv7: sorts by creation time).
     pub id: String,
@@ -157,10 +160,12 @@ pub struct RunFilter {
     pub workflow: Option<String>,
     /// At most this many (default 50).
     pub limit: Option<u32>,
+    /// Only runs older than this run id (ids sort by creation time): the page after it.
+    pub before: Option<String>,
 }
 
 /// A step of a run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StepRecord {
     /// Step id.
     pub step_id: String,
@@ -205,7 +210,7 @@ pub struct AttemptResult {
     pub run_id: String,
     /// The step.
     pub step_id: String,
-    /// The attempt number from [`Store::start_attempt`](super::Store::start_attempt).
+    /// The attempt number [`Store::advance`](super::Store::advance) gave it when it started.
     pub attempt: u32,
     /// How it ended.
     pub outcome: AttemptOutcome,
@@ -220,7 +225,7 @@ pub struct AttemptResult {
 }
 
 /// One attempt as journaled.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AttemptRecord {
     /// The step.
     pub step_id: String,
@@ -247,17 +252,78 @@ pub struct AttemptRecord {
 }
 
 /// One entry of a run's event log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EventRecord {
     /// Position in the run's log, from 1.
     pub seq: i64,
     /// When (ms since the Unix epoch).
     pub at_ms: i64,
-    /// What happened: `run_created`, `run_started`, `step_started`, `step_succeeded`,
-    /// `step_failed`, `step_skipped`, `run_succeeded`, `run_failed`, …
+    /// What happened: `run_created`, `run_running`, `step_started`, `step_succeeded`,
+    /// `step_failed`, `step_skipped`, `run_succeeded`, `run_failed`, `run_cancelled`, …
     pub kind: String,
     /// The step it concerns.
     pub step_id: Option<String>,
     /// Details.
     pub data: Value,
+}
+
+/// One atomic step forward in a run's journal, committed in one transaction: an attempt's
+/// result, the steps that this makes skipped, the attempts it starts, and the run's end.
+///
+/// Batching these keeps the journal's promises (an attempt is journaled before it runs, its
+/// result after) while a linear run pays one commit per step instead of three.
+#[derive(Debug, Clone, Default)]
+pub struct Advance {
+    /// The run; if it is still `pending`, it becomes `running`.
+    pub run_id: String,
+    /// An attempt's result, recorded first. When the step already has a result, nothing in
+    /// this advance is applied and [`Advanced::recorded`] is false.
+    pub finished: Option<AttemptResult>,
+    /// Steps to mark skipped: (step id, reason).
+    pub skipped: Vec<(String, String)>,
+    /// Attempts to start: (step id, sha256 of its input).
+    pub started: Vec<(String, String)>,
+    /// The run's end, when this advance ends it.
+    pub end: Option<RunEnd>,
+}
+
+impl Advance {
+    /// An empty advance of `run_id`.
+    pub fn new(run_id: &str) -> Self {
+        Self {
+            run_id: run_id.to_string(),
+            ..Self::default()
+        }
+    }
+
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.finished.is_none()
+            && self.skipped.is_empty()
+            && self.started.is_empty()
+            && self.end.is_none()
+    }
+}
+
+/// How a run ends.
+#[derive(Debug, Clone)]
+pub struct RunEnd {
+    /// `succeeded`, `failed` or `awaiting_review`.
+    pub status: RunStatus,
+    /// The run's output, when it succeeded.
+    pub output: Option<Value>,
+    /// What failed, when it did not.
+    pub failure: Option<Value>,
+}
+
+/// What an [`Advance`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advanced {
+    /// False when the finished attempt's step already had a result: then nothing was applied.
+    pub recorded: bool,
+    /// The attempt number of each started step, in the order given.
+    pub attempts: Vec<u32>,
+    /// The run had already ended (it was cancelled): the result was recorded, nothing was
+    /// started, and the driver should stop.
+    pub run_over: bool,
 }

@@ -34,7 +34,7 @@ pub struct Workflow {
     /// One line for humans.
     pub description: String,
     /// JSON Schema every run input must satisfy.
-    pub input_schema: Option<serde_json::Value>,
+    pub input_schema: Option<crate::schema::Schema>,
     /// The run's output.
     pub output: OutputDecl,
     /// Steps of one run that may execute at once.

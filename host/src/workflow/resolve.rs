@@ -61,8 +61,8 @@ pub(super) fn resolve(source: String, base_dir: &Path) -> Result<Workflow, Faile
     };
     let input_schema = header.input_schema.as_ref().and_then(|schema| {
         let json = serde_json::to_value(schema.get_ref()).ok()?;
-        match jsonschema::validator_for(&json) {
-            Ok(_) => Some(json),
+        match crate::schema::Schema::compile(json) {
+            Ok(compiled) => Some(compiled),
             Err(e) => {
                 errors.push(Diagnostic::at(
                     schema.span(),

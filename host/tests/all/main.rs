@@ -4,6 +4,8 @@ mod cli;
 mod crash;
 mod hostile;
 mod loading;
+mod serve;
+mod sidecar;
 mod steps;
 mod support;
 mod workflows;

@@ -355,36 +355,59 @@ async fn runs_are_pinned_to_the_exact_plugin_bytes() {
         "echo ran"
     );
 
-    // Same version, other bytes: refused, since versions are immutable.
-    std::fs::copy(artifacts::CLEAN_TEXT, &plugin).unwrap();
-    let err = registry::register_file(host(), f.store.as_ref(), &path)
+    // A run submitted now is pinned to echo, even if it only starts after a repin.
+    let (echo_loaded, _) = registry::register_file(host(), f.store.as_ref(), &path)
         .await
-        .unwrap_err();
-    assert!(err.to_string().contains("pinned@1.0.0 is already registered with a different definition or different plugin bytes"), "{err}");
+        .unwrap();
+    let (waiting, _) = f
+        .runner
+        .submit(&echo_loaded, json!({"subject": "  c@d.io  "}), None)
+        .await
+        .unwrap();
 
-    // A new version picks the new bytes; the old version still runs the old ones.
-    std::fs::write(&path, text.replace("1.0.0", "1.1.0")).unwrap();
+    // Same definition, other bytes: the version is repinned for new runs.
+    std::fs::copy(artifacts::CLEAN_TEXT, &plugin).unwrap();
+    let (_, registered) = registry::register_file(host(), f.store.as_ref(), &path)
+        .await
+        .unwrap();
+    assert_eq!(registered, weir::store::Registered::Repinned);
     let run = f.run(&path, json!({"subject": "  a@b.io  "})).await;
     assert_eq!(
         run.output,
         Some(json!({"subject": "[EMAIL]"})),
         "clean-text ran"
     );
+
+    // Another definition under the same version: refused, definitions are immutable.
+    std::fs::write(&path, text.replace("id = \"s\"", "id = \"t\"")).unwrap();
+    let err = registry::register_file(host(), f.store.as_ref(), &path)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("pinned@1.0.0 is already registered with a different definition"),
+        "{err}"
+    );
+
+    // The file gone, the run submitted before the repin still runs echo, from the store.
     std::fs::remove_file(&plugin).unwrap();
+    let run = f.runner.execute(&waiting.id).await.unwrap();
+    assert_eq!(
+        run.output,
+        Some(json!({"subject": "  c@d.io  "})),
+        "the earlier run kept echo"
+    );
+    let steps = f.store.steps(&waiting.id).await.unwrap();
+    assert_eq!(steps[0].plugin_digest, echo_loaded.pins["s"]);
+
+    // A new version lives beside the old one; the latest is picked by default.
+    std::fs::copy(artifacts::ECHO, &plugin).unwrap();
+    std::fs::write(&path, text.replace("1.0.0", "1.1.0")).unwrap();
+    f.run(&path, json!({"subject": "x"})).await;
     let old = registry::load_registered(host(), f.store.as_ref(), "pinned", Some("1.0.0"))
         .await
         .unwrap();
-    let (run, _) = f
-        .runner
-        .submit(&old, json!({"subject": "x"}), None)
-        .await
-        .unwrap();
-    let run = f.runner.execute(&run.id).await.unwrap();
-    assert_eq!(
-        run.output,
-        Some(json!({"subject": "x"})),
-        "v1 still runs echo, from the store"
-    );
+    assert_ne!(old.pins["s"], echo_loaded.pins["s"], "1.0.0 stays repinned");
     let latest = registry::load_registered(host(), f.store.as_ref(), "pinned", None)
         .await
         .unwrap();

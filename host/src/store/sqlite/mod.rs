@@ -5,7 +5,7 @@
 //! many runs write at once, because one fsync covers all the writes queued behind it.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Mutex, mpsc};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, anyhow, bail};
@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
+mod journal;
 mod rows;
 mod writer;
 
@@ -58,7 +59,9 @@ type Job = Box<dyn FnOnce(&mut Transaction<'_>) -> Reply + Send>;
 /// The SQLite store.
 pub struct SqliteStore {
     jobs: Mutex<mpsc::Sender<Job>>,
-    reader: Arc<Mutex<Connection>>,
+    /// Idle read connections; a read takes one (opening another when none is idle).
+    readers: Mutex<Vec<Connection>>,
+    durability: Durability,
     path: PathBuf,
 }
 
@@ -85,14 +88,14 @@ impl SqliteStore {
         }
         let mut writer = open(path, durability)?;
         migrate(&mut writer)?;
-        let reader = open(path, durability)?;
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("weir-sqlite-writer".into())
             .spawn(move || write_loop(writer, queue))?;
         Ok(Self {
             jobs: Mutex::new(jobs),
-            reader: Arc::new(Mutex::new(reader)),
+            readers: Mutex::new(Vec::new()),
+            durability,
             path: path.to_path_buf(),
         })
     }
@@ -132,12 +135,24 @@ impl SqliteStore {
             .map_err(|_| anyhow!("the database writer has stopped"))?
     }
 
+    /// Runs a read on an idle connection, inline. Reads are short indexed queries, and in WAL
+    /// mode they never wait for the writer, so running them on the async thread costs less
+    /// than a hop to a blocking thread and back.
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
-        let reader = self.reader.clone();
-        tokio::task::spawn_blocking(move || f(&reader.lock().expect("reader poisoned"))).await?
+        let idle = self.readers.lock().expect("reader pool poisoned").pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open(&self.path, self.durability)?,
+        };
+        let result = f(&conn);
+        self.readers
+            .lock()
+            .expect("reader pool poisoned")
+            .push(conn);
+        result
     }
 }
 
@@ -200,16 +215,25 @@ impl Store for SqliteStore {
         let wf = wf.clone();
         let parsed = semver::Version::parse(&wf.version)?;
         self.write(move |c| {
-            let existing: Option<String> = c
-                .query_row("SELECT digest FROM workflows WHERE name = ?1 AND version = ?2", params![wf.name, wf.version], |r| r.get(0))
+            let existing: Option<(String, String)> = c
+                .query_row("SELECT digest, source FROM workflows WHERE name = ?1 AND version = ?2", params![wf.name, wf.version], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             match existing {
-                Some(digest) if digest == wf.digest => return Ok(Registered::Existing),
-                Some(_) => bail!(
-                    "workflow {}@{} is already registered with a different definition or different plugin bytes; versions are immutable, so bump `version` to register the change",
+                Some((digest, _)) if digest == wf.digest => return Ok(Registered::Existing),
+                Some((_, source)) if source != wf.source => bail!(
+                    "workflow {}@{} is already registered with a different definition; a version's definition is immutable, so bump `version` to register the change",
                     wf.name,
                     wf.version
                 ),
+                Some(_) => {
+                    // Same definition, new plugin bytes: new runs take the new pins; runs
+                    // already submitted keep the digests they were pinned to.
+                    c.execute(
+                        "UPDATE workflows SET digest = ?3, pins = ?4 WHERE name = ?1 AND version = ?2",
+                        params![wf.name, wf.version, wf.digest, serde_json::to_string(&wf.pins)?],
+                    )?;
+                    return Ok(Registered::Repinned);
+                }
                 None => {}
             }
             c.execute(
@@ -247,7 +271,7 @@ impl Store for SqliteStore {
                 None => {
                     // Highest version by semver precedence; among pre-releases of one version, the latest registered.
                     let mut all: Vec<WorkflowVersion> = c
-                        .prepare(&format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE name = ?1"))?
+                        .prepare_cached(&format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE name = ?1"))?
                         .query_map([name], workflow_row)?
                         .collect::<Result<_, _>>()?;
                     all.sort_by(|a, b| {
@@ -264,7 +288,7 @@ impl Store for SqliteStore {
 
     async fn list_workflows(&self) -> anyhow::Result<Vec<WorkflowVersion>> {
         self.read(|c| {
-            Ok(c.prepare(&format!(
+            Ok(c.prepare_cached(&format!(
                 "SELECT {WORKFLOW_COLUMNS} FROM workflows ORDER BY name, major, minor, patch"
             ))?
             .query_map([], workflow_row)?
@@ -316,11 +340,11 @@ impl Store for SqliteStore {
         let filter = filter.clone();
         self.read(move |c| {
             let sql = format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR workflow = ?2) ORDER BY id DESC LIMIT ?3"
+                "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR workflow = ?2) AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?3"
             );
-            Ok(c.prepare(&sql)?
+            Ok(c.prepare_cached(&sql)?
                 .query_map(
-                    params![filter.status.map(|s| s.as_str()), filter.workflow, filter.limit.unwrap_or(DEFAULT_LIST_LIMIT)],
+                    params![filter.status.map(|s| s.as_str()), filter.workflow, filter.limit.unwrap_or(DEFAULT_LIST_LIMIT), filter.before],
                     run_row,
                 )?
                 .collect::<Result<_, _>>()?)
@@ -330,13 +354,11 @@ impl Store for SqliteStore {
 
     async fn unfinished_runs(&self) -> anyhow::Result<Vec<String>> {
         self.read(|c| {
-            Ok(
-                c.prepare(
-                    "SELECT id FROM runs WHERE status IN ('pending', 'running') ORDER BY id",
-                )?
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<_, _>>()?,
-            )
+            Ok(c.prepare_cached(
+                "SELECT id FROM runs WHERE status IN ('pending', 'running') ORDER BY id",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?)
         })
         .await
     }
@@ -349,26 +371,14 @@ impl Store for SqliteStore {
         failure: Option<Value>,
     ) -> anyhow::Result<()> {
         let id = id.to_string();
-        self.write(move |c| {
-            let changed = c.execute(
-                "UPDATE runs SET status = ?2, output = COALESCE(?3, output), failure = COALESCE(?4, failure), updated_ms = ?5
-                 WHERE id = ?1 AND status NOT IN ('succeeded', 'failed', 'cancelled')",
-                params![id, status.as_str(), output.as_ref().map(Value::to_string), failure.as_ref().map(Value::to_string), now_ms()],
-            )?;
-            if changed == 0 {
-                bail!("run {id} does not exist or has already ended");
-            }
-            let kind = format!("run_{status}");
-            append_event(c, &id, &kind, None, failure.unwrap_or(Value::Null))?;
-            Ok(())
-        })
-        .await
+        self.write(move |c| journal::set_status(c, &id, status, output, failure))
+            .await
     }
 
     async fn steps(&self, run_id: &str) -> anyhow::Result<Vec<StepRecord>> {
         let run_id = run_id.to_string();
         self.read(move |c| {
-            Ok(c.prepare(
+            Ok(c.prepare_cached(
                 "SELECT step_id, plugin_digest, status, output, confidence, route, failure, skip_reason, attempts
                  FROM steps WHERE run_id = ?1 ORDER BY position",
             )?
@@ -390,100 +400,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn start_attempt(
-        &self,
-        run_id: &str,
-        step_id: &str,
-        input_digest: &str,
-    ) -> anyhow::Result<u32> {
-        let (run_id, step_id, input_digest) = (
-            run_id.to_string(),
-            step_id.to_string(),
-            input_digest.to_string(),
-        );
-        self.write(move |c| {
-            let attempt: u32 = c
-                .query_row(
-                    "UPDATE steps SET status = 'running', attempts = attempts + 1
-                     WHERE run_id = ?1 AND step_id = ?2 AND status IN ('pending', 'running') RETURNING attempts",
-                    params![run_id, step_id],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .with_context(|| format!("step {step_id} of run {run_id} cannot start: it does not exist or already has a result"))?;
-            c.execute(
-                "INSERT INTO attempts (run_id, step_id, attempt, input_digest, status, started_ms) VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
-                params![run_id, step_id, attempt, input_digest, now_ms()],
-            )?;
-            append_event(c, &run_id, "step_started", Some(&step_id), json!({"attempt": attempt}))?;
-            Ok(attempt)
-        })
-        .await
-    }
-
-    async fn finish_attempt(&self, result: AttemptResult) -> anyhow::Result<bool> {
-        self.write(move |c| {
-            let (status, output, confidence, route, failure) = match &result.outcome {
-                AttemptOutcome::Succeeded { output, confidence, route } => ("succeeded", Some(output.to_string()), *confidence, route.clone(), None),
-                AttemptOutcome::Failed(failure) => ("failed", None, None, None, Some(failure.to_string())),
-            };
-            // Exactly-once: only a step still `running` at this attempt takes a result.
-            let recorded = c.execute(
-                "UPDATE steps SET status = ?3, output = ?4, confidence = ?5, route = ?6, failure = ?7
-                 WHERE run_id = ?1 AND step_id = ?2 AND status = 'running' AND attempts = ?8",
-                params![result.run_id, result.step_id, status, output, confidence, route, failure, result.attempt],
-            )?;
-            if recorded == 0 {
-                return Ok(false);
-            }
-            c.execute(
-                "UPDATE attempts SET status = ?4, failure = ?5, finished_ms = ?6, latency_us = ?7, fuel = ?8, memory_peak = ?9, logs = ?10
-                 WHERE run_id = ?1 AND step_id = ?2 AND attempt = ?3",
-                params![
-                    result.run_id,
-                    result.step_id,
-                    result.attempt,
-                    status,
-                    failure,
-                    now_ms(),
-                    result.latency_us as i64,
-                    result.fuel.map(|f| f as i64),
-                    result.memory_peak as i64,
-                    result.logs.to_string()
-                ],
-            )?;
-            let data = match &result.outcome {
-                AttemptOutcome::Succeeded { confidence, route, .. } => {
-                    json!({"attempt": result.attempt, "latency_us": result.latency_us, "confidence": confidence, "route": route})
-                }
-                AttemptOutcome::Failed(failure) => json!({"attempt": result.attempt, "latency_us": result.latency_us, "failure": failure}),
-            };
-            append_event(c, &result.run_id, &format!("step_{status}"), Some(&result.step_id), data)?;
-            Ok(true)
-        })
-        .await
-    }
-
-    async fn skip_step(&self, run_id: &str, step_id: &str, reason: &str) -> anyhow::Result<()> {
-        let (run_id, step_id, reason) =
-            (run_id.to_string(), step_id.to_string(), reason.to_string());
-        self.write(move |c| {
-            let changed = c.execute(
-                "UPDATE steps SET status = 'skipped', skip_reason = ?3 WHERE run_id = ?1 AND step_id = ?2 AND status = 'pending'",
-                params![run_id, step_id, reason],
-            )?;
-            if changed == 1 {
-                append_event(c, &run_id, "step_skipped", Some(&step_id), json!({"reason": reason}))?;
-            }
-            Ok(())
-        })
-        .await
+    async fn advance(&self, advance: Advance) -> anyhow::Result<Advanced> {
+        self.write(move |c| journal::advance(c, &advance)).await
     }
 
     async fn attempts(&self, run_id: &str) -> anyhow::Result<Vec<AttemptRecord>> {
         let run_id = run_id.to_string();
         self.read(move |c| {
-            Ok(c.prepare(
+            Ok(c.prepare_cached(
                 "SELECT a.step_id, a.attempt, a.input_digest, a.status, a.failure, a.started_ms, a.finished_ms, a.latency_us, a.fuel, a.memory_peak, a.logs
                  FROM attempts a JOIN steps s ON s.run_id = a.run_id AND s.step_id = a.step_id
                  WHERE a.run_id = ?1 ORDER BY s.position, a.attempt",
@@ -511,7 +435,7 @@ impl Store for SqliteStore {
     async fn events(&self, run_id: &str) -> anyhow::Result<Vec<EventRecord>> {
         let run_id = run_id.to_string();
         self.read(move |c| {
-            Ok(c.prepare(
+            Ok(c.prepare_cached(
                 "SELECT seq, at_ms, kind, step_id, data FROM events WHERE run_id = ?1 ORDER BY seq",
             )?
             .query_map([run_id], |r| {

@@ -13,10 +13,9 @@ pub(super) fn append_event(
     step_id: Option<&str>,
     data: Value,
 ) -> anyhow::Result<()> {
-    conn.execute(
-        "INSERT INTO events (run_id, seq, at_ms, kind, step_id, data)
-         VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = ?1), ?2, ?3, ?4, ?5)",
-        params![run_id, now_ms(), kind, step_id, data.to_string()],
+    conn.prepare_cached("INSERT INTO events (run_id, seq, at_ms, kind, step_id, data)
+         VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = ?1), ?2, ?3, ?4, ?5)")?.execute(
+                params![run_id, now_ms(), kind, step_id, data.to_string()],
     )?;
     Ok(())
 }
@@ -52,11 +51,8 @@ pub(super) fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
 
 pub(super) fn get_run(conn: &Connection, id: &str) -> anyhow::Result<Option<RunRecord>> {
     Ok(conn
-        .query_row(
-            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-            [id],
-            run_row,
-        )
+        .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+        .query_row([id], run_row)
         .optional()?)
 }
 

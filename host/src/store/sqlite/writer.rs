@@ -25,6 +25,8 @@ pub(super) fn open(path: &Path, durability: Durability) -> anyhow::Result<Connec
     )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    // Room for every statement the journal uses, so none is parsed twice.
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 

@@ -1,0 +1,84 @@
+//! `weir serve`: the HTTP sidecar, until SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::data::DataArgs;
+use crate::Host;
+use crate::serve::{ServeConfig, Server};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Address to listen on; anything but loopback needs a token.
+    #[arg(long, env = "WEIR_LISTEN", default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// Workflow files (*.toml) to offer; watched, and reloaded on change.
+    #[arg(long, env = "WEIR_WORKFLOWS_DIR", value_name = "DIR")]
+    workflows: Option<PathBuf>,
+    /// Plugin files (*.wasm) to load; watched, and reloaded on change.
+    #[arg(long, env = "WEIR_PLUGINS_DIR", value_name = "DIR")]
+    plugins: Option<PathBuf>,
+    /// A file of bearer tokens, one per line (also: WEIR_API_TOKENS, comma-separated).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Runs driven at once.
+    #[arg(long, default_value_t = 8)]
+    workers: usize,
+    /// Runs that may wait for a worker; beyond that, submissions get 429.
+    #[arg(long, default_value_t = 256)]
+    queue: usize,
+    /// Largest JSON request body, e.g. 1MiB.
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    max_body: usize,
+    /// How long steps in flight may take to finish on shutdown, e.g. 30s.
+    #[arg(long, default_value = "30s", value_parser = crate::limits::parse_duration)]
+    drain_timeout: Duration,
+}
+
+fn parse_size(text: &str) -> Result<usize, String> {
+    crate::limits::parse_size(text).map(|n| n as usize)
+}
+
+pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow::Result<ExitCode> {
+    let mut tokens: Vec<String> = std::env::var("WEIR_API_TOKENS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    if let Some(file) = &args.token_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the token file {}", file.display()))?;
+        tokens.extend(text.lines().map(str::to_string));
+    }
+    tokens.retain(|t| !t.trim().is_empty());
+    let config = ServeConfig {
+        listen: args.listen,
+        tokens,
+        workflows_dir: args.workflows,
+        plugins_dir: args.plugins,
+        workers: args.workers,
+        queue: args.queue,
+        max_body: args.max_body,
+        drain_timeout: args.drain_timeout,
+        ..ServeConfig::default()
+    };
+    let server = Server::start(host.clone(), data.runner(host)?, config).await?;
+    eprintln!("weir serve: listening on http://{}", server.addr);
+    shutdown_signal().await;
+    eprintln!("weir serve: shutting down");
+    server.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,340 @@
+//! The loop that drives one run: decide what is ready, journal it (skips, starts, the end) in
+//! one advance together with the result that made it ready, run the started attempts, repeat.
+//!
+//! The run's step rows are read from the journal once, when driving starts (that is how a
+//! resumed run picks up where it stopped), and then kept in memory: every change the loop
+//! makes goes through [`Store::advance`] first and to the memory copy after it commits.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+use sha2::Digest as _;
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+
+use super::step::{Finished, Job};
+use super::{Progress, Runner, schedule};
+use crate::metrics;
+use crate::plugin::Plugin;
+use crate::store::{Advance, AttemptOutcome, RunEnd, RunRecord, RunStatus, StepRecord, StepStatus};
+use crate::workflow::{OutputDecl, Workflow};
+
+pub(super) struct Drive<'a> {
+    runner: &'a Runner,
+    run: &'a RunRecord,
+    workflow: Arc<Workflow>,
+    /// Each step's plugin, as the run was pinned to it.
+    plugins: HashMap<String, Plugin>,
+    records: Vec<StepRecord>,
+    /// Steps whose attempt is journaled as started and not yet finished here.
+    running: HashSet<String>,
+    in_flight: JoinSet<anyhow::Result<Finished>>,
+}
+
+/// What became of an advance.
+enum Committed {
+    Applied,
+    /// The result was already recorded by another driver; nothing was applied.
+    NotRecorded,
+    /// The run had ended (cancelled): stop driving it.
+    RunOver,
+}
+
+/// What the next advance will journal, and the progress to report once it has.
+struct Pending {
+    advance: Advance,
+    inputs: Vec<Result<Value, String>>,
+    events: Vec<Progress>,
+}
+
+impl<'a> Drive<'a> {
+    pub(super) async fn new(
+        runner: &'a Runner,
+        run: &'a RunRecord,
+        workflow: Arc<Workflow>,
+    ) -> anyhow::Result<Self> {
+        let records = runner.store.steps(&run.id).await?;
+        let mut plugins = HashMap::new();
+        for record in &records {
+            let origin = format!("{}@{} step {}", run.workflow, run.version, record.step_id);
+            let plugin = runner.plugin(&record.plugin_digest, &origin).await?;
+            plugins.insert(record.step_id.clone(), plugin);
+        }
+        Ok(Self {
+            runner,
+            run,
+            workflow,
+            plugins,
+            records,
+            running: HashSet::new(),
+            in_flight: JoinSet::new(),
+        })
+    }
+
+    fn workflow(&self) -> &Workflow {
+        &self.workflow
+    }
+
+    pub(super) async fn run(mut self) -> anyhow::Result<()> {
+        let guard = self.runner.control.driving(&self.run.id);
+        let mut pending = self.empty();
+        loop {
+            self.decide(&mut pending)?;
+            let ended = pending.advance.end.is_some();
+            if !pending.advance.is_empty() {
+                let committed;
+                (pending, committed) = self.commit(pending).await?;
+                match committed {
+                    Committed::Applied => {}
+                    Committed::NotRecorded => continue,
+                    Committed::RunOver => break,
+                }
+            }
+            if ended {
+                metrics::run_ended(&self.run.workflow, &self.run.version, self.end_status());
+                return Ok(());
+            }
+            if self.running.is_empty() {
+                if self.runner.control.draining() {
+                    // Left `running` in the journal: the next start resumes it.
+                    return Ok(());
+                }
+                return Err(self.stuck());
+            }
+            let joined = tokio::select! {
+                joined = self.in_flight.join_next() => joined,
+                () = guard.notify.notified() => break,
+            };
+            let finished = joined.context("no attempt in flight")???;
+            metrics::attempt_finished(&self.run.workflow, &self.run.version, &finished.result);
+            let step = finished.result.step_id.clone();
+            self.running.remove(&step);
+            self.apply_result(&finished);
+            pending.advance.finished = Some(finished.result);
+            pending.events.push(finished.event);
+        }
+        // Cancelled: the journal says so already; attempts still in flight are dropped.
+        self.in_flight.abort_all();
+        metrics::run_ended(&self.run.workflow, &self.run.version, RunStatus::Cancelled);
+        Ok(())
+    }
+
+    /// The status the run ends with, from the steps in memory.
+    fn end_status(&self) -> RunStatus {
+        match self.records.iter().find(|r| r.status == StepStatus::Failed) {
+            Some(r)
+                if r.failure
+                    .as_ref()
+                    .and_then(|f| f.get("kind"))
+                    .and_then(Value::as_str)
+                    == Some("needs_review") =>
+            {
+                RunStatus::AwaitingReview
+            }
+            Some(_) => RunStatus::Failed,
+            None => RunStatus::Succeeded,
+        }
+    }
+
+    /// Adds to `pending` every skip and start that is ready now, and the run's end if it
+    /// has come.
+    fn decide(&mut self, pending: &mut Pending) -> anyhow::Result<()> {
+        let failed = self.records.iter().any(|r| r.status == StepStatus::Failed);
+        // A skip can make further steps ready (or skipped): decide until nothing changes.
+        // After a failure nothing new starts; the run ends once its attempts in flight do.
+        let mut deciding = !failed;
+        while deciding {
+            let decisions = {
+                let by_id: HashMap<&str, &StepRecord> = self
+                    .records
+                    .iter()
+                    .map(|r| (r.step_id.as_str(), r))
+                    .collect();
+                schedule::ready(self.workflow(), &by_id, &self.run.input, &self.running)
+            };
+            let mut skipped = false;
+            for decision in decisions {
+                match decision {
+                    schedule::Decision::Skip { step, reason } => {
+                        let record = self.record_mut(&step)?;
+                        record.status = StepStatus::Skipped;
+                        record.skip_reason = Some(reason.clone());
+                        pending.events.push(Progress::Skipped {
+                            step: step.clone(),
+                            reason: reason.clone(),
+                        });
+                        pending.advance.skipped.push((step, reason));
+                        skipped = true;
+                    }
+                    schedule::Decision::Run { step, input }
+                        if self.running.len() < self.workflow().max_parallel
+                            && !self.runner.control.draining() =>
+                    {
+                        let text = input.as_ref().map(Value::to_string).unwrap_or_default();
+                        let digest = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+                        self.running.insert(step.clone());
+                        pending.advance.started.push((step, digest));
+                        pending.inputs.push(input);
+                    }
+                    schedule::Decision::Run { .. } => {}
+                }
+            }
+            deciding = skipped;
+        }
+        if !self.running.is_empty() {
+            return Ok(());
+        }
+        if let Some(failed) = self.records.iter().find(|r| r.status == StepStatus::Failed) {
+            let failure = failed.failure.clone().unwrap_or(Value::Null);
+            let needs_review = failure.get("kind").and_then(Value::as_str) == Some("needs_review");
+            pending.advance.end = Some(RunEnd {
+                status: if needs_review {
+                    RunStatus::AwaitingReview
+                } else {
+                    RunStatus::Failed
+                },
+                output: None,
+                failure: Some(json!({"step": failed.step_id, "failure": failure})),
+            });
+        } else if self
+            .records
+            .iter()
+            .all(|r| matches!(r.status, StepStatus::Succeeded | StepStatus::Skipped))
+        {
+            let output = run_output(&self.workflow().output, &self.run.input, &self.records)?;
+            pending.advance.end = Some(RunEnd {
+                status: RunStatus::Succeeded,
+                output: Some(output),
+                failure: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Journals `pending`, then starts its attempts and reports its progress; returns an
+    /// empty `Pending` for the next round, and what became of the advance.
+    async fn commit(&mut self, pending: Pending) -> anyhow::Result<(Pending, Committed)> {
+        let Pending {
+            advance,
+            inputs,
+            mut events,
+        } = pending;
+        let started: Vec<String> = advance.started.iter().map(|(s, _)| s.clone()).collect();
+        let advanced = self.runner.store.advance(advance).await?;
+        self.runner.control.changed(&self.run.id);
+        if advanced.run_over {
+            return Ok((self.empty(), Committed::RunOver));
+        }
+        if !advanced.recorded {
+            // Another driver recorded this step's result first; nothing here was applied.
+            // Take the journal's word for where the run stands and decide again.
+            tracing::warn!(run_id = %self.run.id, "a step already had a result; this attempt's result was not recorded");
+            for step in &started {
+                self.running.remove(step);
+            }
+            self.records = self.runner.store.steps(&self.run.id).await?;
+            return Ok((self.empty(), Committed::NotRecorded));
+        }
+        for ((step, input), attempt) in started.into_iter().zip(inputs).zip(advanced.attempts) {
+            let record = self.record_mut(&step)?;
+            record.status = StepStatus::Running;
+            record.attempts = attempt;
+            events.push(Progress::Started {
+                step: step.clone(),
+                attempt,
+            });
+            let def = self
+                .workflow()
+                .step(&step)
+                .cloned()
+                .context("scheduled an unknown step")?;
+            let job = Job {
+                host: self.runner.host.clone(),
+                store: self.runner.store.clone(),
+                run_id: self.run.id.clone(),
+                attempt,
+                def,
+                plugin: self.plugins[&step].clone(),
+                input,
+            };
+            let span = tracing::info_span!("attempt", run_id = %self.run.id, workflow = %self.run.workflow, version = %self.run.version, step_id = %step, attempt);
+            self.in_flight.spawn(job.run().instrument(span));
+        }
+        for event in events {
+            self.runner.emit(event);
+        }
+        Ok((self.empty(), Committed::Applied))
+    }
+
+    fn empty(&self) -> Pending {
+        Pending {
+            advance: Advance::new(&self.run.id),
+            inputs: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Mirrors a finished attempt in memory, as the journal will record it.
+    fn apply_result(&mut self, finished: &Finished) {
+        let Some(record) = self
+            .records
+            .iter_mut()
+            .find(|r| r.step_id == finished.result.step_id)
+        else {
+            return;
+        };
+        match &finished.result.outcome {
+            AttemptOutcome::Succeeded {
+                output,
+                confidence,
+                route,
+            } => {
+                record.status = StepStatus::Succeeded;
+                record.output = Some(output.clone());
+                record.confidence = *confidence;
+                record.route = route.clone();
+            }
+            AttemptOutcome::Failed(failure) => {
+                record.status = StepStatus::Failed;
+                record.failure = Some(failure.clone());
+            }
+        }
+    }
+
+    fn record_mut(&mut self, step: &str) -> anyhow::Result<&mut StepRecord> {
+        self.records
+            .iter_mut()
+            .find(|r| r.step_id == step)
+            .with_context(|| format!("run {} has no step {step}", self.run.id))
+    }
+
+    fn stuck(&self) -> anyhow::Error {
+        let waiting: Vec<_> = self
+            .records
+            .iter()
+            .filter(|r| !matches!(r.status, StepStatus::Succeeded | StepStatus::Skipped))
+            .map(|r| r.step_id.clone())
+            .collect();
+        anyhow::anyhow!(
+            "run {} cannot make progress: steps {} can never become ready",
+            self.run.id,
+            waiting.join(", ")
+        )
+    }
+}
+
+/// The run's output, from its declaration.
+fn run_output(output: &OutputDecl, input: &Value, records: &[StepRecord]) -> anyhow::Result<Value> {
+    match output {
+        OutputDecl::Step(id) => Ok(records
+            .iter()
+            .find(|r| &r.step_id == id)
+            .and_then(|r| r.output.clone())
+            .unwrap_or(Value::Null)),
+        OutputDecl::Expr(expr) => expr
+            .eval(input, &schedule::steps_view(records))
+            .map_err(|e| anyhow::anyhow!("the workflow output {e}")),
+    }
+}

@@ -1,0 +1,201 @@
+//! `weir serve`: Weir as a sidecar. An HTTP API on loopback (axum on tokio) over the same
+//! runner and journal the CLI uses, with bearer-token auth, a bounded run queue, hot-loaded
+//! plugins and workflows, Prometheus metrics, an OpenAPI document generated from the
+//! handlers, and a graceful shutdown that leaves unfinished runs resumable.
+
+mod auth;
+pub mod catalog;
+mod error;
+mod extract;
+mod health;
+mod offer;
+mod queue;
+mod router;
+mod runs;
+mod watch;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::watch as signal;
+
+pub use auth::Tokens;
+pub use catalog::Catalog;
+pub use router::openapi;
+
+use crate::engine::Host;
+use crate::runner::Runner;
+use queue::Queue;
+
+/// How a server runs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Where to listen. Anything but loopback needs tokens.
+    pub listen: SocketAddr,
+    /// Accepted bearer tokens; none means no authentication (loopback only).
+    pub tokens: Vec<String>,
+    /// Workflow files (`*.toml`) to offer, watched for changes.
+    pub workflows_dir: Option<PathBuf>,
+    /// Plugin files (`*.wasm`) to load, watched for changes.
+    pub plugins_dir: Option<PathBuf>,
+    /// Runs driven at once.
+    pub workers: usize,
+    /// Runs admitted beyond those being driven; more get 429.
+    pub queue: usize,
+    /// Largest JSON request body.
+    pub max_body: usize,
+    /// Largest uploaded component.
+    pub max_upload: usize,
+    /// How long in-flight steps may take to finish on shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            tokens: Vec::new(),
+            workflows_dir: None,
+            plugins_dir: None,
+            workers: 8,
+            queue: 256,
+            max_body: 1024 * 1024,
+            max_upload: 64 * 1024 * 1024,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every handler sees.
+#[derive(Clone)]
+pub(crate) struct App {
+    runner: Runner,
+    catalog: Arc<Catalog>,
+    queue: Queue,
+    prometheus: PrometheusHandle,
+    shutdown: signal::Receiver<bool>,
+}
+
+impl App {
+    fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+/// A started server: its address, and the handle to stop it.
+pub struct Server {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    stop: signal::Sender<bool>,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Starts a server: loads the catalog, binds, resumes unfinished runs through the
+    /// queue, and serves until [`Server::shutdown`].
+    pub async fn start(host: Host, runner: Runner, config: ServeConfig) -> anyhow::Result<Self> {
+        let tokens = Tokens::new(config.tokens.iter().map(String::as_str));
+        if !config.listen.ip().is_loopback() && !tokens.required() {
+            bail!(
+                "refusing to listen on {} without an auth token: set WEIR_API_TOKENS or --token-file, or listen on loopback (127.0.0.1)",
+                config.listen
+            );
+        }
+        let prometheus = crate::metrics::install_prometheus()?;
+        let catalog = Arc::new(Catalog::new(
+            host,
+            runner.store().clone(),
+            config.workflows_dir.clone(),
+            config.plugins_dir.clone(),
+        ));
+        let (stop, shutdown) = signal::channel(false);
+        let (queue, workers) = Queue::start(
+            runner.clone(),
+            config.workers,
+            config.queue,
+            shutdown.clone(),
+        );
+        let app = App {
+            runner: runner.clone(),
+            catalog: catalog.clone(),
+            queue: queue.clone(),
+            prometheus,
+            shutdown: shutdown.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+
+        // Load the catalog and resume unfinished runs off the accept path: /readyz says
+        // when the catalog is ready.
+        let watcher = watch::start(catalog.clone())?;
+        let resumer = {
+            let (catalog, queue, store) = (catalog.clone(), queue.clone(), runner.store().clone());
+            tokio::spawn(async move {
+                catalog.reload().await;
+                match store.unfinished_runs().await {
+                    Ok(ids) => {
+                        if !ids.is_empty() {
+                            tracing::info!(runs = ids.len(), "resuming unfinished runs");
+                        }
+                        for id in ids {
+                            let Some(admission) = queue.admit().await else {
+                                return;
+                            };
+                            queue.enqueue(admission, id);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "cannot list unfinished runs");
+                    }
+                }
+            })
+        };
+
+        let router = router::build(app, tokens, &config);
+        let mut stopped = shutdown.clone();
+        let drain_timeout = config.drain_timeout;
+        let done = tokio::spawn(async move {
+            let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            });
+            let serving = tokio::spawn(server.into_future());
+            let mut stopped = shutdown;
+            let _ = stopped.wait_for(|stop| *stop).await;
+            tracing::info!("shutting down: no new runs; letting steps in flight finish");
+            drop(watcher);
+            resumer.abort();
+            runner.drain();
+            let drained = tokio::time::timeout(drain_timeout, async {
+                let mut workers = workers;
+                while workers.join_next().await.is_some() {}
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(
+                    "drain timeout ({drain_timeout:?}) passed with steps still in flight; their runs resume on the next start"
+                );
+            }
+            match tokio::time::timeout(Duration::from_secs(5), serving).await {
+                Ok(Ok(Ok(()))) | Err(_) => Ok(()),
+                Ok(Ok(Err(e))) => Err(e.into()),
+                Ok(Err(e)) => Err(e.into()),
+            }
+        });
+        tracing::info!(%addr, "weir serve is listening");
+        Ok(Self { addr, stop, done })
+    }
+
+    /// Stops accepting, lets in-flight steps finish (within the drain timeout), and returns
+    /// once everything has stopped. Unfinished runs stay in the journal and resume on the
+    /// next start.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.done.await?
+    }
+}

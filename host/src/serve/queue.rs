@@ -1,0 +1,132 @@
+//! Backpressure: a bounded run queue in front of a fixed pool of workers. A submission is
+//! admitted only while fewer than `workers + queue` runs are admitted and unfinished;
+//! otherwise the API answers 429 with `Retry-After` and creates nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::metrics;
+use crate::runner::Runner;
+
+/// A place in the queue, taken before a run is created.
+pub struct Admission(
+    #[expect(dead_code, reason = "held, not read: dropping it frees the place")]
+    OwnedSemaphorePermit,
+);
+
+struct Ticket {
+    run_id: String,
+    _admission: Admission,
+}
+
+/// The run queue.
+#[derive(Clone)]
+pub struct Queue {
+    permits: Arc<Semaphore>,
+    tickets: mpsc::UnboundedSender<Ticket>,
+    waiting: Arc<AtomicUsize>,
+    active: Arc<AtomicUsize>,
+}
+
+impl Queue {
+    /// Starts `workers` workers driving runs with `runner`, with room for `queue` waiting
+    /// runs. The workers stop taking runs when `stop` turns true, and return once the run
+    /// they drive returns (the runner drains it).
+    pub fn start(
+        runner: Runner,
+        workers: usize,
+        queue: usize,
+        stop: watch::Receiver<bool>,
+    ) -> (Self, JoinSet<()>) {
+        let (tickets, receiver) = mpsc::unbounded_channel();
+        let this = Self {
+            permits: Arc::new(Semaphore::new(workers + queue)),
+            tickets,
+            waiting: Arc::default(),
+            active: Arc::default(),
+        };
+        let receiver = Arc::new(Mutex::new(receiver));
+        let mut pool = JoinSet::new();
+        for _ in 0..workers.max(1) {
+            pool.spawn(
+                this.clone()
+                    .work(runner.clone(), receiver.clone(), stop.clone()),
+            );
+        }
+        (this, pool)
+    }
+
+    /// A place for one more run, or `None` when the queue is full.
+    pub fn try_admit(&self) -> Option<Admission> {
+        self.permits.clone().try_acquire_owned().ok().map(Admission)
+    }
+
+    /// Waits for a place (for runs resumed at start, which must not be refused).
+    pub async fn admit(&self) -> Option<Admission> {
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .ok()
+            .map(Admission)
+    }
+
+    /// Queues an admitted run.
+    pub fn enqueue(&self, admission: Admission, run_id: String) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.report();
+        let _ = self.tickets.send(Ticket {
+            run_id,
+            _admission: admission,
+        });
+    }
+
+    /// Runs waiting for a worker.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    fn report(&self) {
+        metrics::queue(self.waiting(), self.active.load(Ordering::SeqCst));
+    }
+
+    async fn work(
+        self,
+        runner: Runner,
+        receiver: Arc<Mutex<mpsc::UnboundedReceiver<Ticket>>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let ticket = {
+                let mut receiver = receiver.lock().await;
+                tokio::select! {
+                    ticket = receiver.recv() => ticket,
+                    _ = stop.changed() => None,
+                }
+            };
+            let Some(ticket) = ticket else { return };
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            if runner.draining() {
+                // Left `pending`: the next start resumes it.
+                return;
+            }
+            self.active.fetch_add(1, Ordering::SeqCst);
+            self.report();
+            if let Err(e) = runner.execute(&ticket.run_id).await {
+                if e.downcast_ref::<crate::runner::Busy>().is_some() {
+                    tracing::debug!(run_id = %ticket.run_id, "run is driven elsewhere");
+                } else {
+                    tracing::error!(run_id = %ticket.run_id, error = %format!("{e:#}"), "run could not be driven");
+                }
+            }
+            self.active.fetch_sub(1, Ordering::SeqCst);
+            self.report();
+        }
+    }
+}

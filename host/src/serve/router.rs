@@ -1,0 +1,123 @@
+//! The routes, their middleware (auth, body limits, request metrics), and the OpenAPI
+//! document, generated from the handlers' annotations.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::ApiError;
+use super::{App, ServeConfig, Tokens, auth, health, offer, runs};
+use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Weir",
+        description = "Run sandboxed WebAssembly workflow steps as durable workflows, over HTTP."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "runs", description = "Submit, inspect, cancel and follow runs"),
+        (name = "catalog", description = "Workflows and plugins on offer"),
+        (name = "operations", description = "Probes and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+    }
+}
+
+/// Routes behind authentication, with their OpenAPI entries.
+fn api(config: &ServeConfig) -> OpenApiRouter<App> {
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(offer::plugins, offer::upload))
+        .layer(DefaultBodyLimit::max(config.max_upload));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(runs::submit, runs::list))
+        .routes(routes!(runs::get))
+        .routes(routes!(runs::cancel))
+        .routes(routes!(runs::events))
+        .routes(routes!(offer::workflows))
+        .routes(routes!(health::metrics))
+        .layer(DefaultBodyLimit::max(config.max_body))
+        .merge(uploads)
+}
+
+/// Routes open to anyone who can reach the port: the probes.
+fn open() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+}
+
+/// The OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let config = ServeConfig::default();
+    let (_, doc) = api(&config).merge(open()).split_for_parts();
+    doc
+}
+
+pub(super) fn build(app: App, tokens: Tokens, config: &ServeConfig) -> Router {
+    let (protected, mut doc) = api(config).split_for_parts();
+    let (probes, probes_doc) = open().split_for_parts();
+    doc.merge(probes_doc);
+    let protected = protected.layer(middleware::from_fn_with_state(tokens, auth::require_token));
+    let doc = axum::Json(doc);
+    Router::new()
+        .merge(protected)
+        .merge(probes)
+        .route("/openapi.json", get(move || async move { doc.clone() }))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(record))
+        .with_state(app)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; see /openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::from_status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this route does not take that method; see /openapi.json".into(),
+    )
+}
+
+/// Counts and times every request by route template (not raw path, so ids do not explode
+/// the label set).
+async fn record(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_string();
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await.into_response();
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status).increment(1);
+    metrics::histogram!(HTTP_DURATION, "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

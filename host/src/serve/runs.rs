@@ -1,0 +1,419 @@
+//! `/v1/runs`: submit (optionally waiting for the end), inspect, list, cancel, and follow a
+//! run's events as server-sent events.
+
+// utoipa's `IntoParams` expansion names types by their full paths.
+#![allow(unused_qualifications)]
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio_stream::wrappers::ReceiverStream;
+use utoipa::{IntoParams, ToSchema};
+
+use super::App;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiQuery};
+use crate::registry::RegistryError;
+use crate::runner::{CancelError, SubmitError};
+use crate::store::{AttemptRecord, RunFilter, RunRecord, RunStatus, StepRecord};
+
+/// How long `?wait` waits when no duration is given.
+const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+/// The longest wait a request may ask for.
+const MAX_WAIT: Duration = Duration::from_secs(300);
+/// How often a waiter re-reads the journal even without a change notice (a run driven by
+/// another process sends none).
+const POLL: Duration = Duration::from_millis(250);
+/// Runs a page holds at most.
+const MAX_PAGE: u32 = 500;
+
+/// A run to start.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRun {
+    /// Workflow name.
+    pub workflow: String,
+    /// Workflow version; the highest active one when absent.
+    pub version: Option<String>,
+    /// The run input (checked against the workflow's input schema).
+    pub input: Value,
+    /// Submitting again with the same key returns the existing run.
+    pub idempotency_key: Option<String>,
+}
+
+/// Options of `POST /v1/runs`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SubmitQuery {
+    /// Block until the run ends (or waits for review), up to this long: `30s`, `2m`; empty
+    /// means 30 s, at most 5 min. Without it the call returns once the run is queued.
+    pub wait: Option<String>,
+}
+
+/// A submitted run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunSubmitted {
+    /// False when the idempotency key returned an existing run.
+    pub created: bool,
+    /// The run as it stands (ended, when waited for and it ended in time).
+    pub run: RunRecord,
+}
+
+/// A run with its steps and attempts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunDetail {
+    /// The run.
+    pub run: RunRecord,
+    /// Its steps, in workflow order (each with the plugin digest it is pinned to).
+    pub steps: Vec<StepRecord>,
+    /// Every attempt.
+    pub attempts: Vec<AttemptRecord>,
+    /// What the run consumed.
+    pub usage: RunUsage,
+}
+
+/// What a run consumed, over all its attempts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunUsage {
+    /// Attempts made.
+    pub attempts: usize,
+    /// Wall-clock time of all attempts together.
+    pub latency_us: u64,
+    /// Fuel consumed by metered attempts.
+    pub fuel: u64,
+    /// The highest peak memory of any attempt.
+    pub memory_peak: u64,
+}
+
+/// Filters of `GET /v1/runs`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only runs in this status.
+    pub status: Option<String>,
+    /// Only runs of this workflow.
+    pub workflow: Option<String>,
+    /// Runs per page (default 50, at most 500).
+    pub limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    pub before: Option<String>,
+}
+
+/// A page of runs, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunPage {
+    /// The runs.
+    pub runs: Vec<RunRecord>,
+    /// Pass as `before` for the next page; null on the last page.
+    pub next: Option<String>,
+}
+
+/// Why a run is cancelled.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRun {
+    /// Recorded with the run.
+    pub reason: Option<String>,
+}
+
+/// Submits a run.
+#[utoipa::path(post, path = "/v1/runs", tag = "runs", request_body = CreateRun, params(SubmitQuery),
+    responses(
+        (status = 201, description = "Run created and queued (and, with `wait`, its state when it ended or the wait ran out)", body = RunSubmitted),
+        (status = 200, description = "The idempotency key returned an existing run", body = RunSubmitted),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "No such workflow", body = ErrorBody),
+        (status = 409, description = "Idempotency key used with another input", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Input does not match the workflow's input schema", body = ErrorBody),
+        (status = 429, description = "Queue full; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn submit(
+    State(app): State<App>,
+    ApiQuery(query): ApiQuery<SubmitQuery>,
+    ApiJson(body): ApiJson<CreateRun>,
+) -> Result<Response, ApiError> {
+    if app.shutting_down() {
+        return Err(ApiError::unavailable("the server is shutting down"));
+    }
+    let wait = query.wait.as_deref().map(parse_wait).transpose()?;
+    let loaded = app
+        .catalog
+        .lookup(&body.workflow, body.version.as_deref())
+        .await
+        .map_err(|e| match e {
+            RegistryError::Store(e) => ApiError::not_found(format!("{e:#}")),
+            RegistryError::Invalid(d) => ApiError::internal(&anyhow::anyhow!("{d}")),
+        })?;
+    let Some(admission) = app.queue.try_admit() else {
+        metrics::counter!(crate::metrics::QUEUE_REJECTED).increment(1);
+        return Err(ApiError::overloaded(1));
+    };
+    let (run, created) = app
+        .runner
+        .submit(&loaded, body.input, body.idempotency_key)
+        .await
+        .map_err(|e| match e {
+            SubmitError::InvalidInput {
+                workflow,
+                violations,
+            } => ApiError::invalid_input(
+                format!("the input does not match the input schema of {workflow}"),
+                json!({ "violations": violations }),
+            ),
+            SubmitError::Store(e) if format!("{e}").starts_with("idempotency key") => {
+                ApiError::conflict(format!("{e:#}"))
+            }
+            SubmitError::Store(e) => ApiError::internal(&e),
+        })?;
+    if created {
+        app.queue.enqueue(admission, run.id.clone());
+    }
+    let run = match wait {
+        Some(limit) => wait_for(&app, run, limit).await?,
+        None => run,
+    };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(RunSubmitted { created, run })).into_response())
+}
+
+fn parse_wait(text: &str) -> Result<Duration, ApiError> {
+    if text.trim().is_empty() {
+        return Ok(DEFAULT_WAIT);
+    }
+    let wait = crate::limits::parse_duration(text)
+        .map_err(|e| ApiError::bad_request(format!("`wait`: {e}")))?;
+    Ok(wait.min(MAX_WAIT))
+}
+
+/// Whether a run has stopped moving on its own.
+fn settled(status: RunStatus) -> bool {
+    status.is_final() || status == RunStatus::AwaitingReview
+}
+
+/// The run once it has settled, or as it stands when `limit` runs out or the server stops.
+async fn wait_for(app: &App, run: RunRecord, limit: Duration) -> Result<RunRecord, ApiError> {
+    let mut changes = app.runner.subscribe();
+    let mut shutdown = app.shutdown.clone();
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut run = run;
+    loop {
+        if settled(run.status) {
+            return Ok(run);
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => return Ok(run),
+            _ = shutdown.changed() => return Ok(run),
+            () = tokio::time::sleep(POLL) => {}
+            changed = changes.recv() => {
+                if matches!(&changed, Ok(id) if *id != run.id) {
+                    continue;
+                }
+            }
+        }
+        run = app
+            .runner
+            .store()
+            .get_run(&run.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("run {} vanished", run.id)))?;
+    }
+}
+
+/// One run, its steps, attempts and usage.
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs", params(("id" = String, Path, description = "Run id")),
+    responses(
+        (status = 200, description = "The run", body = RunDetail),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "No such run", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<RunDetail>, ApiError> {
+    let store = app.runner.store();
+    let run = store
+        .get_run(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
+    let steps = store.steps(&id).await?;
+    let attempts = store.attempts(&id).await?;
+    let usage = RunUsage {
+        attempts: attempts.len(),
+        latency_us: attempts.iter().filter_map(|a| a.latency_us).sum(),
+        fuel: attempts.iter().filter_map(|a| a.fuel).sum(),
+        memory_peak: attempts
+            .iter()
+            .filter_map(|a| a.memory_peak)
+            .max()
+            .unwrap_or(0),
+    };
+    Ok(axum::Json(RunDetail {
+        run,
+        steps,
+        attempts,
+        usage,
+    }))
+}
+
+/// Runs, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/runs", tag = "runs", params(ListQuery),
+    responses(
+        (status = 200, description = "A page of runs", body = RunPage),
+        (status = 400, description = "Bad filter", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(app): State<App>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<axum::Json<RunPage>, ApiError> {
+    let status = query
+        .status
+        .as_deref()
+        .map(str::parse::<RunStatus>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("`status`: {e}")))?;
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let runs = app
+        .runner
+        .store()
+        .list_runs(&RunFilter {
+            status,
+            workflow: query.workflow,
+            limit: Some(limit),
+            before: query.before,
+        })
+        .await?;
+    let next = (runs.len() == limit as usize)
+        .then(|| runs.last().map(|r| r.id.clone()))
+        .flatten();
+    Ok(axum::Json(RunPage { runs, next }))
+}
+
+/// Cancels a run that has not ended.
+#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs", params(("id" = String, Path, description = "Run id")),
+    request_body(content = CancelRun, description = "Optional reason", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The cancelled run", body = RunRecord),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 409, description = "The run has already ended", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn cancel(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<axum::Json<RunRecord>, ApiError> {
+    // The body is optional: nothing, or `{"reason": …}`.
+    let body: CancelRun = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelRun::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("the body is not a cancel request: {e}")))?
+    };
+    let reason = body
+        .reason
+        .unwrap_or_else(|| "cancelled through the API".to_string());
+    app.runner
+        .cancel(&id, &reason)
+        .await
+        .map(axum::Json)
+        .map_err(|e| match e {
+            CancelError::NotFound(_) => ApiError::not_found(e.to_string()),
+            CancelError::Ended { .. } => ApiError::conflict(e.to_string()),
+            CancelError::Store(e) => ApiError::internal(&e),
+        })
+}
+
+/// The run's event log as server-sent events, from the start (or after `Last-Event-ID`),
+/// live until the run settles; then a final `done` event with the run.
+#[utoipa::path(get, path = "/v1/runs/{id}/events", tag = "runs", params(("id" = String, Path, description = "Run id")),
+    responses(
+        (status = 200, description = "Event stream: `id` is the event's sequence number, `event` its kind, `data` the event as JSON", content_type = "text/event-stream", body = String),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "No such run", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn events(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let store = app.runner.store().clone();
+    if store.get_run(&id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no run {id}")));
+    }
+    let mut after: i64 = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let mut changes = app.runner.subscribe();
+    let mut shutdown = app.shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            // Subscribed before reading, so no change between the read and the wait is lost.
+            let Ok(Some(run)) = store.get_run(&id).await else {
+                return;
+            };
+            let Ok(log) = store.events(&id).await else {
+                return;
+            };
+            let seen = after;
+            for event in log.into_iter().filter(|e| e.seq > seen) {
+                after = event.seq;
+                let sse = Event::default()
+                    .id(event.seq.to_string())
+                    .event(event.kind.clone())
+                    .json_data(&event)
+                    .unwrap_or_default();
+                if tx.send(Ok(sse)).await.is_err() {
+                    return;
+                }
+            }
+            if settled(run.status) {
+                let done = Event::default()
+                    .event("done")
+                    .json_data(&run)
+                    .unwrap_or_default();
+                let _ = tx.send(Ok(done)).await;
+                return;
+            }
+            let poll = tokio::time::sleep(POLL);
+            tokio::pin!(poll);
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    () = tx.closed() => return,
+                    () = &mut poll => break,
+                    changed = changes.recv() => match changed {
+                        Ok(changed) if changed != id => {}
+                        _ => break,
+                    },
+                }
+            }
+        }
+    });
+    let stream: ReceiverStream<Result<Event, Infallible>> = ReceiverStream::new(rx);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}

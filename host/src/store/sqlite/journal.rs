@@ -1,0 +1,202 @@
+//! The journal's writes, as SQL over one connection inside the writer's transaction: a run's
+//! status, attempts starting and finishing, skips, and [`advance`], which applies them
+//! together.
+
+use anyhow::{Context as _, bail};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Value, json};
+
+use super::now_ms;
+use super::rows::append_event;
+use crate::store::{Advance, Advanced, AttemptOutcome, AttemptResult, RunStatus};
+
+/// Applies `advance`; see [`Store::advance`](crate::store::Store::advance).
+pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advanced> {
+    let run_id = advance.run_id.as_str();
+    if let Some(result) = &advance.finished
+        && !finish_attempt(c, result)?
+    {
+        return Ok(Advanced {
+            recorded: false,
+            attempts: Vec::new(),
+            run_over: false,
+        });
+    }
+    let status: String = c
+        .prepare_cached("SELECT status FROM runs WHERE id = ?1")?
+        .query_row([run_id], |r| r.get(0))
+        .optional()?
+        .with_context(|| format!("no run {run_id}"))?;
+    if matches!(status.as_str(), "succeeded" | "failed" | "cancelled") {
+        return Ok(Advanced {
+            recorded: true,
+            attempts: Vec::new(),
+            run_over: true,
+        });
+    }
+    let started = c.prepare_cached("UPDATE runs SET status = 'running', updated_ms = ?2 WHERE id = ?1 AND status = 'pending'")?.execute(
+                params![run_id, now_ms()],
+    )?;
+    if started == 1 {
+        append_event(c, run_id, "run_running", None, Value::Null)?;
+    }
+    for (step_id, reason) in &advance.skipped {
+        skip_step(c, run_id, step_id, reason)?;
+    }
+    let attempts = advance
+        .started
+        .iter()
+        .map(|(step_id, digest)| start_attempt(c, run_id, step_id, digest))
+        .collect::<anyhow::Result<_>>()?;
+    if let Some(end) = &advance.end {
+        set_status(
+            c,
+            run_id,
+            end.status,
+            end.output.clone(),
+            end.failure.clone(),
+        )?;
+    }
+    Ok(Advanced {
+        recorded: true,
+        attempts,
+        run_over: false,
+    })
+}
+
+/// Moves a run to `status` (with its output or failure) unless it has already ended.
+pub(super) fn set_status(
+    c: &Connection,
+    id: &str,
+    status: RunStatus,
+    output: Option<Value>,
+    failure: Option<Value>,
+) -> anyhow::Result<()> {
+    let changed = c.prepare_cached("UPDATE runs SET status = ?2, output = COALESCE(?3, output), failure = COALESCE(?4, failure), updated_ms = ?5
+         WHERE id = ?1 AND status NOT IN ('succeeded', 'failed', 'cancelled')")?.execute(
+                params![id, status.as_str(), output.as_ref().map(Value::to_string), failure.as_ref().map(Value::to_string), now_ms()],
+    )?;
+    if changed == 0 {
+        bail!("run {id} does not exist or has already ended");
+    }
+    append_event(
+        c,
+        id,
+        &format!("run_{status}"),
+        None,
+        failure.unwrap_or(Value::Null),
+    )
+}
+
+fn start_attempt(
+    c: &Connection,
+    run_id: &str,
+    step_id: &str,
+    input_digest: &str,
+) -> anyhow::Result<u32> {
+    let attempt: u32 = c
+        .prepare_cached(
+            "UPDATE steps SET status = 'running', attempts = attempts + 1
+             WHERE run_id = ?1 AND step_id = ?2 AND status IN ('pending', 'running') RETURNING attempts",
+        )?
+        .query_row(params![run_id, step_id], |r| r.get(0))
+        .optional()?
+        .with_context(|| format!("step {step_id} of run {run_id} cannot start: it does not exist or already has a result"))?;
+    c.prepare_cached("INSERT INTO attempts (run_id, step_id, attempt, input_digest, status, started_ms) VALUES (?1, ?2, ?3, ?4, 'running', ?5)")?.execute(
+                params![run_id, step_id, attempt, input_digest, now_ms()],
+    )?;
+    append_event(
+        c,
+        run_id,
+        "step_started",
+        Some(step_id),
+        json!({"attempt": attempt}),
+    )?;
+    Ok(attempt)
+}
+
+/// Records an attempt's result; false (recording nothing) when the step already has one.
+fn finish_attempt(c: &Connection, result: &AttemptResult) -> anyhow::Result<bool> {
+    let (status, output, confidence, route, failure) = match &result.outcome {
+        AttemptOutcome::Succeeded {
+            output,
+            confidence,
+            route,
+        } => (
+            "succeeded",
+            Some(output.to_string()),
+            *confidence,
+            route.clone(),
+            None,
+        ),
+        AttemptOutcome::Failed(failure) => ("failed", None, None, None, Some(failure.to_string())),
+    };
+    // Exactly-once: only a step still `running` at this attempt takes a result.
+    let recorded = c
+        .prepare_cached(
+            "UPDATE steps SET status = ?3, output = ?4, confidence = ?5, route = ?6, failure = ?7
+         WHERE run_id = ?1 AND step_id = ?2 AND status = 'running' AND attempts = ?8",
+        )?
+        .execute(params![
+            result.run_id,
+            result.step_id,
+            status,
+            output,
+            confidence,
+            route,
+            failure,
+            result.attempt
+        ])?;
+    if recorded == 0 {
+        return Ok(false);
+    }
+    c.prepare_cached("UPDATE attempts SET status = ?4, failure = ?5, finished_ms = ?6, latency_us = ?7, fuel = ?8, memory_peak = ?9, logs = ?10
+         WHERE run_id = ?1 AND step_id = ?2 AND attempt = ?3")?.execute(
+                params![
+            result.run_id,
+            result.step_id,
+            result.attempt,
+            status,
+            failure,
+            now_ms(),
+            result.latency_us as i64,
+            result.fuel.map(|f| f as i64),
+            result.memory_peak as i64,
+            result.logs.to_string()
+        ],
+    )?;
+    let data = match &result.outcome {
+        AttemptOutcome::Succeeded {
+            confidence, route, ..
+        } => {
+            json!({"attempt": result.attempt, "latency_us": result.latency_us, "confidence": confidence, "route": route})
+        }
+        AttemptOutcome::Failed(failure) => {
+            json!({"attempt": result.attempt, "latency_us": result.latency_us, "failure": failure})
+        }
+    };
+    append_event(
+        c,
+        &result.run_id,
+        &format!("step_{status}"),
+        Some(&result.step_id),
+        data,
+    )?;
+    Ok(true)
+}
+
+fn skip_step(c: &Connection, run_id: &str, step_id: &str, reason: &str) -> anyhow::Result<()> {
+    let changed = c.prepare_cached("UPDATE steps SET status = 'skipped', skip_reason = ?3 WHERE run_id = ?1 AND step_id = ?2 AND status = 'pending'")?.execute(
+                params![run_id, step_id, reason],
+    )?;
+    if changed == 1 {
+        append_event(
+            c,
+            run_id,
+            "step_skipped",
+            Some(step_id),
+            json!({"reason": reason}),
+        )?;
+    }
+    Ok(())
+}

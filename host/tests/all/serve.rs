@@ -1,0 +1,817 @@
+//! `weir serve`'s HTTP API over real loopback HTTP: every endpoint, auth, the error shape,
+//! body limits, idempotency, backpressure, cancellation, server-sent events, metrics, the
+//! OpenAPI document, and hot reload under load.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use weir::runner::Runner;
+use weir::serve::{ServeConfig, Server};
+use weir::store::{Durability, SqliteStore, Store};
+use weir_artifacts as artifacts;
+
+use crate::support::host;
+
+const TOKEN: &str = "s3cret-token";
+
+/// A running server with its own data, workflow and plugin directories.
+pub struct Sidecar {
+    pub dir: tempfile::TempDir,
+    pub server: Option<Server>,
+    pub url: String,
+    pub client: reqwest::Client,
+}
+
+impl Sidecar {
+    pub async fn start(configure: impl FnOnce(&mut ServeConfig, &Path)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("workflows")).unwrap();
+        std::fs::create_dir_all(root.join("plugins")).unwrap();
+        let mut config = ServeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tokens: vec![TOKEN.to_string()],
+            workflows_dir: Some(root.join("workflows")),
+            plugins_dir: Some(root.join("plugins")),
+            ..ServeConfig::default()
+        };
+        configure(&mut config, root);
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&root.join("weir.db"), Durability::Normal).unwrap());
+        let runner = Runner::new(host().clone(), store, root.join("locks"));
+        let server = Server::start(host().clone(), runner, config).await.unwrap();
+        let url = format!("http://{}", server.addr);
+        let sidecar = Self {
+            dir,
+            server: Some(server),
+            url,
+            client: reqwest::Client::new(),
+        };
+        sidecar.until_ready().await;
+        sidecar
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    async fn until_ready(&self) {
+        for _ in 0..400 {
+            let r = self
+                .client
+                .get(format!("{}/readyz", self.url))
+                .send()
+                .await
+                .unwrap();
+            if r.status() == StatusCode::OK {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the server never became ready");
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(TOKEN)
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(TOKEN)
+    }
+
+    /// Submits a run and returns (status, body).
+    pub async fn submit(&self, query: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .post(&format!("/v1/runs{query}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap())
+    }
+}
+
+/// A workflow file: `steps` are (id, plugin path, extra TOML lines).
+pub fn workflow_text(name: &str, steps: &[(&str, &str, &str)], extra: &str) -> String {
+    let mut text = format!("name = \"{name}\"\nversion = \"1.0.0\"\n{extra}\n");
+    let mut previous: Option<&str> = None;
+    for (id, plugin, lines) in steps {
+        text.push_str(&format!(
+            "[[steps]]\nid = \"{id}\"\nplugin = \"{plugin}\"\n{lines}\n"
+        ));
+        if let Some(p) = previous {
+            text.push_str(&format!("after = [\"{p}\"]\n"));
+        }
+        previous = Some(id);
+    }
+    text
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not the error shape: {body}"))
+}
+
+async fn api_sidecar() -> Sidecar {
+    Sidecar::start(|config, root| {
+        config.max_body = 4096;
+        let echo = artifacts::ECHO;
+        let files = [
+            ("echo.toml", workflow_text("echo", &[("only", echo, "")], "")),
+            (
+                "slow.toml",
+                workflow_text(
+                    "slow",
+                    &[("first", echo, "config = { sleep_ms = 1500 }"), ("second", echo, "")],
+                    "",
+                ),
+            ),
+            (
+                "typed.toml",
+                workflow_text(
+                    "typed",
+                    &[("only", echo, "")],
+                    "input-schema = { type = \"object\", required = [\"ticket\"], properties = { ticket = { type = \"integer\" } } }",
+                ),
+            ),
+        ];
+        for (name, text) in files {
+            std::fs::write(root.join("workflows").join(name), text).unwrap();
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_api_answers_every_endpoint_with_auth_and_one_error_shape() {
+    let s = api_sidecar().await;
+
+    // Probes are open; everything else needs the token.
+    let r = s
+        .client
+        .get(format!("{}/healthz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    for (token, what) in [(None, "no token"), (Some("wrong"), "a wrong token")] {
+        let mut request = s.client.get(format!("{}/v1/runs", s.url));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{what}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(error_code(&body), "unauthorized");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Bearer")
+        );
+    }
+
+    // Submit and wait.
+    let (status, body) = s
+        .submit(
+            "?wait=20s",
+            json!({"workflow": "echo", "input": {"hello": "world"}, "idempotency_key": "k1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["created"], json!(true));
+    assert_eq!(body["run"]["status"], json!("succeeded"));
+    assert_eq!(body["run"]["output"], json!({"hello": "world"}));
+    let id = body["run"]["id"].as_str().unwrap().to_string();
+
+    // Idempotent resubmission: the same run; the same key with another input: 409.
+    let (status, again) = s
+        .submit(
+            "",
+            json!({"workflow": "echo", "input": {"hello": "world"}, "idempotency_key": "k1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["created"], json!(false));
+    assert_eq!(again["run"]["id"], json!(id));
+    let (status, conflict) = s
+        .submit(
+            "",
+            json!({"workflow": "echo", "input": {"other": 1}, "idempotency_key": "k1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&conflict), "conflict");
+
+    // The run in detail, pinned to echo's digest.
+    let detail: Value = s
+        .get(&format!("/v1/runs/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let echo_digest = weir_digest(artifacts::ECHO);
+    assert_eq!(detail["steps"][0]["plugin_digest"], json!(echo_digest));
+    assert_eq!(detail["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(detail["usage"]["attempts"], json!(1));
+
+    // Bad requests, each with its code.
+    let r = s
+        .post("/v1/runs")
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(error_code(&body), "bad_request");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON"),
+        "{body}"
+    );
+    let r = s.post("/v1/runs").body("{}").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (status, body) = s.submit("", json!({"workflow": "nope", "input": {}})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no workflow nope"),
+        "{body}"
+    );
+    let (status, body) = s
+        .submit(
+            "",
+            json!({"workflow": "typed", "input": {"ticket": "seven"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_code(&body), "invalid_input");
+    assert!(
+        body["error"]["details"]["violations"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("at /ticket:"),
+        "{body}"
+    );
+    let (status, body) = s
+        .submit(
+            "",
+            json!({"workflow": "echo", "input": {"pad": "x".repeat(5000)}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(&body), "payload_too_large");
+    let (status, body) = s
+        .submit("?wait=soon", json!({"workflow": "echo", "input": {}}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`wait`"),
+        "{body}"
+    );
+    let r = s.get("/v1/runs/no-such-run").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = s.get("/v1/nothing").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&r.json::<Value>().await.unwrap()), "not_found");
+    let r = s.get("/v1/runs?status=sleepy").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Pagination: one run per page, cursors move back in time.
+    s.submit("?wait", json!({"workflow": "echo", "input": {"n": 2}}))
+        .await;
+    let page: Value = s
+        .get("/v1/runs?limit=1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let first = page["runs"][0]["id"].as_str().unwrap().to_string();
+    let next = page["next"].as_str().unwrap();
+    let page2: Value = s
+        .get(&format!("/v1/runs?limit=1&before={next}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let second = page2["runs"][0]["id"].as_str().unwrap();
+    assert!(second < first.as_str(), "older runs come later");
+    let filtered: Value = s
+        .get("/v1/runs?status=succeeded&workflow=echo&limit=100")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(filtered["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(filtered["next"], Value::Null);
+
+    // The catalog.
+    let workflows: Value = s
+        .get("/v1/workflows")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = workflows["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["echo", "slow", "typed"]);
+    assert_eq!(
+        workflows["workflows"][0]["steps"][0]["digest"],
+        json!(echo_digest)
+    );
+    let plugins: Value = s
+        .get("/v1/plugins")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let echo = plugins["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "echo")
+        .expect("echo listed");
+    assert_eq!(echo["digest"], json!(echo_digest));
+    assert!(
+        echo["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i.as_str().unwrap().starts_with("weir:step/log"))
+    );
+
+    // Uploads: a component is stored by digest; anything else is refused.
+    let bytes = std::fs::read(artifacts::CLEAN_TEXT).unwrap();
+    let r = s
+        .post("/v1/plugins")
+        .header("content-type", "application/wasm")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let uploaded: Value = r.json().await.unwrap();
+    assert_eq!(
+        uploaded["digest"],
+        json!(weir_digest(artifacts::CLEAN_TEXT))
+    );
+    let r = s
+        .post("/v1/plugins")
+        .body("not wasm at all")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.json::<Value>().await.unwrap()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly")
+    );
+
+    // Metrics and the OpenAPI document.
+    let metrics = s
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .contains("weir_runs_total{workflow=\"echo\",version=\"1.0.0\",status=\"succeeded\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("weir_step_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("weir_http_requests_total"), "{metrics}");
+    let doc: Value = s
+        .client
+        .get(format!("{}/openapi.json", s.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/v1/runs",
+        "/v1/runs/{id}",
+        "/v1/runs/{id}/cancel",
+        "/v1/runs/{id}/events",
+        "/v1/workflows",
+        "/v1/plugins",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is documented");
+    }
+    s.server.unwrap().shutdown().await.unwrap();
+}
+
+fn weir_digest(path: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+#[tokio::test]
+async fn cancel_stops_a_run_and_events_stream_in_order() {
+    let s = api_sidecar().await;
+
+    // Events of a finished run: the whole log in order, then `done`.
+    let (_, body) = s
+        .submit("?wait", json!({"workflow": "echo", "input": {}}))
+        .await;
+    let id = body["run"]["id"].as_str().unwrap();
+    let kinds = sse_kinds(&s, id).await;
+    assert_eq!(
+        kinds,
+        [
+            "run_created",
+            "run_running",
+            "step_started",
+            "step_succeeded",
+            "run_succeeded",
+            "done"
+        ]
+    );
+
+    // Cancel a slow run mid-step: it ends cancelled and its second step never starts.
+    let (status, body) = s.submit("", json!({"workflow": "slow", "input": {}})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = body["run"]["id"].as_str().unwrap().to_string();
+    let follower = {
+        let s_url = s.url.clone();
+        let id = id.clone();
+        tokio::spawn(async move { sse_kinds_at(&s_url, &id).await })
+    };
+    wait_for_event(&s, &id, "step_started").await;
+    let r = s
+        .post(&format!("/v1/runs/{id}/cancel"))
+        .json(&json!({"reason": "changed my mind"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let cancelled: Value = r.json().await.unwrap();
+    assert_eq!(cancelled["status"], json!("cancelled"));
+    assert_eq!(cancelled["failure"]["reason"], json!("changed my mind"));
+    let r = s
+        .post(&format!("/v1/runs/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let r = s.post("/v1/runs/nope/cancel").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let kinds = tokio::time::timeout(Duration::from_secs(10), follower)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        kinds,
+        [
+            "run_created",
+            "run_running",
+            "step_started",
+            "run_cancelled",
+            "done"
+        ]
+    );
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    let detail: Value = s
+        .get(&format!("/v1/runs/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["run"]["status"], json!("cancelled"));
+    assert_eq!(
+        detail["steps"][1]["status"],
+        json!("pending"),
+        "the second step never started"
+    );
+    s.server.unwrap().shutdown().await.unwrap();
+}
+
+async fn wait_for_event(s: &Sidecar, id: &str, kind: &str) {
+    for _ in 0..400 {
+        let detail: Value = s
+            .get(&format!("/v1/runs/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if detail["attempts"].as_array().is_some_and(|a| !a.is_empty()) && kind == "step_started" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no {kind} for run {id}");
+}
+
+async fn sse_kinds(s: &Sidecar, id: &str) -> Vec<String> {
+    sse_kinds_at(&s.url, id).await
+}
+
+/// Reads a run's event stream to its end and returns the event kinds.
+async fn sse_kinds_at(url: &str, id: &str) -> Vec<String> {
+    let r = reqwest::Client::new()
+        .get(format!("{url}/v1/runs/{id}/events"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    let mut stream = r.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("event: ").map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_429_with_retry_after() {
+    let s = Sidecar::start(|config, root| {
+        config.workers = 1;
+        config.queue = 1;
+        let slow = workflow_text(
+            "slow",
+            &[("only", artifacts::ECHO, "config = { sleep_ms = 1000 }")],
+            "",
+        );
+        std::fs::write(root.join("workflows/slow.toml"), slow).unwrap();
+    })
+    .await;
+    let body = json!({"workflow": "slow", "input": {}});
+    assert_eq!(s.submit("", body.clone()).await.0, StatusCode::CREATED);
+    assert_eq!(s.submit("", body.clone()).await.0, StatusCode::CREATED);
+    let r = s.post("/v1/runs").json(&body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(error_code(&r.json::<Value>().await.unwrap()), "overloaded");
+    let runs: Value = s
+        .get("/v1/runs")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        runs["runs"].as_array().unwrap().len(),
+        2,
+        "the refused submission created nothing"
+    );
+    s.server.unwrap().shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_non_loopback_address_needs_a_token() {
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(
+            &tempfile::tempdir().unwrap().keep().join("weir.db"),
+            Durability::Normal,
+        )
+        .unwrap(),
+    );
+    let runner = Runner::new(
+        host().clone(),
+        store,
+        std::env::temp_dir().join("weir-locks-bind"),
+    );
+    let config = ServeConfig {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        ..ServeConfig::default()
+    };
+    let err = Server::start(host().clone(), runner, config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string()
+            .contains("refusing to listen on 0.0.0.0:0 without an auth token"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn hot_reload_under_load_swaps_plugins_without_failing_a_run() {
+    let s = Sidecar::start(|config, root| {
+        config.workers = 4;
+        std::fs::copy(artifacts::ECHO, root.join("plugins/step.wasm")).unwrap();
+        let work = root.join("plugins/step.wasm");
+        let text = workflow_text(
+            "swap",
+            &[
+                ("hold", artifacts::ECHO, "config = { sleep_ms = 150 }"),
+                ("work", work.to_str().unwrap(), ""),
+            ],
+            "",
+        );
+        std::fs::write(root.join("workflows/swap.toml"), text).unwrap();
+    })
+    .await;
+    let s = Arc::new(s);
+    let (echo, clean) = (
+        weir_digest(artifacts::ECHO),
+        weir_digest(artifacts::CLEAN_TEXT),
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapped_at: Arc<std::sync::Mutex<Option<std::time::Instant>>> = Arc::default();
+
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..4 {
+        let (s, stop, swapped_at) = (s.clone(), stop.clone(), swapped_at.clone());
+        clients.spawn(async move {
+            let mut seen = Vec::new();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                let sent = std::time::Instant::now();
+                let before_swap = swapped_at.lock().unwrap().is_none_or(|at| sent < at);
+                let input = json!({"subject": format!("client {client} run {n}: mail a@b.io")});
+                let (status, body) = s
+                    .submit("?wait=30s", json!({"workflow": "swap", "input": input}))
+                    .await;
+                assert_eq!(status, StatusCode::CREATED, "{body}");
+                let id = body["run"]["id"].as_str().unwrap();
+                let detail: Value = s
+                    .get(&format!("/v1/runs/{id}"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                seen.push((
+                    before_swap,
+                    body["run"]["status"].clone(),
+                    detail["steps"][1]["plugin_digest"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                    body["run"]["output"].clone(),
+                    input,
+                ));
+            }
+            seen
+        });
+    }
+
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    *swapped_at.lock().unwrap() = Some(std::time::Instant::now());
+    std::fs::copy(artifacts::CLEAN_TEXT, s.path("plugins/step.wasm")).unwrap();
+    let swapped = until(Duration::from_secs(30), || {
+        let (s, clean) = (s.clone(), clean.clone());
+        async move {
+            let w: Value = s
+                .get("/v1/workflows")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            w["workflows"][0]["steps"][1]["digest"] == json!(clean)
+        }
+    })
+    .await;
+    assert!(swapped, "the new plugin was never swapped in");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    // A broken plugin: rejected, the previous version keeps serving.
+    std::fs::write(s.path("plugins/step.wasm"), b"\0asm broken").unwrap();
+    let rejected = until(Duration::from_secs(30), || {
+        let s = s.clone();
+        async move {
+            let w: Value = s
+                .get("/v1/workflows")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            w["rejected"].as_array().is_some_and(|r| {
+                r.iter()
+                    .any(|r| r["file"].as_str().unwrap().ends_with("step.wasm"))
+            })
+        }
+    })
+    .await;
+    assert!(rejected, "the broken plugin was not reported");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let mut total = 0;
+    let mut after_broken = 0;
+    while let Some(seen) = clients.join_next().await {
+        let seen = seen.unwrap();
+        let mut saw_new = false;
+        for (before_swap, status, digest, output, input) in seen {
+            total += 1;
+            assert_eq!(status, json!("succeeded"), "no run fails during a reload");
+            if before_swap {
+                assert_eq!(
+                    digest, echo,
+                    "a run submitted before the swap keeps the old bytes"
+                );
+            }
+            if digest == clean {
+                saw_new = true;
+                after_broken += 1;
+                let redacted = input["subject"]
+                    .as_str()
+                    .unwrap()
+                    .replace("a@b.io", "[EMAIL]");
+                assert_eq!(output["subject"], json!(redacted), "clean-text ran");
+            } else {
+                assert_eq!(digest, echo);
+                assert!(
+                    !saw_new,
+                    "once swapped, a client never gets the old version again"
+                );
+                assert_eq!(output, input, "echo ran");
+            }
+        }
+    }
+    assert!(total >= 8, "the clients kept submitting ({total} runs)");
+    assert!(after_broken >= 1, "runs used the new version");
+    let metrics = s
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("weir_reload_failures_total{kind=\"plugin\"}"),
+        "{metrics}"
+    );
+    let mut s = Arc::into_inner(s).expect("the clients are done");
+    s.server.take().unwrap().shutdown().await.unwrap();
+}
+
+/// Polls `check` until it holds or `limit` passes.
+async fn until<F, Fut>(limit: Duration, check: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}

@@ -1,0 +1,277 @@
+//! The `weir serve` binary: SIGTERM drains in-flight steps and exits 0, and the runs it left
+//! finish after a restart without re-running a finished step; traces reach an OTLP collector.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use weir::store::{Durability, RunStatus, SqliteStore, StepStatus, Store};
+
+use crate::serve::workflow_text;
+
+const TOKEN: &str = "drain-token";
+
+fn weir(data: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.arg("--data-dir")
+        .arg(data)
+        .arg("--cache-dir")
+        .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("weir-cli-cache"));
+    cmd
+}
+
+/// Starts `weir serve` on a free port; returns the child and its base URL.
+fn serve(data: &Path, workflows: &Path) -> (Child, String) {
+    let mut child = weir(data)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--drain-timeout",
+            "20s",
+            "--workflows",
+        ])
+        .arg(workflows)
+        .env("WEIR_API_TOKENS", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("weir serve printed its address")
+            .unwrap();
+        if let Some(url) = line.strip_prefix("weir serve: listening on ") {
+            break url.trim().to_string();
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+async fn ready(client: &reqwest::Client, url: &str) {
+    for _ in 0..600 {
+        if let Ok(r) = client.get(format!("{url}/readyz")).send().await
+            && r.status() == reqwest::StatusCode::OK
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("weir serve never became ready");
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "weir serve did not exit in {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_steps_and_a_restart_finishes_the_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, workflows) = (dir.path().join("data"), dir.path().join("workflows"));
+    std::fs::create_dir_all(&workflows).unwrap();
+    let echo = weir_artifacts::ECHO;
+    let text = workflow_text(
+        "slow",
+        &[
+            ("first", echo, "config = { sleep_ms = 800 }"),
+            ("second", echo, "config = { sleep_ms = 100 }"),
+        ],
+        "",
+    );
+    std::fs::write(workflows.join("slow.toml"), text).unwrap();
+
+    let client = reqwest::Client::new();
+    let (mut child, url) = serve(&data, &workflows);
+    ready(&client, &url).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let r = client
+            .post(format!("{url}/v1/runs"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"workflow": "slow", "input": {"n": n}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+        let body: Value = r.json().await.unwrap();
+        ids.push(body["run"]["id"].as_str().unwrap().to_string());
+    }
+    // Every run's first step is in flight.
+    for id in &ids {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let detail: Value = client
+                .get(format!("{url}/v1/runs/{id}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if detail["steps"][0]["status"] == json!("running") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "run {id} never started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "a drained shutdown exits 0");
+
+    // The first steps finished during the drain; nothing else started.
+    let store = SqliteStore::open(&data.join("weir.db"), Durability::Normal).unwrap();
+    for id in &ids {
+        let run = store.get_run(id).await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Running, "left resumable");
+        let steps = store.steps(id).await.unwrap();
+        assert_eq!(
+            steps[0].status,
+            StepStatus::Succeeded,
+            "the in-flight step finished"
+        );
+        assert_eq!(
+            steps[1].status,
+            StepStatus::Pending,
+            "no new step started while draining"
+        );
+    }
+    drop(store);
+
+    // A restart resumes them; no finished step runs again.
+    let (mut child, url) = serve(&data, &workflows);
+    ready(&client, &url).await;
+    for id in &ids {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let detail: Value = client
+                .get(format!("{url}/v1/runs/{id}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if detail["run"]["status"] == json!("succeeded") {
+                let attempts: Vec<&str> = detail["attempts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a["step_id"].as_str().unwrap())
+                    .collect();
+                assert_eq!(attempts, ["first", "second"], "each step ran exactly once");
+                break;
+            }
+            assert!(Instant::now() < deadline, "run {id} was not resumed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    sigterm(&child);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(30)).code(),
+        Some(0)
+    );
+}
+
+/// One OTLP export request: its content type and body.
+type Export = (String, Vec<u8>);
+
+#[tokio::test]
+async fn traces_reach_an_otlp_collector_with_run_and_step_attributes() {
+    // A collector: records every request to /v1/traces.
+    let received: Arc<Mutex<Vec<Export>>> = Arc::default();
+    let app = {
+        let received = received.clone();
+        axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |headers: http::HeaderMap, body: axum::body::Bytes| {
+                let received = received.clone();
+                async move {
+                    let kind = headers
+                        .get("content-type")
+                        .map(|v| v.to_str().unwrap().to_string())
+                        .unwrap_or_default();
+                    received.lock().unwrap().push((kind, body.to_vec()));
+                    http::StatusCode::OK
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("traced.toml");
+    std::fs::write(
+        &file,
+        workflow_text("traced", &[("greet", weir_artifacts::ECHO, "")], ""),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let out = tokio::task::spawn_blocking(move || {
+        weir(&data)
+            .args([
+                "--otlp-endpoint",
+                &collector,
+                "run",
+                file.to_str().unwrap(),
+                "--input",
+                "{\"hi\": 1}",
+                "--json",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run_id = result["run"]["id"].as_str().unwrap();
+
+    let received = received.lock().unwrap();
+    assert!(!received.is_empty(), "no trace export arrived");
+    assert!(
+        received
+            .iter()
+            .all(|(kind, _)| kind == "application/x-protobuf")
+    );
+    let all: Vec<u8> = received.iter().flat_map(|(_, body)| body.clone()).collect();
+    let has = |needle: &str| all.windows(needle.len()).any(|w| w == needle.as_bytes());
+    for needle in [
+        run_id, "traced", "greet", "run_id", "step_id", "attempt", "weir",
+    ] {
+        assert!(has(needle), "the exported spans mention {needle:?}");
+    }
+}
