@@ -153,7 +153,7 @@ pub async fn plugins(State(app): State<App>) -> axum::Json<PluginList> {
 /// Uploads a component (the raw bytes as the body). It is compiled, checked to implement
 /// `weir:step`, and stored under its sha256; workflows naming it by `name@version` take it.
 #[utoipa::path(post, path = "/v1/plugins", tag = "catalog",
-    request_body(content = Vec<u8>, description = "The component's bytes", content_type = "application/wasm"),
+    request_body(content = Vec<u8>, description = "The component's bytes (any content type; `application/wasm` is customary)", content_type = "application/octet-stream"),
     responses(
         (status = 201, description = "Stored", body = PluginView),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),

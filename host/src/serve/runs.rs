@@ -36,6 +36,11 @@ const MAX_PAGE: u32 = 500;
 /// A run to start.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "workflow": "ticket-triage",
+    "input": {"subject": "Refund", "body": "I was charged twice for my order"},
+    "idempotency_key": "ticket-4711"
+}))]
 pub struct CreateRun {
     /// Workflow name.
     pub workflow: String,
@@ -112,6 +117,24 @@ pub struct RunPage {
     pub runs: Vec<RunRecord>,
     /// Pass as `before` for the next page; null on the last page.
     pub next: Option<String>,
+}
+
+/// One server-sent event of `GET /v1/runs/{id}/events`, as the stream carries it. Only
+/// documents the stream: events are written by axum's SSE encoder.
+#[derive(Debug, ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the wire format for the OpenAPI document"
+)]
+pub struct SseEvent {
+    /// The journal event's sequence number (absent on `done`); send it back as
+    /// `Last-Event-ID` to resume after it.
+    id: Option<String>,
+    /// The journal event's kind (`run_created`, `step_started`, …), or `done`.
+    event: String,
+    /// JSON text: the journal event (`EventRecord`), or for `done` the settled run
+    /// (`RunRecord`).
+    data: String,
 }
 
 /// Why a run is cancelled.
@@ -311,6 +334,7 @@ pub async fn list(
     request_body(content = CancelRun, description = "Optional reason", content_type = "application/json"),
     responses(
         (status = 200, description = "The cancelled run", body = RunRecord),
+        (status = 400, description = "The body is not a cancel request", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 409, description = "The run has already ended", body = ErrorBody),
@@ -346,7 +370,7 @@ pub async fn cancel(
 /// live until the run settles; then a final `done` event with the run.
 #[utoipa::path(get, path = "/v1/runs/{id}/events", tag = "runs", params(("id" = String, Path, description = "Run id")),
     responses(
-        (status = 200, description = "Event stream: `id` is the event's sequence number, `event` its kind, `data` the event as JSON", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Event stream: `id` is the event's sequence number, `event` its kind, `data` the event as JSON; the last event is `done`, whose data is the run", content_type = "text/event-stream", body = SseEvent),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
     ),
