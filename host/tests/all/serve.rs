@@ -815,3 +815,51 @@ where
     }
     false
 }
+
+#[tokio::test]
+async fn the_triage_example_runs_over_http() {
+    let s = Sidecar::start(|_, root| {
+        let shipped =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ticket-triage/workflow.toml");
+        let text = std::fs::read_to_string(shipped).unwrap().replace(
+            "../../plugins/target/wasm32-wasip2/release",
+            &crate::workflows::plugin_dir().display().to_string(),
+        );
+        std::fs::write(root.join("workflows/triage.toml"), text).unwrap();
+    })
+    .await;
+    let tickets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ticket-triage/tickets");
+    for (file, queue) in [
+        ("refund.json", "billing"),
+        ("outage.json", "technical"),
+        ("parcel.json", "shipping"),
+    ] {
+        let input: Value =
+            serde_json::from_str(&std::fs::read_to_string(tickets.join(file)).unwrap()).unwrap();
+        let (status, body) = s
+            .submit(
+                "?wait=30s",
+                json!({"workflow": "ticket-triage", "input": input}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["run"]["status"], json!("succeeded"), "{file}: {body}");
+        assert_eq!(body["run"]["output"]["queue"], json!(queue), "{file}");
+    }
+    // A ticket of the wrong shape is refused before any step runs, naming the path.
+    let (status, body) = s
+        .submit(
+            "",
+            json!({"workflow": "ticket-triage", "input": {"subject": 7, "body": "x"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]["details"]["violations"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("at /subject:"),
+        "{body}"
+    );
+    s.server.unwrap().shutdown().await.unwrap();
+}

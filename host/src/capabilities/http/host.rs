@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use http::uri::Scheme;
+use tracing::Instrument as _;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::HostGrant;
@@ -78,15 +79,24 @@ impl WasiHttpHooks for HttpGate {
                 if let Some((name, value)) = grant.secret.clone() {
                     request.headers_mut().insert(name, value);
                 }
-                Box::new(async move {
-                    use http_body_util::BodyExt;
-                    let (response, io) =
-                        wasmtime_wasi_http::default_send_request(request, options).await?;
-                    Ok((
-                        response.map(BodyExt::boxed_unsync),
-                        Box::new(io) as Box<dyn Future<Output = _> + Send>,
-                    ))
-                })
+                let span = tracing::info_span!(
+                    "host_call",
+                    capability = "http",
+                    op = %request.method(),
+                    host = request.uri().host().unwrap_or_default(),
+                );
+                Box::new(
+                    async move {
+                        use http_body_util::BodyExt;
+                        let (response, io) =
+                            wasmtime_wasi_http::default_send_request(request, options).await?;
+                        Ok((
+                            response.map(BodyExt::boxed_unsync),
+                            Box::new(io) as Box<dyn Future<Output = _> + Send>,
+                        ))
+                    }
+                    .instrument(span),
+                )
             }
         }
     }
