@@ -10,6 +10,7 @@ mod live;
 mod plugin_inspect;
 mod render;
 mod resume;
+mod review;
 mod run;
 mod runs;
 mod serve;
@@ -70,8 +71,11 @@ enum Command {
     Resume(resume::Args),
     /// Check a workflow file and list every problem with its line and column.
     Validate(validate::Args),
-    /// Serve the HTTP API (a sidecar): runs, events, workflows, plugins, metrics.
+    /// Serve the HTTP API (a sidecar): runs, events, reviews, workflows, plugins, metrics.
     Serve(serve::Args),
+    /// The human review queue: list, show, approve, edit, reject.
+    #[command(subcommand)]
+    Review(review::Command),
     /// Work with single steps.
     #[command(subcommand)]
     Step(StepCommand),
@@ -139,6 +143,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resume(args) => resume::execute(&host, &cli.data, args).await,
         Command::Validate(args) => validate::execute(&host, &cli.data, args).await,
         Command::Serve(args) => serve::execute(&host, &cli.data, args).await,
+        Command::Review(command) => review::execute(&host, &cli.data, command).await,
         Command::Step(StepCommand::Run(args)) => step_run::execute(&host, args).await,
         Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect::execute(&host, args).await,
     }

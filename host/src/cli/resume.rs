@@ -1,4 +1,5 @@
-//! `weir resume`: continue every unfinished run from its last finished step.
+//! `weir resume`: apply the default action of reviews that timed out, then continue every
+//! unfinished run from its last finished step.
 
 use std::process::ExitCode;
 
@@ -10,6 +11,12 @@ pub(crate) struct Args {}
 
 pub(crate) async fn execute(host: &Host, data: &DataArgs, _args: Args) -> anyhow::Result<ExitCode> {
     let runner = data.runner(host)?;
+    for review in runner.expire_reviews().await? {
+        eprintln!(
+            "review {} of run {} timed out: {}",
+            review.id, review.run_id, review.status
+        );
+    }
     let resumed = runner.resume_all().await?;
     if resumed.is_empty() {
         eprintln!("no unfinished runs");

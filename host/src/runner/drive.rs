@@ -15,10 +15,12 @@ use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
 use super::step::{Finished, Job};
-use super::{Progress, Runner, schedule};
+use super::{Progress, Runner, review, schedule};
 use crate::metrics;
 use crate::plugin::Plugin;
-use crate::store::{Advance, AttemptOutcome, RunEnd, RunRecord, RunStatus, StepRecord, StepStatus};
+use crate::store::{
+    Advance, AttemptOutcome, ReviewStatus, RunEnd, RunRecord, RunStatus, StepRecord, StepStatus,
+};
 use crate::workflow::{OutputDecl, Workflow};
 
 pub(super) struct Drive<'a> {
@@ -28,6 +30,10 @@ pub(super) struct Drive<'a> {
     /// Each step's plugin, as the run was pinned to it.
     plugins: HashMap<String, Plugin>,
     records: Vec<StepRecord>,
+    /// The input of each step started here, for the reviewer.
+    inputs: HashMap<String, Value>,
+    /// The step and reason of a review this run waits for: nothing new starts.
+    parked: Option<(String, String)>,
     /// Steps whose attempt is journaled as started and not yet finished here.
     running: HashSet<String>,
     in_flight: JoinSet<anyhow::Result<Finished>>,
@@ -62,7 +68,16 @@ impl<'a> Drive<'a> {
             let plugin = runner.plugin(&record.plugin_digest, &origin).await?;
             plugins.insert(record.step_id.clone(), plugin);
         }
+        let parked = runner
+            .store
+            .reviews(Some(ReviewStatus::Pending), Some(&run.id))
+            .await?
+            .into_iter()
+            .next()
+            .map(|r| (r.step_id, r.reason));
         Ok(Self {
+            inputs: HashMap::new(),
+            parked,
             runner,
             run,
             workflow,
@@ -82,7 +97,7 @@ impl<'a> Drive<'a> {
         let mut pending = self.empty();
         loop {
             self.decide(&mut pending)?;
-            let ended = pending.advance.end.is_some();
+            let ended = pending.advance.end.as_ref().map(|end| end.status);
             if !pending.advance.is_empty() {
                 let committed;
                 (pending, committed) = self.commit(pending).await?;
@@ -92,8 +107,8 @@ impl<'a> Drive<'a> {
                     Committed::RunOver => break,
                 }
             }
-            if ended {
-                metrics::run_ended(&self.run.workflow, &self.run.version, self.end_status());
+            if let Some(status) = ended {
+                metrics::run_ended(&self.run.workflow, &self.run.version, status);
                 return Ok(());
             }
             if self.running.is_empty() {
@@ -112,6 +127,18 @@ impl<'a> Drive<'a> {
             let step = finished.result.step_id.clone();
             self.running.remove(&step);
             self.apply_result(&finished);
+            if let Some(def) = self.workflow.step(&step)
+                && let Some(review) = review::review_for(
+                    def,
+                    self.inputs.get(&step).unwrap_or(&Value::Null),
+                    &finished.result,
+                    &self.records,
+                    &self.run.input,
+                )
+            {
+                self.parked = Some((step.clone(), review.reason.clone()));
+                pending.advance.review = Some(review);
+            }
             pending.advance.finished = Some(finished.result);
             pending.events.push(finished.event);
         }
@@ -121,30 +148,13 @@ impl<'a> Drive<'a> {
         Ok(())
     }
 
-    /// The status the run ends with, from the steps in memory.
-    fn end_status(&self) -> RunStatus {
-        match self.records.iter().find(|r| r.status == StepStatus::Failed) {
-            Some(r)
-                if r.failure
-                    .as_ref()
-                    .and_then(|f| f.get("kind"))
-                    .and_then(Value::as_str)
-                    == Some("needs_review") =>
-            {
-                RunStatus::AwaitingReview
-            }
-            Some(_) => RunStatus::Failed,
-            None => RunStatus::Succeeded,
-        }
-    }
-
     /// Adds to `pending` every skip and start that is ready now, and the run's end if it
     /// has come.
     fn decide(&mut self, pending: &mut Pending) -> anyhow::Result<()> {
         let failed = self.records.iter().any(|r| r.status == StepStatus::Failed);
         // A skip can make further steps ready (or skipped): decide until nothing changes.
         // After a failure nothing new starts; the run ends once its attempts in flight do.
-        let mut deciding = !failed;
+        let mut deciding = !failed && self.parked.is_none();
         while deciding {
             let decisions = {
                 let by_id: HashMap<&str, &StepRecord> = self
@@ -186,17 +196,34 @@ impl<'a> Drive<'a> {
         if !self.running.is_empty() {
             return Ok(());
         }
-        if let Some(failed) = self.records.iter().find(|r| r.status == StepStatus::Failed) {
-            let failure = failed.failure.clone().unwrap_or(Value::Null);
-            let needs_review = failure.get("kind").and_then(Value::as_str) == Some("needs_review");
+        let needs_review = |r: &&StepRecord| {
+            r.failure
+                .as_ref()
+                .and_then(|f| f.get("kind"))
+                .and_then(Value::as_str)
+                == Some("needs_review")
+        };
+        let failed = self
+            .records
+            .iter()
+            .filter(|r| r.status == StepStatus::Failed);
+        if let Some(failed) = failed.clone().find(|r| !needs_review(r)) {
             pending.advance.end = Some(RunEnd {
-                status: if needs_review {
-                    RunStatus::AwaitingReview
-                } else {
-                    RunStatus::Failed
-                },
+                status: RunStatus::Failed,
                 output: None,
-                failure: Some(json!({"step": failed.step_id, "failure": failure})),
+                failure: Some(json!({"step": failed.step_id, "failure": failed.failure})),
+            });
+        } else if let Some(waiting) = failed.clone().find(needs_review) {
+            pending.advance.end = Some(RunEnd {
+                status: RunStatus::AwaitingReview,
+                output: None,
+                failure: Some(json!({"step": waiting.step_id, "failure": waiting.failure})),
+            });
+        } else if let Some((step, reason)) = &self.parked {
+            pending.advance.end = Some(RunEnd {
+                status: RunStatus::AwaitingReview,
+                output: None,
+                failure: Some(json!({"step": step, "review": reason})),
             });
         } else if self
             .records
@@ -238,6 +265,8 @@ impl<'a> Drive<'a> {
             return Ok((self.empty(), Committed::NotRecorded));
         }
         for ((step, input), attempt) in started.into_iter().zip(inputs).zip(advanced.attempts) {
+            self.inputs
+                .insert(step.clone(), input.as_ref().cloned().unwrap_or(Value::Null));
             let record = self.record_mut(&step)?;
             record.status = StepStatus::Running;
             record.attempts = attempt;

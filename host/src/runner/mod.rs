@@ -10,6 +10,7 @@ mod control;
 mod drive;
 mod lock;
 mod progress;
+mod review;
 mod schedule;
 mod step;
 
@@ -24,6 +25,7 @@ use tracing::Instrument as _;
 pub use control::CancelError;
 pub use lock::Busy;
 pub use progress::Progress;
+pub use review::ReviewError;
 
 use crate::engine::Host;
 use crate::plugin::Plugin;

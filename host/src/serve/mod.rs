@@ -10,6 +10,7 @@ mod extract;
 mod health;
 mod offer;
 mod queue;
+mod reviews;
 mod router;
 mod runs;
 mod watch;
@@ -84,6 +85,37 @@ impl App {
     fn shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }
+
+    /// Queues a run that a decision sent on (waiting for a place rather than refusing: the
+    /// decision is already recorded).
+    fn drive_on(&self, run_id: String) {
+        let queue = self.queue.clone();
+        tokio::spawn(async move {
+            if let Some(admission) = queue.admit().await {
+                queue.enqueue(admission, run_id);
+            }
+        });
+    }
+}
+
+/// How often timed-out reviews are looked for.
+const REVIEW_SWEEP: Duration = Duration::from_secs(1);
+
+/// Applies the default action of reviews that timed out, and sends their runs on.
+async fn sweep_reviews(app: App) {
+    let mut tick = tokio::time::interval(REVIEW_SWEEP);
+    loop {
+        tick.tick().await;
+        match app.runner.expire_reviews().await {
+            Ok(decided) => {
+                for review in decided {
+                    tracing::info!(review = %review.id, run_id = %review.run_id, status = %review.status, "review timed out");
+                    app.drive_on(review.run_id);
+                }
+            }
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "applying review timeouts failed"),
+        }
+    }
 }
 
 /// A started server: its address, and the handle to stop it.
@@ -157,6 +189,7 @@ impl Server {
             })
         };
 
+        let sweeper = tokio::spawn(sweep_reviews(app.clone()));
         let router = router::build(app, tokens, &config);
         let mut stopped = shutdown.clone();
         let drain_timeout = config.drain_timeout;
@@ -170,6 +203,7 @@ impl Server {
             tracing::info!("shutting down: no new runs; letting steps in flight finish");
             drop(watcher);
             resumer.abort();
+            sweeper.abort();
             runner.drain();
             let drained = tokio::time::timeout(drain_timeout, async {
                 let mut workers = workers;

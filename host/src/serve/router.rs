@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ApiError;
-use super::{App, ServeConfig, Tokens, auth, health, offer, runs};
+use super::{App, ServeConfig, Tokens, auth, health, offer, reviews, runs};
 use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
 
 #[derive(OpenApi)]
@@ -27,6 +27,7 @@ use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
     modifiers(&BearerAuth),
     tags(
         (name = "runs", description = "Submit, inspect, cancel and follow runs"),
+        (name = "reviews", description = "The human review queue"),
         (name = "catalog", description = "Workflows and plugins on offer"),
         (name = "operations", description = "Probes and metrics"),
     )
@@ -57,6 +58,8 @@ fn api(config: &ServeConfig) -> OpenApiRouter<App> {
         .routes(routes!(runs::get))
         .routes(routes!(runs::cancel))
         .routes(routes!(runs::events))
+        .routes(routes!(reviews::list))
+        .routes(routes!(reviews::get, reviews::decide))
         .routes(routes!(offer::workflows))
         .routes(routes!(health::metrics))
         .layer(DefaultBodyLimit::max(config.max_body))

@@ -4,9 +4,10 @@
 //! there), so the PostgreSQL backend can carry the same list.
 
 /// `(version, SQL)`, in order. Never edit an applied migration: add a new one.
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "
     CREATE TABLE plugins (
         digest TEXT PRIMARY KEY,
         name TEXT NOT NULL,
@@ -87,4 +88,28 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
         PRIMARY KEY (run_id, key)
     );
     ",
-)];
+    ),
+    (
+        2,
+        "
+    CREATE TABLE reviews (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        step_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        data TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER,
+        default_action TEXT,
+        decided_by TEXT,
+        decided_ms INTEGER,
+        note TEXT,
+        before_value TEXT,
+        after_value TEXT
+    );
+    CREATE INDEX reviews_by_status ON reviews (status, created_ms);
+    CREATE INDEX reviews_by_run ON reviews (run_id);
+    ",
+    ),
+];

@@ -73,6 +73,27 @@ pub trait Store: Send + Sync + 'static {
     /// already has a result nothing is applied), skips, new attempts (journaled before they
     /// run), and the run's end, each with its event.
     async fn advance(&self, advance: Advance) -> anyhow::Result<Advanced>;
+    /// Reviews, oldest first: those in `status` (all when `None`), of `run_id` (all when `None`).
+    async fn reviews(
+        &self,
+        status: Option<ReviewStatus>,
+        run_id: Option<&str>,
+    ) -> anyhow::Result<Vec<ReviewRecord>>;
+    /// One review.
+    async fn get_review(&self, id: &str) -> anyhow::Result<Option<ReviewRecord>>;
+    /// Pending reviews whose time ran out by `now_ms`.
+    async fn expired_reviews(&self, now_ms: i64) -> anyhow::Result<Vec<ReviewRecord>>;
+    /// Applies a decision to a pending review in one transaction, with its audit record
+    /// (who, when, decision, the step output before and after): approve keeps the step's
+    /// output, edit replaces it, reject fails the run. The run goes back to `running` once no
+    /// review of it is pending. Fails if the review was already decided.
+    async fn decide_review(
+        &self,
+        id: &str,
+        decision: Decision,
+        decided: Decided,
+    ) -> anyhow::Result<ReviewRecord>;
+
     /// Every attempt of a run.
     async fn attempts(&self, run_id: &str) -> anyhow::Result<Vec<AttemptRecord>>;
     /// A run's event log, in order.

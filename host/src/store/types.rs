@@ -1,8 +1,6 @@
 //! The records the journal keeps.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -21,13 +19,13 @@ macro_rules! status_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
+        impl std::str::FromStr for $name {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {
                 match s {
@@ -150,6 +148,10 @@ pub struct RunRecord {
     /// Last changed (ms since the Unix epoch).
     pub updated_ms: i64,
 }
+
+#[path = "review_types.rs"]
+mod review_types;
+pub use review_types::*;
 
 /// Which runs to list.
 #[derive(Debug, Clone, Default)]
@@ -285,6 +287,8 @@ pub struct Advance {
     pub started: Vec<(String, String)>,
     /// The run's end, when this advance ends it.
     pub end: Option<RunEnd>,
+    /// A review to open (the run parks when its attempts in flight are done).
+    pub review: Option<NewReview>,
 }
 
 impl Advance {
@@ -302,6 +306,7 @@ impl Advance {
             && self.skipped.is_empty()
             && self.started.is_empty()
             && self.end.is_none()
+            && self.review.is_none()
     }
 }
 

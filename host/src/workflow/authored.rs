@@ -62,6 +62,16 @@ pub(crate) struct StepTable {
     pub limits: LimitsTable,
     #[serde(default)]
     pub grants: GrantsTable,
+    pub review: Option<Spanned<ReviewTable>>,
+}
+
+/// When a person reviews a step's result before the run goes on.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReviewTable {
+    pub when: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub default: Option<Spanned<String>>,
 }
 
 /// What a step may reach.

@@ -90,6 +90,21 @@ pub struct StepDef {
     /// What the step receives; `None` means the run input (no dependencies) or the output of
     /// its only dependency.
     pub input: Option<Expr>,
+    /// When its result goes to a person before the run goes on.
+    pub review: Option<ReviewPolicy>,
+}
+
+/// A step's review policy (`review = { when, timeout, default }`).
+#[derive(Debug, Clone)]
+pub struct ReviewPolicy {
+    /// The confidence gate: park the run for review when this holds after the step
+    /// succeeds (it sees the step's own output). A step that returns `needs-review` is
+    /// always reviewed.
+    pub when: Option<Expr>,
+    /// How long a review may wait.
+    pub timeout: Option<std::time::Duration>,
+    /// What happens when it waited that long.
+    pub default: Option<crate::store::DefaultAction>,
 }
 
 impl Workflow {

@@ -48,6 +48,9 @@ pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advan
         .iter()
         .map(|(step_id, digest)| start_attempt(c, run_id, step_id, digest))
         .collect::<anyhow::Result<_>>()?;
+    if let Some(review) = &advance.review {
+        super::reviews::open(c, run_id, review)?;
+    }
     if let Some(end) = &advance.end {
         set_status(
             c,

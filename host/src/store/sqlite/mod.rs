@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 
 mod journal;
+mod reviews;
 mod rows;
 mod writer;
 
@@ -402,6 +403,36 @@ impl Store for SqliteStore {
 
     async fn advance(&self, advance: Advance) -> anyhow::Result<Advanced> {
         self.write(move |c| journal::advance(c, &advance)).await
+    }
+
+    async fn reviews(
+        &self,
+        status: Option<ReviewStatus>,
+        run_id: Option<&str>,
+    ) -> anyhow::Result<Vec<ReviewRecord>> {
+        let run_id = run_id.map(str::to_string);
+        self.read(move |c| reviews::list(c, status, run_id.as_deref()))
+            .await
+    }
+
+    async fn get_review(&self, id: &str) -> anyhow::Result<Option<ReviewRecord>> {
+        let id = id.to_string();
+        self.read(move |c| reviews::get(c, &id)).await
+    }
+
+    async fn expired_reviews(&self, now_ms: i64) -> anyhow::Result<Vec<ReviewRecord>> {
+        self.read(move |c| reviews::expired(c, now_ms)).await
+    }
+
+    async fn decide_review(
+        &self,
+        id: &str,
+        decision: Decision,
+        decided: Decided,
+    ) -> anyhow::Result<ReviewRecord> {
+        let id = id.to_string();
+        self.write(move |c| reviews::decide(c, &id, &decision, &decided))
+            .await
     }
 
     async fn attempts(&self, run_id: &str) -> anyhow::Result<Vec<AttemptRecord>> {

@@ -1,0 +1,106 @@
+//! Human review records: a run parked for a person, and the person's decision.
+
+use serde::Serialize;
+use serde_json::Value;
+
+status_enum! {
+    /// Where a review is: `pending` until someone (or its timeout) decides.
+    ReviewStatus {
+        /// Waiting for a decision.
+        Pending = "pending",
+        /// The step's output stands; the run goes on.
+        Approved = "approved",
+        /// The reviewer replaced the step's output; the run goes on with it.
+        Edited = "edited",
+        /// The run failed on the reviewer's word.
+        Rejected = "rejected",
+    }
+}
+
+/// What happens to a review nobody decides in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DefaultAction {
+    /// Approve it.
+    Approve,
+    /// Reject it.
+    Reject,
+}
+
+impl DefaultAction {
+    /// The name stored in the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approve => "approve",
+            Self::Reject => "reject",
+        }
+    }
+}
+
+/// A review to open when a run parks.
+#[derive(Debug, Clone)]
+pub struct NewReview {
+    /// The step that asked for it (or whose confidence gate fired).
+    pub step_id: String,
+    /// Why, for the reviewer.
+    pub reason: String,
+    /// What the reviewer needs: the step's input, its output or failure.
+    pub data: Value,
+    /// When the default action applies (ms since the Unix epoch), if ever.
+    pub expires_ms: Option<i64>,
+    /// What happens then.
+    pub default_action: Option<DefaultAction>,
+}
+
+/// A review as journaled.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ReviewRecord {
+    /// Review id.
+    pub id: String,
+    /// The parked run.
+    pub run_id: String,
+    /// The step under review.
+    pub step_id: String,
+    /// Why it was opened.
+    pub reason: String,
+    /// What the reviewer needs.
+    pub data: Value,
+    /// Where it is.
+    pub status: ReviewStatus,
+    /// Opened (ms since the Unix epoch).
+    pub created_ms: i64,
+    /// When the default action applies.
+    pub expires_ms: Option<i64>,
+    /// `approve` or `reject`, applied on expiry.
+    pub default_action: Option<String>,
+    /// Who decided (`timeout` when the default action applied).
+    pub decided_by: Option<String>,
+    /// When.
+    pub decided_ms: Option<i64>,
+    /// The reviewer's note or rejection reason.
+    pub note: Option<String>,
+    /// The step's output before the decision.
+    pub before: Option<Value>,
+    /// The step's output after it.
+    pub after: Option<Value>,
+}
+
+/// A reviewer's decision.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// The step's output stands.
+    Approve,
+    /// Replace the step's output.
+    Edit(Value),
+    /// Fail the run, with the reason.
+    Reject(String),
+}
+
+/// Who decided, and their note.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The reviewer (a user name, a token's owner, `timeout`).
+    pub by: String,
+    /// A note, kept in the audit record.
+    pub note: Option<String>,
+}

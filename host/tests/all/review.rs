@@ -1,0 +1,377 @@
+//! Human review: a confidence gate or a `needs-review` step parks the run durably; approve,
+//! edit and reject send it on (each an audit record); a timeout applies the default action;
+//! all of it survives a restart, and the HTTP queue does the same.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use weir::registry;
+use weir::runner::{ReviewError, Runner};
+use weir::store::{
+    Decided, Decision, Durability, ReviewStatus, RunStatus, SqliteStore, StepStatus, Store,
+};
+
+use crate::serve::{Sidecar, workflow_text};
+use crate::support::host;
+use crate::workflows::Fixture;
+
+fn gated(confidence: f64) -> String {
+    format!(
+        r#"
+name = "gated"
+version = "1.0.0"
+output = "format"
+[[steps]]
+id = "classify"
+plugin = "$PLUGINS/echo.wasm"
+config = {{ confidence = {confidence} }}
+review = {{ when = "steps.classify.confidence < 0.7" }}
+[[steps]]
+id = "format"
+plugin = "$PLUGINS/echo.wasm"
+after = ["classify"]
+"#
+    )
+}
+
+fn by(who: &str) -> Decided {
+    Decided {
+        by: who.to_string(),
+        note: Some("checked by hand".to_string()),
+    }
+}
+
+/// A fresh runner over the same database: what a restarted process sees.
+fn restarted(f: &Fixture) -> Runner {
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&f.dir.path().join("weir.db"), Durability::Normal).unwrap());
+    Runner::new(host().clone(), store, f.dir.path().join("locks"))
+}
+
+#[tokio::test]
+async fn a_confidence_gate_parks_the_run_until_a_person_decides() {
+    let f = Fixture::new();
+    let path = f.workflow("gated.toml", &gated(0.4));
+
+    // Parked: the gate fired after `classify`; `format` has not run.
+    let run = f.run(&path, json!({"ticket": 1})).await;
+    assert_eq!(run.status, RunStatus::AwaitingReview);
+    assert_eq!(
+        run.failure.as_ref().unwrap()["review"],
+        json!("review gate: steps.classify.confidence < 0.7")
+    );
+    let steps = f.store.steps(&run.id).await.unwrap();
+    assert_eq!(steps[1].status, StepStatus::Pending);
+    let pending = f
+        .store
+        .reviews(Some(ReviewStatus::Pending), None)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    let review = &pending[0];
+    assert_eq!(
+        (review.run_id.as_str(), review.step_id.as_str()),
+        (run.id.as_str(), "classify")
+    );
+    assert_eq!(review.data["output"], json!({"ticket": 1}));
+    assert_eq!(review.data["confidence"], json!(0.4));
+    // Executing a parked run again changes nothing.
+    assert_eq!(
+        f.runner.execute(&run.id).await.unwrap().status,
+        RunStatus::AwaitingReview
+    );
+
+    // After a restart the review is still there; approving it sends the run on.
+    let runner = restarted(&f);
+    let approved = runner
+        .decide(&review.id, Decision::Approve, by("ana"))
+        .await
+        .unwrap();
+    assert_eq!(approved.status, ReviewStatus::Approved);
+    assert_eq!(approved.decided_by.as_deref(), Some("ana"));
+    assert_eq!(approved.before, Some(json!({"ticket": 1})));
+    assert_eq!(approved.after, approved.before);
+    let done = runner.execute(&run.id).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!(done.output, Some(json!({"ticket": 1})));
+    let attempts = runner.store().attempts(&run.id).await.unwrap();
+    assert_eq!(
+        attempts.iter().filter(|a| a.step_id == "classify").count(),
+        1,
+        "classify did not run again"
+    );
+    let kinds: Vec<String> = runner
+        .store()
+        .events(&run.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        kinds.contains(&"review_opened".to_string())
+            && kinds.contains(&"review_decided".to_string()),
+        "{kinds:?}"
+    );
+
+    // A second decision on the same review is refused.
+    let again = runner
+        .decide(&review.id, Decision::Approve, by("bo"))
+        .await
+        .unwrap_err();
+    assert!(matches!(again, ReviewError::Conflict(_)), "{again}");
+    assert!(
+        again
+            .to_string()
+            .contains("already decided: approved by ana"),
+        "{again}"
+    );
+
+    // High confidence: no review at all.
+    let confident = f.workflow("confident.toml", &gated(0.9).replace("gated", "confident"));
+    assert_eq!(
+        f.run(&confident, json!({"ticket": 2})).await.status,
+        RunStatus::Succeeded
+    );
+}
+
+#[tokio::test]
+async fn edit_replaces_the_output_and_reject_fails_the_run() {
+    let f = Fixture::new();
+    let path = f.workflow("gated.toml", &gated(0.2));
+
+    let run = f.run(&path, json!({"ticket": 3})).await;
+    let review = f
+        .store
+        .reviews(Some(ReviewStatus::Pending), Some(&run.id))
+        .await
+        .unwrap()
+        .remove(0);
+    let edited = f
+        .runner
+        .decide(
+            &review.id,
+            Decision::Edit(json!({"label": "billing"})),
+            by("ana"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(edited.status, ReviewStatus::Edited);
+    assert_eq!(edited.before, Some(json!({"ticket": 3})));
+    assert_eq!(edited.after, Some(json!({"label": "billing"})));
+    let done = f.runner.execute(&run.id).await.unwrap();
+    assert_eq!(
+        done.output,
+        Some(json!({"label": "billing"})),
+        "the next step saw the edited output"
+    );
+
+    let run = f.run(&path, json!({"ticket": 4})).await;
+    let review = f
+        .store
+        .reviews(Some(ReviewStatus::Pending), Some(&run.id))
+        .await
+        .unwrap()
+        .remove(0);
+    f.runner
+        .decide(
+            &review.id,
+            Decision::Reject("not a ticket".into()),
+            by("bo"),
+        )
+        .await
+        .unwrap();
+    let failed = f.runner.execute(&run.id).await.unwrap();
+    assert_eq!(failed.status, RunStatus::Failed);
+    let failure = &failed.failure.unwrap()["failure"];
+    assert_eq!(failure["kind"], json!("review_rejected"));
+    assert_eq!(failure["message"], json!("rejected by bo: not a ticket"));
+    let steps = f.store.steps(&run.id).await.unwrap();
+    assert_eq!(steps[1].status, StepStatus::Pending, "format never ran");
+}
+
+#[tokio::test]
+async fn a_needs_review_step_takes_an_edited_output_and_its_schema_is_checked() {
+    let f = Fixture::new();
+    let text = r#"
+name = "asks"
+version = "1.0.0"
+output = "after"
+[[steps]]
+id = "ask"
+plugin = "$PLUGINS/echo.wasm"
+config = { fail = "needs-review" }
+[[steps]]
+id = "after"
+plugin = "$PLUGINS/echo.wasm"
+after = ["ask"]
+"#;
+    let path = f.workflow("asks.toml", text);
+    let run = f.run(&path, json!({"q": "?"})).await;
+    assert_eq!(run.status, RunStatus::AwaitingReview);
+    let review = f
+        .store
+        .reviews(Some(ReviewStatus::Pending), Some(&run.id))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        review.reason,
+        "needs review: asked to fail with needs-review"
+    );
+    assert_eq!(review.data["input"], json!({"q": "?"}));
+
+    // Nothing to approve: the step produced no output.
+    let err = f
+        .runner
+        .decide(&review.id, Decision::Approve, by("ana"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nothing to approve"), "{err}");
+    // echo's output schema refuses one sentinel value: an edit is checked against it.
+    let err = f
+        .runner
+        .decide(
+            &review.id,
+            Decision::Edit(json!("violate-output-schema")),
+            by("ana"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ReviewError::InvalidOutput { .. }), "{err}");
+    f.runner
+        .decide(&review.id, Decision::Edit(json!({"a": "!"})), by("ana"))
+        .await
+        .unwrap();
+    let done = f.runner.execute(&run.id).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!(done.output, Some(json!({"a": "!"})));
+}
+
+#[tokio::test]
+async fn a_review_timeout_applies_the_default_action() {
+    let f = Fixture::new();
+    let text = gated(0.1).replace(
+        r#"review = { when = "steps.classify.confidence < 0.7" }"#,
+        r#"review = { when = "steps.classify.confidence < 0.7", timeout = "100ms", default = "reject" }"#,
+    );
+    let path = f.workflow("gated.toml", &text);
+    let run = f.run(&path, json!({"ticket": 5})).await;
+    assert_eq!(run.status, RunStatus::AwaitingReview);
+    assert!(
+        f.runner.expire_reviews().await.unwrap().is_empty(),
+        "not yet"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let decided = restarted(&f).expire_reviews().await.unwrap();
+    assert_eq!(decided.len(), 1);
+    assert_eq!(decided[0].status, ReviewStatus::Rejected);
+    assert_eq!(decided[0].decided_by.as_deref(), Some("timeout"));
+    let run = f.store.get_run(&run.id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+
+    // A bad policy is refused with its position.
+    let bad = gated(0.1).replace(
+        r#"review = { when = "steps.classify.confidence < 0.7" }"#,
+        r#"review = { when = "steps.nope.confidence < 0.7", default = "maybe" }"#,
+    );
+    let err = registry::register_file(host(), f.store.as_ref(), &f.workflow("bad.toml", &bad))
+        .await
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "`review.when` names step `nope`, which does not exist",
+        "`review.default` is \"maybe\"",
+        "`review.timeout` and `review.default` go together",
+    ] {
+        assert!(err.contains(expected), "{expected:?} in:\n{err}");
+    }
+}
+
+#[tokio::test]
+async fn the_review_queue_over_http() {
+    let s = Sidecar::start(|_, root| {
+        let text = workflow_text(
+            "gated",
+            &[
+                ("classify", weir_artifacts::ECHO, "config = { confidence = 0.3 }\nreview = { when = \"steps.classify.confidence < 0.7\" }"),
+                ("format", weir_artifacts::ECHO, ""),
+            ],
+            "",
+        );
+        std::fs::write(root.join("workflows/gated.toml"), text).unwrap();
+    })
+    .await;
+    let (_, body) = s
+        .submit("?wait", json!({"workflow": "gated", "input": {"t": 1}}))
+        .await;
+    assert_eq!(body["run"]["status"], json!("awaiting_review"));
+    let run_id = body["run"]["id"].as_str().unwrap().to_string();
+    let list: Value = s
+        .get("/v1/reviews")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let review = list["reviews"][0]["id"].as_str().unwrap().to_string();
+    let one: Value = s
+        .get(&format!("/v1/reviews/{review}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["run_id"], json!(run_id));
+
+    let bad = s
+        .post(&format!("/v1/reviews/{review}"))
+        .json(&json!({"decision": "edit"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let r = s
+        .post(&format!("/v1/reviews/{review}"))
+        .json(&json!({"decision": "edit", "output": {"label": "ok"}, "by": "ana"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let decided: Value = r.json().await.unwrap();
+    assert_eq!(decided["status"], json!("edited"));
+    assert_eq!(decided["decided_by"], json!("ana"));
+    let again = s
+        .post(&format!("/v1/reviews/{review}"))
+        .json(&json!({"decision": "approve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let missing = s.get("/v1/reviews/none").send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    // The decision sent the run on.
+    let mut status = Value::Null;
+    for _ in 0..200 {
+        let detail: Value = s
+            .get(&format!("/v1/runs/{run_id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        status = detail["run"]["status"].clone();
+        if status == json!("succeeded") {
+            assert_eq!(detail["run"]["output"], json!({"label": "ok"}));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, json!("succeeded"));
+    s.server.unwrap().shutdown().await.unwrap();
+}
