@@ -90,12 +90,20 @@ impl Live {
 
     /// Leaves the final view on screen: every line stays, steps that never ran say so.
     pub(crate) fn finish(self) {
-        if let Self::Terminal { bars, .. } = self {
+        if let Self::Terminal {
+            _multi: multi,
+            bars,
+        } = self
+        {
             for bar in bars.values().filter(|b| !b.is_finished()) {
                 bar.disable_steady_tick();
                 bar.set_style(done_style());
                 bar.finish_with_message("· not run");
             }
+            // The last line is drawn without a newline; end it so what follows starts clean.
+            drop(bars);
+            drop(multi);
+            eprintln!();
         }
     }
 }
