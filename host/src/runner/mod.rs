@@ -160,13 +160,17 @@ impl Runner {
     /// Drives a run until it ends or waits for review, and returns its final record.
     /// Fails at once if another process is driving it.
     pub async fn execute(&self, run_id: &str) -> anyhow::Result<RunRecord> {
-        let _lock = lock::RunLock::acquire(&self.lock_dir, run_id)?;
+        let lock = lock::RunLock::acquire(&self.lock_dir, run_id)?;
         let run = self
             .store
             .get_run(run_id)
             .await?
             .with_context(|| format!("no run {run_id}"))?;
-        if run.status.is_final() || run.status == RunStatus::AwaitingReview {
+        if run.status.is_final() {
+            lock.remove();
+            return Ok(run);
+        }
+        if run.status == RunStatus::AwaitingReview {
             return Ok(run);
         }
         let workflow = self.definition(&run.workflow, &run.version).await?;
@@ -174,7 +178,11 @@ impl Runner {
         async { drive::Drive::new(self, &run, workflow).await?.run().await }
             .instrument(span)
             .await?;
-        self.store.get_run(run_id).await?.context("run vanished")
+        let run = self.store.get_run(run_id).await?.context("run vanished")?;
+        if run.status.is_final() {
+            lock.remove();
+        }
+        Ok(run)
     }
 
     /// The definition of a registered version, loaded once per runner.

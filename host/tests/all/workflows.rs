@@ -132,6 +132,8 @@ async fn a_run_executes_its_steps_in_order_and_journals_everything() {
         .await;
     assert_eq!(run.status, RunStatus::Succeeded);
     assert_eq!(run.output, Some(json!({"wrapped": {"n": 7}, "n": 7})));
+    let lock = f.dir.path().join("locks").join(format!("{}.lock", run.id));
+    assert!(!lock.exists(), "an ended run leaves no lock file behind");
     let steps = f.store.steps(&run.id).await.unwrap();
     assert_eq!(
         steps
