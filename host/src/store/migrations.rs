@@ -1,7 +1,8 @@
 //! Versioned schema migrations, applied in order, each once, in one transaction.
 //!
 //! The SQL sticks to what SQLite and PostgreSQL share (TEXT, INTEGER, REAL, BLOB as BYTEA
-//! there), so the PostgreSQL backend can carry the same list.
+//! there), so the PostgreSQL backend can carry the same list; a migration that only changes
+//! SQLite's physical layout says so.
 
 /// `(version, SQL)`, in order. Never edit an applied migration: add a new one.
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
@@ -110,6 +111,71 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     );
     CREATE INDEX reviews_by_status ON reviews (status, created_ms);
     CREATE INDEX reviews_by_run ON reviews (run_id);
+    ",
+    ),
+    (
+        3,
+        // SQLite's physical layout, not the logical schema (the PostgreSQL backend has no
+        // equivalent and skips it): the tables a step's commit writes become clustered on
+        // their primary key (`WITHOUT ROWID`), so each row lives in one b-tree instead of a
+        // table plus a key index, and a commit writes about half the pages.
+        "
+    CREATE TABLE steps_clustered (
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        step_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        plugin_digest TEXT NOT NULL,
+        status TEXT NOT NULL,
+        output TEXT,
+        confidence REAL,
+        route TEXT,
+        failure TEXT,
+        skip_reason TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, step_id)
+    ) WITHOUT ROWID;
+    INSERT INTO steps_clustered SELECT run_id, step_id, position, plugin_digest, status, output, confidence, route, failure, skip_reason, attempts FROM steps;
+    DROP TABLE steps;
+    ALTER TABLE steps_clustered RENAME TO steps;
+    CREATE TABLE attempts_clustered (
+        run_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        input_digest TEXT NOT NULL,
+        status TEXT NOT NULL,
+        failure TEXT,
+        started_ms INTEGER NOT NULL,
+        finished_ms INTEGER,
+        latency_us INTEGER,
+        fuel INTEGER,
+        memory_peak INTEGER,
+        logs TEXT,
+        PRIMARY KEY (run_id, step_id, attempt)
+    ) WITHOUT ROWID;
+    INSERT INTO attempts_clustered SELECT run_id, step_id, attempt, input_digest, status, failure, started_ms, finished_ms, latency_us, fuel, memory_peak, logs FROM attempts;
+    DROP TABLE attempts;
+    ALTER TABLE attempts_clustered RENAME TO attempts;
+    CREATE TABLE events_clustered (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        step_id TEXT,
+        data TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO events_clustered SELECT run_id, seq, at_ms, kind, step_id, data FROM events;
+    DROP TABLE events;
+    ALTER TABLE events_clustered RENAME TO events;
+    CREATE TABLE state_clustered (
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run_id, key)
+    ) WITHOUT ROWID;
+    INSERT INTO state_clustered SELECT run_id, key, value FROM state;
+    DROP TABLE state;
+    ALTER TABLE state_clustered RENAME TO state;
     ",
     ),
 ];

@@ -81,3 +81,66 @@ pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     txn.commit()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upgrading_keeps_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("old.db"), Durability::Normal).unwrap();
+        // A database at version 2, with a run in it.
+        conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")
+            .unwrap();
+        for (version, sql) in &MIGRATIONS[..2] {
+            conn.execute_batch(sql).unwrap();
+            conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version])
+                .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO runs VALUES ('r1', 'wf', '1.0.0', 'running', '{}', 'd', NULL, NULL, NULL, 1, 1);
+             INSERT INTO steps VALUES ('r1', 'a', 0, 'p', 'succeeded', '{\"x\":1}', 0.5, 'ok', NULL, NULL, 1);
+             INSERT INTO attempts VALUES ('r1', 'a', 1, 'i', 'succeeded', NULL, 1, 2, 3, NULL, 4, '{}');
+             INSERT INTO events VALUES ('r1', 1, 1, 'run_created', NULL, '{}');
+             INSERT INTO state VALUES ('r1', 'k', 'v');",
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+
+        let count = |table: &str| -> i64 {
+            conn.query_row(
+                &format!("SELECT COUNT(*) FROM {table} WHERE run_id = 'r1'"),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        for table in ["steps", "attempts", "events", "state"] {
+            assert_eq!(count(table), 1, "{table} kept its row");
+        }
+        let output: String = conn
+            .query_row(
+                "SELECT output FROM steps WHERE run_id = 'r1' AND step_id = 'a'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(output, "{\"x\":1}");
+        let without_rowid: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('steps', 'attempts', 'events', 'state') AND sql LIKE '%WITHOUT ROWID%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(without_rowid, 4);
+        let version: i64 = conn
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.last().unwrap().0);
+    }
+}
