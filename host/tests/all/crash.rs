@@ -34,7 +34,8 @@ fn workflow(dir: &Path, slow: &str) -> std::path::PathBuf {
     path
 }
 
-fn weir(data: &Path) -> Command {
+/// The `weir` binary with its own data directory and a shared compile cache.
+pub fn weir(data: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
     cmd.arg("--data-dir")
         .arg(data)

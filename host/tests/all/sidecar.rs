@@ -10,17 +10,22 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use weir::store::{Durability, RunStatus, SqliteStore, StepStatus, Store};
 
+use crate::crash::weir;
 use crate::serve::workflow_text;
 
 const TOKEN: &str = "drain-token";
 
-fn weir(data: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
-    cmd.arg("--data-dir")
-        .arg(data)
-        .arg("--cache-dir")
-        .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("weir-cli-cache"));
-    cmd
+/// `GET /v1/runs/{id}`.
+async fn run_detail(client: &reqwest::Client, url: &str, id: &str) -> Value {
+    client
+        .get(format!("{url}/v1/runs/{id}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// Starts `weir serve` on a free port; returns the child and its base URL.
@@ -125,15 +130,7 @@ async fn sigterm_drains_in_flight_steps_and_a_restart_finishes_the_runs() {
     for id in &ids {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let detail: Value = client
-                .get(format!("{url}/v1/runs/{id}"))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let detail = run_detail(&client, &url, id).await;
             if detail["steps"][0]["status"] == json!("running") {
                 break;
             }
@@ -170,15 +167,7 @@ async fn sigterm_drains_in_flight_steps_and_a_restart_finishes_the_runs() {
     for id in &ids {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let detail: Value = client
-                .get(format!("{url}/v1/runs/{id}"))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let detail = run_detail(&client, &url, id).await;
             if detail["run"]["status"] == json!("succeeded") {
                 let attempts: Vec<&str> = detail["attempts"]
                     .as_array()
