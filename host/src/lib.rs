@@ -29,6 +29,7 @@ pub mod engine;
 pub mod failure;
 pub mod limits;
 pub mod metrics;
+pub mod model;
 pub mod plugin;
 pub mod registry;
 pub mod runner;

@@ -4,6 +4,7 @@ mod cli;
 mod crash;
 mod hostile;
 mod loading;
+mod model;
 mod provider;
 mod review;
 mod serve;

@@ -1,0 +1,211 @@
+//! One request to an OpenAI-compatible chat completions endpoint, and its failures, typed
+//! so the gateway knows which are worth retrying.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// A provider: where it is and how to reach it. The API key is read from an environment
+/// variable by the host; a step never sees it.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// A name for logs, metrics and errors.
+    pub name: String,
+    /// The base URL, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8080/v1`.
+    pub base_url: String,
+    /// The provider's model name.
+    pub model: String,
+    /// The environment variable holding the API key, if the provider needs one.
+    pub api_key_env: Option<String>,
+    /// The longest one request may take.
+    pub timeout: Duration,
+}
+
+/// A chat message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+/// What a step asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ChatRequest {
+    /// The conversation.
+    pub messages: Vec<Message>,
+    /// The most tokens to generate.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature.
+    pub temperature: Option<f64>,
+    /// Ask for a JSON object (`response_format: json_object`).
+    pub json: bool,
+}
+
+/// Token counts, from the provider's `usage` fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct TokenUsage {
+    /// Tokens in the prompt.
+    pub prompt_tokens: u64,
+    /// Tokens generated.
+    pub completion_tokens: u64,
+}
+
+/// A completion.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatResponse {
+    /// The assistant's message.
+    pub content: String,
+    /// The model that answered.
+    pub model: String,
+    /// Tokens used.
+    pub usage: TokenUsage,
+}
+
+/// Why a model call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// No answer within the timeout.
+    #[error("the provider did not answer within {0:?}")]
+    Timeout(Duration),
+    /// 429.
+    #[error("the provider is rate limiting{}", .retry_after.map(|d| format!(" (retry after {d:?})")).unwrap_or_default())]
+    RateLimited {
+        /// Its `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+    /// 5xx.
+    #[error("the provider failed with HTTP {status}{}", .retry_after.map(|d| format!(" (retry after {d:?})")).unwrap_or_default())]
+    Server {
+        /// The status.
+        status: u16,
+        /// Its `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+    /// Could not connect, or the connection broke.
+    #[error("cannot reach the provider: {0}")]
+    Connection(String),
+    /// An answer that is cut short or does not parse as a completion.
+    #[error("the provider's answer is not a usable completion: {0}")]
+    BadResponse(String),
+    /// 4xx other than 429: the request itself is wrong; retrying cannot help.
+    #[error("the provider refused the request with HTTP {status}: {message}")]
+    Rejected {
+        /// The status.
+        status: u16,
+        /// What the provider said.
+        message: String,
+    },
+    /// The provider's circuit breaker is open: failing fast.
+    #[error(
+        "provider {provider} is unavailable: its circuit breaker is open after repeated failures"
+    )]
+    Unavailable {
+        /// The provider.
+        provider: String,
+    },
+    /// The caller's deadline had passed before an attempt could start.
+    #[error("the latency budget ran out before the call could be made")]
+    DeadlineExceeded,
+    /// The API key's environment variable is not set.
+    #[error("the API key variable {0} is not set")]
+    MissingKey(String),
+}
+
+impl ModelError {
+    /// Whether another attempt may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Timeout(_)
+                | Self::RateLimited { .. }
+                | Self::Server { .. }
+                | Self::Connection(_)
+                | Self::BadResponse(_)
+        )
+    }
+
+    /// The wait the provider asked for.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after } | Self::Server { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+pub(super) async fn call(
+    client: &reqwest::Client,
+    provider: &ProviderConfig,
+    request: &ChatRequest,
+    timeout: Duration,
+) -> Result<ChatResponse, ModelError> {
+    let mut body = json!({"model": provider.model, "messages": request.messages});
+    if let Some(n) = request.max_tokens {
+        body["max_tokens"] = json!(n);
+    }
+    if let Some(t) = request.temperature {
+        body["temperature"] = json!(t);
+    }
+    if request.json {
+        body["response_format"] = json!({"type": "json_object"});
+    }
+    let url = format!(
+        "{}/chat/completions",
+        provider.base_url.trim_end_matches('/')
+    );
+    let mut http = client.post(url).json(&body).timeout(timeout);
+    if let Some(var) = &provider.api_key_env {
+        let key = std::env::var(var).map_err(|_| ModelError::MissingKey(var.clone()))?;
+        http = http.bearer_auth(key);
+    }
+    let transport = |e: reqwest::Error| {
+        if e.is_timeout() {
+            ModelError::Timeout(timeout)
+        } else if e.is_body() || e.is_decode() {
+            ModelError::BadResponse(e.to_string())
+        } else {
+            ModelError::Connection(e.to_string())
+        }
+    };
+    let response = http.send().await.map_err(transport)?;
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let text = response.text().await.map_err(transport)?;
+    match status {
+        200..=299 => parse(&text),
+        429 => Err(ModelError::RateLimited { retry_after }),
+        500..=599 => Err(ModelError::Server {
+            status,
+            retry_after,
+        }),
+        _ => Err(ModelError::Rejected {
+            status,
+            message: text.chars().take(500).collect(),
+        }),
+    }
+}
+
+fn parse(text: &str) -> Result<ChatResponse, ModelError> {
+    let bad = |what: &str| ModelError::BadResponse(what.to_string());
+    let body: Value = serde_json::from_str(text).map_err(|e| bad(&format!("not JSON: {e}")))?;
+    let content = body["choices"][0]["message"]["content"]
+        .as_str()
+        .ok_or_else(|| bad("no choices[0].message.content"))?;
+    let usage = &body["usage"];
+    Ok(ChatResponse {
+        content: content.to_string(),
+        model: body["model"].as_str().unwrap_or_default().to_string(),
+        usage: TokenUsage {
+            prompt_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
+            completion_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
+        },
+    })
+}
