@@ -37,6 +37,10 @@ pub const HTTP_REQUESTS: &str = "weir_http_requests_total";
 pub const HTTP_DURATION: &str = "weir_http_request_duration_seconds";
 /// Plugin or workflow files that failed to load on a reload, by kind.
 pub const RELOAD_FAILURES: &str = "weir_reload_failures_total";
+/// A provider's circuit breaker: 0 closed, 1 half-open, 2 open.
+pub const MODEL_BREAKER: &str = "weir_model_breaker_state";
+/// Model call attempts after the first, by provider and failure kind.
+pub const MODEL_RETRIES: &str = "weir_model_retries_total";
 /// Plugin or workflow versions swapped in by a reload, by kind.
 pub const RELOADS: &str = "weir_reloads_total";
 
@@ -80,6 +84,11 @@ fn describe() {
     describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request latency");
     describe_counter!(RELOAD_FAILURES, "Files that failed to load on a reload");
     describe_counter!(RELOADS, "Versions swapped in by a reload");
+    describe_gauge!(
+        MODEL_BREAKER,
+        "Circuit breaker per provider: 0 closed, 1 half-open, 2 open"
+    );
+    describe_counter!(MODEL_RETRIES, "Model call attempts after the first");
 }
 
 /// Records a finished attempt.
@@ -134,4 +143,19 @@ pub(crate) fn run_ended(workflow: &str, version: &str, status: RunStatus) {
 pub(crate) fn queue(waiting: usize, active: usize) {
     gauge!(QUEUE_DEPTH).set(waiting as f64);
     gauge!(RUNS_ACTIVE).set(active as f64);
+}
+
+/// Records a provider's breaker state.
+pub(crate) fn breaker(provider: &str, state: crate::model::BreakerState) {
+    let value = match state {
+        crate::model::BreakerState::Closed => 0.0,
+        crate::model::BreakerState::HalfOpen => 1.0,
+        crate::model::BreakerState::Open => 2.0,
+    };
+    gauge!(MODEL_BREAKER, "provider" => provider.to_string()).set(value);
+}
+
+/// Counts a model call retry.
+pub(crate) fn model_retry(provider: &str, kind: &'static str) {
+    counter!(MODEL_RETRIES, "provider" => provider.to_string(), "kind" => kind).increment(1);
 }

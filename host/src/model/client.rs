@@ -127,6 +127,21 @@ impl ModelError {
         )
     }
 
+    /// A short stable name, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Timeout(_) => "timeout",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Server { .. } => "server",
+            Self::Connection(_) => "connection",
+            Self::BadResponse(_) => "bad_response",
+            Self::Rejected { .. } => "rejected",
+            Self::Unavailable { .. } => "unavailable",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::MissingKey(_) => "missing_key",
+        }
+    }
+
     /// The wait the provider asked for.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

@@ -77,6 +77,7 @@ impl Gateway {
                     .map(|_| ())
                     .map_err(ModelError::is_transient),
             );
+            crate::metrics::breaker(&self.provider.name, self.breaker.state());
             let error = match result {
                 Ok(response) => break Ok(response),
                 Err(error) => error,
@@ -89,6 +90,7 @@ impl Gateway {
                 // The retry could not finish in time: do not start it.
                 break Err(error);
             }
+            crate::metrics::model_retry(&self.provider.name, error.kind());
             tokio::time::sleep(wait).await;
         };
         CallReport {

@@ -12,9 +12,13 @@ use weir::model::{
 use weir_provider::{Provider, Reply};
 
 fn gateway(provider: &Provider, retry: RetryPolicy, breaker: BreakerConfig) -> Gateway {
+    named("standin", provider, retry, breaker)
+}
+
+fn named(name: &str, provider: &Provider, retry: RetryPolicy, breaker: BreakerConfig) -> Gateway {
     Gateway::new(
         ProviderConfig {
-            name: "standin".into(),
+            name: name.into(),
             base_url: provider.url(),
             model: "small-1".into(),
             api_key_env: None,
@@ -143,7 +147,8 @@ async fn an_outage_opens_the_breaker_and_bounds_upstream_calls() {
         failure_threshold: 3,
         cooldown: Duration::from_millis(300),
     };
-    let gw = gateway(&provider, quick_retry(), breaker);
+    let metrics = weir::metrics::install_prometheus().unwrap();
+    let gw = named("outage", &provider, quick_retry(), breaker);
     provider.otherwise(Reply::status(503));
 
     // 20 calls during the outage: the first one's 3 attempts open the breaker, the other 19
@@ -163,6 +168,15 @@ async fn an_outage_opens_the_breaker_and_bounds_upstream_calls() {
     );
     assert_eq!(unavailable, 19);
     assert_eq!(gw.breaker().state(), BreakerState::Open);
+    let text = metrics.render();
+    assert!(
+        text.contains("weir_model_breaker_state{provider=\"outage\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("weir_model_retries_total{provider=\"outage\",kind=\"server\"} 2"),
+        "{text}"
+    );
 
     // After the cooldown one probe goes through; the provider is back, so it closes.
     tokio::time::sleep(Duration::from_millis(350)).await;
