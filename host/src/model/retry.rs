@@ -40,11 +40,9 @@ impl RetryPolicy {
     }
 }
 
-/// A number in [0, 1) that differs between calls and processes.
+/// A uniformly random number in [0, 1).
 fn jitter() -> f64 {
-    // The low 64 bits of a v7 UUID are random (bar two variant bits, shifted out here).
-    let n = uuid::Uuid::now_v7().as_u128() as u64;
-    (n >> 11) as f64 / (1u64 << 53) as f64
+    fastrand::f64()
 }
 
 #[cfg(test)]
