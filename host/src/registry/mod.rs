@@ -61,14 +61,7 @@ pub async fn register_file(
 ) -> Result<(Loaded, Registered), RegistryError> {
     let loaded = check_file(host, store, path).await?;
     for plugin in loaded.plugins.values() {
-        store
-            .put_plugin(
-                plugin.digest(),
-                &plugin.meta().name,
-                &plugin.meta().version,
-                plugin.bytes(),
-            )
-            .await?;
+        store_plugin(store, plugin).await?;
     }
     let wf = &loaded.workflow;
     let version = WorkflowVersion {
@@ -84,6 +77,18 @@ pub async fn register_file(
     };
     let registered = store.register_workflow(&version).await?;
     Ok((loaded, registered))
+}
+
+/// Stores a loaded plugin's bytes under its digest, with the name and version it reports.
+pub async fn store_plugin(store: &dyn Store, plugin: &Plugin) -> anyhow::Result<()> {
+    store
+        .put_plugin(
+            plugin.digest(),
+            &plugin.meta().name,
+            &plugin.meta().version,
+            plugin.bytes(),
+        )
+        .await
 }
 
 fn pinned_digest(source: &str, pins: &BTreeMap<String, String>) -> String {

@@ -22,6 +22,17 @@ use crate::plugin::Plugin;
 use crate::registry::{self, Loaded, RegistryError};
 use crate::store::{Registered, Store, now_ms};
 
+/// Why an upload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// Not a component implementing `weir:step`.
+    #[error(transparent)]
+    Invalid(crate::plugin::PluginError),
+    /// The store failed: nothing was stored.
+    #[error(transparent)]
+    Store(anyhow::Error),
+}
+
 /// A file whose latest version failed to load.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Rejected {
@@ -194,36 +205,21 @@ impl Catalog {
     /// Loads, checks and stores a plugin.
     async fn store_plugin(&self, bytes: Vec<u8>, origin: String) -> anyhow::Result<Plugin> {
         let plugin = self.host.load_plugin_bytes(bytes, origin).await?;
-        self.store
-            .put_plugin(
-                plugin.digest(),
-                &plugin.meta().name,
-                &plugin.meta().version,
-                plugin.bytes(),
-            )
-            .await?;
+        registry::store_plugin(self.store.as_ref(), &plugin).await?;
         Ok(plugin)
     }
 
     /// Stores an uploaded plugin, then reloads the workflows so the ones that name it by
     /// `name@version` take it.
-    pub async fn upload(&self, bytes: Vec<u8>) -> Result<Plugin, crate::plugin::PluginError> {
+    pub async fn upload(&self, bytes: Vec<u8>) -> Result<Plugin, UploadError> {
         let plugin = self
             .host
             .load_plugin_bytes(bytes, "the uploaded component".to_string())
-            .await?;
-        if let Err(e) = self
-            .store
-            .put_plugin(
-                plugin.digest(),
-                &plugin.meta().name,
-                &plugin.meta().version,
-                plugin.bytes(),
-            )
             .await
-        {
-            tracing::error!(error = %format!("{e:#}"), "storing an uploaded plugin failed");
-        }
+            .map_err(UploadError::Invalid)?;
+        registry::store_plugin(self.store.as_ref(), &plugin)
+            .await
+            .map_err(UploadError::Store)?;
         self.write()
             .uploaded
             .insert(plugin.digest().to_string(), plugin.clone());

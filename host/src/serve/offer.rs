@@ -8,7 +8,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::App;
-use super::catalog::Rejected;
+use super::catalog::{Rejected, UploadError};
 use super::error::{ApiError, ErrorBody};
 use crate::plugin::Plugin;
 
@@ -159,6 +159,7 @@ pub async fn plugins(State(app): State<App>) -> axum::Json<PluginList> {
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Not a component implementing weir:step", body = ErrorBody),
+        (status = 500, description = "The store failed; nothing was stored", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn upload(
@@ -169,6 +170,9 @@ pub async fn upload(
         .catalog
         .upload(body.to_vec())
         .await
-        .map_err(|e| ApiError::invalid_input(e.to_string(), Value::Null))?;
+        .map_err(|e| match e {
+            UploadError::Invalid(e) => ApiError::invalid_input(e.to_string(), Value::Null),
+            UploadError::Store(e) => ApiError::internal(&e),
+        })?;
     Ok((StatusCode::CREATED, axum::Json(PluginView::from(&plugin))))
 }
