@@ -308,23 +308,9 @@ async fn the_review_queue_over_http() {
         .await;
     assert_eq!(body["run"]["status"], json!("awaiting_review"));
     let run_id = body["run"]["id"].as_str().unwrap().to_string();
-    let list: Value = s
-        .get("/v1/reviews")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = s.json("/v1/reviews").await;
     let review = list["reviews"][0]["id"].as_str().unwrap().to_string();
-    let one: Value = s
-        .get(&format!("/v1/reviews/{review}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one: Value = s.json(&format!("/v1/reviews/{review}")).await;
     assert_eq!(one["run_id"], json!(run_id));
 
     let bad = s
@@ -357,14 +343,7 @@ async fn the_review_queue_over_http() {
     // The decision sent the run on.
     let mut status = Value::Null;
     for _ in 0..200 {
-        let detail: Value = s
-            .get(&format!("/v1/runs/{run_id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let detail: Value = s.json(&format!("/v1/runs/{run_id}")).await;
         status = detail["run"]["status"].clone();
         if status == json!("succeeded") {
             assert_eq!(detail["run"]["output"], json!({"label": "ok"}));

@@ -87,6 +87,16 @@ impl Sidecar {
             .bearer_auth(TOKEN)
     }
 
+    /// `GET path` as JSON.
+    pub async fn json(&self, path: &str) -> Value {
+        self.get(path).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// `GET path` as text.
+    pub async fn text(&self, path: &str) -> String {
+        self.get(path).send().await.unwrap().text().await.unwrap()
+    }
+
     /// Submits a run and returns (status, body).
     pub async fn submit(&self, query: &str, body: Value) -> (StatusCode, Value) {
         let r = self
@@ -213,14 +223,7 @@ async fn the_api_answers_every_endpoint_with_auth_and_one_error_shape() {
     assert_eq!(error_code(&conflict), "conflict");
 
     // The run in detail, pinned to echo's digest.
-    let detail: Value = s
-        .get(&format!("/v1/runs/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detail: Value = s.json(&format!("/v1/runs/{id}")).await;
     let echo_digest = weir_digest(artifacts::ECHO);
     assert_eq!(detail["steps"][0]["plugin_digest"], json!(echo_digest));
     assert_eq!(detail["attempts"].as_array().unwrap().len(), 1);
@@ -300,46 +303,20 @@ async fn the_api_answers_every_endpoint_with_auth_and_one_error_shape() {
     // Pagination: one run per page, cursors move back in time.
     s.submit("?wait", json!({"workflow": "echo", "input": {"n": 2}}))
         .await;
-    let page: Value = s
-        .get("/v1/runs?limit=1")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = s.json("/v1/runs?limit=1").await;
     let first = page["runs"][0]["id"].as_str().unwrap().to_string();
     let next = page["next"].as_str().unwrap();
-    let page2: Value = s
-        .get(&format!("/v1/runs?limit=1&before={next}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page2: Value = s.json(&format!("/v1/runs?limit=1&before={next}")).await;
     let second = page2["runs"][0]["id"].as_str().unwrap();
     assert!(second < first.as_str(), "older runs come later");
     let filtered: Value = s
-        .get("/v1/runs?status=succeeded&workflow=echo&limit=100")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json("/v1/runs?status=succeeded&workflow=echo&limit=100")
+        .await;
     assert_eq!(filtered["runs"].as_array().unwrap().len(), 2);
     assert_eq!(filtered["next"], Value::Null);
 
     // The catalog.
-    let workflows: Value = s
-        .get("/v1/workflows")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let workflows: Value = s.json("/v1/workflows").await;
     let names: Vec<&str> = workflows["workflows"]
         .as_array()
         .unwrap()
@@ -351,14 +328,7 @@ async fn the_api_answers_every_endpoint_with_auth_and_one_error_shape() {
         workflows["workflows"][0]["steps"][0]["digest"],
         json!(echo_digest)
     );
-    let plugins: Value = s
-        .get("/v1/plugins")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let plugins: Value = s.json("/v1/plugins").await;
     let echo = plugins["plugins"]
         .as_array()
         .unwrap()
@@ -404,14 +374,7 @@ async fn the_api_answers_every_endpoint_with_auth_and_one_error_shape() {
     );
 
     // Metrics and the OpenAPI document.
-    let metrics = s
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.text("/metrics").await;
     assert!(
         metrics
             .contains("weir_runs_total{workflow=\"echo\",version=\"1.0.0\",status=\"succeeded\"}"),
@@ -517,14 +480,7 @@ async fn cancel_stops_a_run_and_events_stream_in_order() {
         ]
     );
     tokio::time::sleep(Duration::from_millis(1800)).await;
-    let detail: Value = s
-        .get(&format!("/v1/runs/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detail: Value = s.json(&format!("/v1/runs/{id}")).await;
     assert_eq!(detail["run"]["status"], json!("cancelled"));
     assert_eq!(
         detail["steps"][1]["status"],
@@ -536,14 +492,7 @@ async fn cancel_stops_a_run_and_events_stream_in_order() {
 
 async fn wait_for_event(s: &Sidecar, id: &str, kind: &str) {
     for _ in 0..400 {
-        let detail: Value = s
-            .get(&format!("/v1/runs/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let detail: Value = s.json(&format!("/v1/runs/{id}")).await;
         if detail["attempts"].as_array().is_some_and(|a| !a.is_empty()) && kind == "step_started" {
             return;
         }
@@ -596,14 +545,7 @@ async fn a_full_queue_answers_429_with_retry_after() {
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.headers()["retry-after"], "1");
     assert_eq!(error_code(&r.json::<Value>().await.unwrap()), "overloaded");
-    let runs: Value = s
-        .get("/v1/runs")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let runs: Value = s.json("/v1/runs").await;
     assert_eq!(
         runs["runs"].as_array().unwrap().len(),
         2,
@@ -682,14 +624,7 @@ async fn hot_reload_under_load_swaps_plugins_without_failing_a_run() {
                     .await;
                 assert_eq!(status, StatusCode::CREATED, "{body}");
                 let id = body["run"]["id"].as_str().unwrap();
-                let detail: Value = s
-                    .get(&format!("/v1/runs/{id}"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let detail: Value = s.json(&format!("/v1/runs/{id}")).await;
                 seen.push((
                     before_swap,
                     body["run"]["status"].clone(),
@@ -711,14 +646,7 @@ async fn hot_reload_under_load_swaps_plugins_without_failing_a_run() {
     let swapped = until(Duration::from_secs(30), || {
         let (s, clean) = (s.clone(), clean.clone());
         async move {
-            let w: Value = s
-                .get("/v1/workflows")
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let w: Value = s.json("/v1/workflows").await;
             w["workflows"][0]["steps"][1]["digest"] == json!(clean)
         }
     })
@@ -731,14 +659,7 @@ async fn hot_reload_under_load_swaps_plugins_without_failing_a_run() {
     let rejected = until(Duration::from_secs(30), || {
         let s = s.clone();
         async move {
-            let w: Value = s
-                .get("/v1/workflows")
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let w: Value = s.json("/v1/workflows").await;
             w["rejected"].as_array().is_some_and(|r| {
                 r.iter()
                     .any(|r| r["file"].as_str().unwrap().ends_with("step.wasm"))
@@ -784,14 +705,7 @@ async fn hot_reload_under_load_swaps_plugins_without_failing_a_run() {
     }
     assert!(total >= 8, "the clients kept submitting ({total} runs)");
     assert!(after_broken >= 1, "runs used the new version");
-    let metrics = s
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.text("/metrics").await;
     assert!(
         metrics.contains("weir_reload_failures_total{kind=\"plugin\"}"),
         "{metrics}"
