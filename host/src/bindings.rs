@@ -3,6 +3,6 @@
 wasmtime::component::bindgen!({
     world: "step",
     path: "../wit",
-    imports: { "weir:step/state": async },
+    imports: { "weir:step/state": async, "weir:step/model": async },
     exports: { default: async },
 });

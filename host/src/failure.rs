@@ -89,6 +89,14 @@ pub enum StepFailure {
         /// The step's message.
         message: String,
     },
+    /// A model call failed and the step could not do without it.
+    #[error("model {error}: {message}")]
+    Model {
+        /// The model failure's kind (`unavailable`, `budget_exceeded`, ...).
+        error: String,
+        /// What the host said about it.
+        message: String,
+    },
 }
 
 /// The failure kinds as stable names, for matching, metrics and retry rules.
@@ -117,6 +125,8 @@ pub enum FailureKind {
     Fatal,
     /// See [`StepFailure::NeedsReview`].
     NeedsReview,
+    /// See [`StepFailure::Model`].
+    Model,
 }
 
 impl FailureKind {
@@ -134,6 +144,7 @@ impl FailureKind {
             Self::Transient => "transient",
             Self::Fatal => "fatal",
             Self::NeedsReview => "needs_review",
+            Self::Model => "model",
         }
     }
 }
@@ -159,8 +170,35 @@ impl StepFailure {
             Self::Transient { .. } => FailureKind::Transient,
             Self::Fatal { .. } => FailureKind::Fatal,
             Self::NeedsReview { .. } => FailureKind::NeedsReview,
+            Self::Model { .. } => FailureKind::Model,
         }
     }
+}
+
+/// The kinds a fallback rule may name.
+pub fn rule_kinds() -> Vec<String> {
+    let mut kinds: Vec<String> = [
+        "fuel_exhausted",
+        "timeout",
+        "memory_exceeded",
+        "output_too_large",
+        "denied",
+        "trap",
+        "invalid_output",
+        "invalid_input",
+        "transient",
+        "fatal",
+        "model",
+    ]
+    .iter()
+    .map(|k| k.to_string())
+    .collect();
+    kinds.extend(
+        crate::model::ModelFailure::KINDS
+            .iter()
+            .map(|k| format!("model.{k}")),
+    );
+    kinds
 }
 
 impl From<crate::bindings::StepError> for StepFailure {
@@ -171,6 +209,13 @@ impl From<crate::bindings::StepError> for StepFailure {
             E::Transient(message) => Self::Transient { message },
             E::Fatal(message) => Self::Fatal { message },
             E::NeedsReview(message) => Self::NeedsReview { message },
+            E::ModelFailed(error) => {
+                let failure = crate::capabilities::model::from_wit(error);
+                Self::Model {
+                    error: failure.kind().to_string(),
+                    message: failure.to_string(),
+                }
+            }
         }
     }
 }

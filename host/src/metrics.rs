@@ -41,6 +41,12 @@ pub const RELOAD_FAILURES: &str = "weir_reload_failures_total";
 pub const MODEL_BREAKER: &str = "weir_model_breaker_state";
 /// Model call attempts after the first, by provider and failure kind.
 pub const MODEL_RETRIES: &str = "weir_model_retries_total";
+/// Model calls by provider, alias and outcome.
+pub const MODEL_CALLS: &str = "weir_model_calls_total";
+/// Model tokens, by provider, alias and direction (`input`, `output`).
+pub const MODEL_TOKENS: &str = "weir_model_tokens_total";
+/// Model spend in millionths of a US dollar, by provider and alias.
+pub const MODEL_COST: &str = "weir_model_cost_microdollars_total";
 /// Plugin or workflow versions swapped in by a reload, by kind.
 pub const RELOADS: &str = "weir_reloads_total";
 
@@ -89,6 +95,15 @@ fn describe() {
         "Circuit breaker per provider: 0 closed, 1 half-open, 2 open"
     );
     describe_counter!(MODEL_RETRIES, "Model call attempts after the first");
+    describe_counter!(
+        MODEL_CALLS,
+        "Model calls by provider, alias and outcome (ok, cached, or the failure kind)"
+    );
+    describe_counter!(
+        MODEL_TOKENS,
+        "Model tokens by provider, alias and direction"
+    );
+    describe_counter!(MODEL_COST, "Model spend in millionths of a US dollar");
 }
 
 /// Records a finished attempt.
@@ -158,4 +173,21 @@ pub(crate) fn breaker(provider: &str, state: crate::model::BreakerState) {
 /// Counts a model call retry.
 pub(crate) fn model_retry(provider: &str, kind: &'static str) {
     counter!(MODEL_RETRIES, "provider" => provider.to_string(), "kind" => kind).increment(1);
+}
+
+pub(crate) fn model_call(
+    provider: &str,
+    alias: &str,
+    outcome: &str,
+    usage: crate::model::TokenUsage,
+    cost_micros: i64,
+) {
+    let labels = [
+        ("provider", provider.to_string()),
+        ("alias", alias.to_string()),
+    ];
+    counter!(MODEL_CALLS, "provider" => provider.to_string(), "alias" => alias.to_string(), "outcome" => outcome.to_string()).increment(1);
+    counter!(MODEL_TOKENS, "provider" => provider.to_string(), "alias" => alias.to_string(), "direction" => "input").increment(usage.prompt_tokens);
+    counter!(MODEL_TOKENS, "provider" => provider.to_string(), "alias" => alias.to_string(), "direction" => "output").increment(usage.completion_tokens);
+    counter!(MODEL_COST, &labels).increment(cost_micros.max(0) as u64);
 }

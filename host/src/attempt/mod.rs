@@ -45,6 +45,11 @@ pub struct AttemptContext {
     pub attempt: u32,
     /// The run's `state` capability.
     pub state: crate::capabilities::state::StateScope,
+    /// The `model` capability, when the step is granted model aliases.
+    pub model: Option<crate::capabilities::model::ModelAccess>,
+    /// The end of the run's latency budget (`deadline`), when it has one: no attempt runs
+    /// past it, whatever its own timeout.
+    pub deadline: Option<Instant>,
 }
 
 impl Default for AttemptContext {
@@ -54,6 +59,8 @@ impl Default for AttemptContext {
             step_id: "step".into(),
             attempt: 1,
             state: Default::default(),
+            model: None,
+            deadline: None,
         }
     }
 }
@@ -115,6 +122,18 @@ pub(crate) async fn run(
     ctx: &AttemptContext,
 ) -> anyhow::Result<AttemptReport> {
     let started = Instant::now();
+    // What is left of the run's latency budget bounds the attempt like its own timeout does.
+    let cut;
+    let limits = match ctx.deadline {
+        Some(end) if end < started + limits.timeout => {
+            cut = Limits {
+                timeout: end.saturating_duration_since(started),
+                ..limits.clone()
+            };
+            &cut
+        }
+        _ => limits,
+    };
     let deadline = started + limits.timeout;
     let mut store = new_store(slot, spec, limits, ctx, deadline)?;
 

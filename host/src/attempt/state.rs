@@ -32,6 +32,7 @@ pub struct AttemptState {
     pub(crate) deadline: Instant,
     pub(crate) timed_out: bool,
     pub(crate) state: crate::capabilities::state::StateScope,
+    pub(crate) model: Option<crate::capabilities::model::ModelAccess>,
     ctx: AttemptContext,
 }
 
@@ -69,6 +70,7 @@ impl AttemptState {
             deadline,
             timed_out: false,
             state: ctx.state.clone(),
+            model: ctx.model.clone(),
             ctx: ctx.clone(),
         })
     }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod files;
 pub mod http;
 pub mod log;
+pub mod model;
 pub mod sockets;
 pub mod state;
 pub mod stdio;
@@ -28,6 +29,8 @@ pub struct Grants {
     pub dirs: Vec<files::DirGrant>,
     /// Hosts the guest may reach over outgoing HTTP, with optional injected secrets.
     pub hosts: Arc<[http::HostGrant]>,
+    /// Model aliases the guest may call.
+    pub models: Vec<String>,
 }
 
 /// One refused request: what the guest asked for and was not granted.
@@ -65,5 +68,6 @@ pub(crate) fn link(linker: &mut Linker<AttemptState>) -> anyhow::Result<()> {
     crate::bindings::weir::step::log::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     crate::bindings::weir::step::config::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     crate::bindings::weir::step::state::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    crate::bindings::weir::step::model::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
 }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::Host;
+use crate::model::config::default_config_path;
+use crate::model::{ModelConfig, Models};
 use crate::runner::Runner;
 use crate::store::{Durability, SqliteStore, Store};
 
@@ -22,6 +24,9 @@ pub(crate) struct DataArgs {
     /// `normal` survives a crash of the process; `full` also survives a power loss (fsync per commit).
     #[arg(long, global = true, env = "WEIR_DURABILITY", default_value = "normal", value_parser = clap::value_parser!(DurabilityArg))]
     pub(crate) durability: DurabilityArg,
+    /// Host configuration: model providers, aliases, policies and budgets [default: ./weir.toml when present].
+    #[arg(long, global = true, env = "WEIR_CONFIG", value_name = "FILE")]
+    pub(crate) host_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -43,10 +48,19 @@ impl DataArgs {
     }
 
     pub(crate) fn runner(&self, host: &Host) -> anyhow::Result<Runner> {
-        Ok(Runner::new(
-            host.clone(),
-            self.store()?,
-            self.data_dir.join("locks"),
-        ))
+        Ok(
+            Runner::new(host.clone(), self.store()?, self.data_dir.join("locks"))
+                .with_models(self.models()?),
+        )
+    }
+
+    /// The model layer from the host configuration; with none, no alias is configured and
+    /// every model call fails fast as `not_configured` (so fallbacks take over).
+    pub(crate) fn models(&self) -> anyhow::Result<Models> {
+        let path = self.host_config.clone().or_else(default_config_path);
+        Ok(match path {
+            Some(path) => Models::new(ModelConfig::load(&path)?),
+            None => Models::default(),
+        })
     }
 }

@@ -79,6 +79,7 @@ impl Args {
             grants: Grants {
                 dirs,
                 hosts: hosts.into(),
+                models: Vec::new(),
             },
         })
     }

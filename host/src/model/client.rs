@@ -18,6 +18,8 @@ pub struct ProviderConfig {
     pub model: String,
     /// The environment variable holding the API key, if the provider needs one.
     pub api_key_env: Option<String>,
+    /// A file holding the API key (a mounted secret), read at each call so it can rotate.
+    pub api_key_file: Option<std::path::PathBuf>,
     /// The longest one request may take.
     pub timeout: Duration,
 }
@@ -34,6 +36,8 @@ pub struct Message {
 /// What a step asks for.
 #[derive(Debug, Clone, Default)]
 pub struct ChatRequest {
+    /// The provider's model to use, when not the provider's default.
+    pub model: Option<String>,
     /// The conversation.
     pub messages: Vec<Message>,
     /// The most tokens to generate.
@@ -109,8 +113,17 @@ pub enum ModelError {
     /// The caller's deadline had passed before an attempt could start.
     #[error("the latency budget ran out before the call could be made")]
     DeadlineExceeded,
-    /// The API key's environment variable is not set.
-    #[error("the API key variable {0} is not set")]
+    /// The host's own rate limit for the provider would make the call wait past the deadline,
+    /// or the call asks for more tokens than the limit allows in a minute.
+    #[error("the host's rate limit for provider {provider} {reason}")]
+    Throttled {
+        /// The provider.
+        provider: String,
+        /// Why the call could not wait.
+        reason: String,
+    },
+    /// The API key's environment variable is not set, or its file cannot be read.
+    #[error("the API key is missing: {0}")]
     MissingKey(String),
 }
 
@@ -139,6 +152,7 @@ impl ModelError {
             Self::Unavailable { .. } => "unavailable",
             Self::DeadlineExceeded => "deadline_exceeded",
             Self::MissingKey(_) => "missing_key",
+            Self::Throttled { .. } => "throttled",
         }
     }
 
@@ -157,7 +171,8 @@ pub(super) async fn call(
     request: &ChatRequest,
     timeout: Duration,
 ) -> Result<ChatResponse, ModelError> {
-    let mut body = json!({"model": provider.model, "messages": request.messages});
+    let model = request.model.as_deref().unwrap_or(&provider.model);
+    let mut body = json!({"model": model, "messages": request.messages});
     if let Some(n) = request.max_tokens {
         body["max_tokens"] = json!(n);
     }
@@ -175,6 +190,11 @@ pub(super) async fn call(
     if let Some(var) = &provider.api_key_env {
         let key = std::env::var(var).map_err(|_| ModelError::MissingKey(var.clone()))?;
         http = http.bearer_auth(key);
+    }
+    if let Some(path) = &provider.api_key_file {
+        let key = std::fs::read_to_string(path)
+            .map_err(|e| ModelError::MissingKey(format!("{} ({e})", path.display())))?;
+        http = http.bearer_auth(key.trim());
     }
     let transport = |e: reqwest::Error| {
         if e.is_timeout() {

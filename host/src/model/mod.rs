@@ -6,7 +6,12 @@
 
 mod breaker;
 mod client;
+pub mod config;
+pub mod policy;
+pub mod prompt;
+mod rate;
 mod retry;
+mod service;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +20,11 @@ use tokio::time::Instant;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerState};
 pub use client::{ChatRequest, ChatResponse, Message, ModelError, ProviderConfig, TokenUsage};
+pub use config::{Alias, ModelConfig, ProviderSettings};
+pub use policy::{BudgetTable, CallPolicy, PolicyTable};
+pub use rate::RateLimits;
 pub use retry::RetryPolicy;
+pub use service::{CallScope, ModelCall, ModelFailure, ModelReply, Models};
 
 /// One provider behind its breaker, with its retry policy.
 #[derive(Clone)]
@@ -23,6 +32,7 @@ pub struct Gateway {
     provider: Arc<ProviderConfig>,
     client: reqwest::Client,
     breaker: Arc<Breaker>,
+    limits: Arc<RateLimits>,
     retry: RetryPolicy,
 }
 
@@ -44,8 +54,20 @@ impl Gateway {
             provider: Arc::new(provider),
             client: reqwest::Client::new(),
             breaker: Arc::new(Breaker::new(breaker)),
+            limits: Arc::default(),
             retry,
         }
+    }
+
+    /// The same gateway, with the provider's shared rate limits.
+    pub fn with_limits(mut self, limits: RateLimits) -> Self {
+        self.limits = Arc::new(limits);
+        self
+    }
+
+    /// The provider's settings.
+    pub fn provider(&self) -> &ProviderConfig {
+        &self.provider
     }
 
     /// The provider's breaker.
@@ -55,6 +77,18 @@ impl Gateway {
 
     /// Asks for a completion, retrying transient failures within `deadline`.
     pub async fn complete(&self, request: &ChatRequest, deadline: Instant) -> CallReport {
+        self.complete_with(request, deadline, &self.retry, None)
+            .await
+    }
+
+    /// Like [`Gateway::complete`], with a call's own retry policy and request timeout.
+    pub async fn complete_with(
+        &self,
+        request: &ChatRequest,
+        deadline: Instant,
+        retry: &RetryPolicy,
+        timeout: Option<Duration>,
+    ) -> CallReport {
         let started = Instant::now();
         let mut attempts = 0;
         let outcome = loop {
@@ -67,9 +101,18 @@ impl Gateway {
             if now >= deadline {
                 break Err(ModelError::DeadlineExceeded);
             }
+            if let Err(reason) = self.limits.acquire(tokens_needed(request), deadline).await {
+                break Err(ModelError::Throttled {
+                    provider: self.provider.name.clone(),
+                    reason,
+                });
+            }
+            let now = Instant::now();
             attempts += 1;
             // An attempt never outlives the deadline.
-            let timeout = self.provider.timeout.min(deadline - now);
+            let wanted = timeout.unwrap_or(self.provider.timeout);
+            let cut = deadline - now < wanted;
+            let timeout = wanted.min(deadline - now);
             let result = client::call(&self.client, &self.provider, request, timeout).await;
             self.breaker.record(
                 result
@@ -80,12 +123,14 @@ impl Gateway {
             crate::metrics::breaker(&self.provider.name, self.breaker.state());
             let error = match result {
                 Ok(response) => break Ok(response),
+                // Cut short by the deadline, not by the provider's own timeout.
+                Err(ModelError::Timeout(_)) if cut => break Err(ModelError::DeadlineExceeded),
                 Err(error) => error,
             };
-            if !error.is_transient() || attempts >= self.retry.max_attempts {
+            if !error.is_transient() || attempts >= retry.max_attempts {
                 break Err(error);
             }
-            let wait = self.retry.delay(attempts, error.retry_after());
+            let wait = retry.delay(attempts, error.retry_after());
             if Instant::now() + wait >= deadline {
                 // The retry could not finish in time: do not start it.
                 break Err(error);
@@ -99,4 +144,15 @@ impl Gateway {
             elapsed: started.elapsed(),
         }
     }
+}
+
+/// What a request may take from a tokens-per-minute bucket: an estimate of its prompt
+/// (about four characters a token, plus a few per message) and all it may generate.
+pub fn tokens_needed(request: &ChatRequest) -> u32 {
+    let prompt: usize = request
+        .messages
+        .iter()
+        .map(|m| m.content.chars().count().div_ceil(4) + 4)
+        .sum();
+    (prompt as u32).saturating_add(request.max_tokens.unwrap_or(0))
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 /// How often and how patiently a transient failure is retried.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included.
     pub max_attempts: u32,

@@ -15,6 +15,9 @@ use crate::plugin::Plugin;
 use crate::store::{Registered, Store, WorkflowVersion};
 use crate::workflow::{self, Diagnostic, Diagnostics, PluginRef, Workflow};
 
+/// The prefix of a prompt template's pin (`prompt:<id>`), beside the steps' plugin pins.
+pub const PROMPT_PIN: &str = "prompt:";
+
 /// A workflow version ready to run: its definition and the plugins it is pinned to.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -45,7 +48,11 @@ pub async fn check_file(
 ) -> Result<Loaded, RegistryError> {
     let workflow = workflow::load_file(path).map_err(RegistryError::Invalid)?;
     let file = path.display().to_string();
-    let (plugins, pins) = load_plugins(host, store, &workflow, &file).await?;
+    let (plugins, mut pins) = load_plugins(host, store, &workflow, &file).await?;
+    // Prompt templates are pinned like plugins: by the sha256 of their text.
+    for prompt in workflow.prompts.values() {
+        pins.insert(format!("{PROMPT_PIN}{}", prompt.id), prompt.hash.clone());
+    }
     Ok(Loaded {
         workflow: Arc::new(workflow),
         plugins,
@@ -62,6 +69,16 @@ pub async fn register_file(
     let loaded = check_file(host, store, path).await?;
     for plugin in loaded.plugins.values() {
         store_plugin(store, plugin).await?;
+    }
+    for prompt in loaded.workflow.prompts.values() {
+        store
+            .put_plugin(
+                &prompt.hash,
+                &format!("{PROMPT_PIN}{}", prompt.id),
+                &loaded.workflow.version.to_string(),
+                prompt.text.as_bytes(),
+            )
+            .await?;
     }
     let wf = &loaded.workflow;
     let version = WorkflowVersion {
@@ -126,7 +143,7 @@ pub async fn load_registered(
         )));
     };
     let label = format!("{}@{} (registered)", stored.name, stored.version);
-    let workflow = definition(&stored)?;
+    let workflow = definition(store, &stored).await?;
     let mut plugins = HashMap::new();
     for step in &workflow.steps {
         let digest = stored
@@ -154,13 +171,34 @@ pub async fn load_definition(
         .get_workflow(name, Some(version))
         .await?
         .ok_or_else(|| anyhow::anyhow!("no workflow {name}@{version} is registered"))?;
-    definition(&stored)
+    definition(store, &stored).await
 }
 
-fn definition(stored: &WorkflowVersion) -> Result<Workflow, RegistryError> {
+/// The definition as registered: its source, with its prompt templates as pinned (not as
+/// their files are now).
+async fn definition(
+    store: &dyn Store,
+    stored: &WorkflowVersion,
+) -> Result<Workflow, RegistryError> {
     let label = format!("{}@{} (registered)", stored.name, stored.version);
-    workflow::from_source(&label, stored.source.clone(), Path::new(&stored.base_dir))
-        .map_err(RegistryError::Invalid)
+    let mut prompts = BTreeMap::new();
+    for (pin, digest) in &stored.pins {
+        if let Some(id) = pin.strip_prefix(PROMPT_PIN) {
+            let bytes = store.get_plugin(digest).await?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{label}: prompt `{id}` (sha256:{digest}) is missing from the store"
+                )
+            })?;
+            prompts.insert(id.to_string(), String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
+    workflow::from_source_pinned(
+        &label,
+        stored.source.clone(),
+        Path::new(&stored.base_dir),
+        Some(&prompts),
+    )
+    .map_err(RegistryError::Invalid)
 }
 
 /// Loads a plugin from the store by digest.

@@ -151,19 +151,27 @@ impl<'a> Drive<'a> {
     /// Adds to `pending` every skip and start that is ready now, and the run's end if it
     /// has come.
     fn decide(&mut self, pending: &mut Pending) -> anyhow::Result<()> {
-        let failed = self.records.iter().any(|r| r.status == StepStatus::Failed);
+        // A failure a fallback rule covers is not the run's failure: the fallback step runs.
+        let workflow = self.workflow.clone();
+        let handled = move |r: &StepRecord| {
+            workflow
+                .step(&r.step_id)
+                .is_some_and(|def| schedule::handled(def, r))
+        };
+        let failed = self
+            .records
+            .iter()
+            .any(|r| r.status == StepStatus::Failed && !handled(r));
         // A skip can make further steps ready (or skipped): decide until nothing changes.
         // After a failure nothing new starts; the run ends once its attempts in flight do.
         let mut deciding = !failed && self.parked.is_none();
         while deciding {
-            let decisions = {
-                let by_id: HashMap<&str, &StepRecord> = self
-                    .records
-                    .iter()
-                    .map(|r| (r.step_id.as_str(), r))
-                    .collect();
-                schedule::ready(self.workflow(), &by_id, &self.run.input, &self.running)
-            };
+            let decisions = schedule::ready(
+                self.workflow(),
+                &self.records,
+                &self.run.input,
+                &self.running,
+            );
             let mut skipped = false;
             for decision in decisions {
                 match decision {
@@ -203,10 +211,11 @@ impl<'a> Drive<'a> {
                 .and_then(Value::as_str)
                 == Some("needs_review")
         };
+        let records = schedule::effective(&self.workflow, &self.records);
         let failed = self
             .records
             .iter()
-            .filter(|r| r.status == StepStatus::Failed);
+            .filter(|r| r.status == StepStatus::Failed && !handled(r));
         if let Some(failed) = failed.clone().find(|r| !needs_review(r)) {
             pending.advance.end = Some(RunEnd {
                 status: RunStatus::Failed,
@@ -225,12 +234,11 @@ impl<'a> Drive<'a> {
                 output: None,
                 failure: Some(json!({"step": step, "review": reason})),
             });
-        } else if self
-            .records
+        } else if records
             .iter()
             .all(|r| matches!(r.status, StepStatus::Succeeded | StepStatus::Skipped))
         {
-            let output = run_output(&self.workflow().output, &self.run.input, &self.records)?;
+            let output = run_output(&self.workflow().output, &self.run.input, &records)?;
             pending.advance.end = Some(RunEnd {
                 status: RunStatus::Succeeded,
                 output: Some(output),
@@ -282,7 +290,10 @@ impl<'a> Drive<'a> {
             let job = Job {
                 host: self.runner.host.clone(),
                 store: self.runner.store.clone(),
+                models: self.runner.models.clone(),
+                workflow: self.workflow.clone(),
                 run_id: self.run.id.clone(),
+                deadline: self.deadline(),
                 attempt,
                 def,
                 plugin: self.plugins[&step].clone(),
@@ -295,6 +306,15 @@ impl<'a> Drive<'a> {
             self.runner.emit(event);
         }
         Ok((self.empty(), Committed::Applied))
+    }
+
+    /// The end of the run's latency budget, counted from when the run was created (so a
+    /// resumed run does not get its budget back).
+    fn deadline(&self) -> Option<std::time::Instant> {
+        let budget = self.workflow.deadline?;
+        let end_ms = self.run.created_ms + budget.as_millis() as i64;
+        let left = (end_ms - crate::store::now_ms()).max(0) as u64;
+        Some(std::time::Instant::now() + std::time::Duration::from_millis(left))
     }
 
     fn empty(&self) -> Pending {

@@ -46,6 +46,7 @@ pub struct Runner {
     /// Plugins by sha256, the way runs are pinned to them.
     plugins: Arc<Mutex<HashMap<String, Plugin>>>,
     control: control::Control,
+    models: crate::model::Models,
 }
 
 /// Why a run could not be submitted.
@@ -76,7 +77,19 @@ impl Runner {
             definitions: Arc::default(),
             plugins: Arc::default(),
             control: control::Control::default(),
+            models: crate::model::Models::default(),
         }
+    }
+
+    /// Gives steps the host's model service (providers, aliases, policies, budgets).
+    pub fn with_models(mut self, models: crate::model::Models) -> Self {
+        self.models = models;
+        self
+    }
+
+    /// The host's model service.
+    pub fn models(&self) -> &crate::model::Models {
+        &self.models
     }
 
     /// Sends progress (steps starting, finishing, skipped) to `sink`.

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value, json};
 
 use crate::store::{StepRecord, StepStatus};
-use crate::workflow::Workflow;
+use crate::workflow::{StepDef, Workflow};
 
 /// What to do with a step whose dependencies have all finished.
 #[derive(Debug)]
@@ -30,24 +30,64 @@ pub(crate) fn steps_view(records: &[StepRecord]) -> Map<String, Value> {
         .collect()
 }
 
+/// Whether `record` failed in a way its step's fallback rule covers: then the fallback step
+/// runs in its place and the run goes on.
+pub(crate) fn handled(def: &StepDef, record: &StepRecord) -> bool {
+    let (Some(rule), StepStatus::Failed, Some(failure)) =
+        (&def.fallback, record.status, &record.failure)
+    else {
+        return false;
+    };
+    let kind = failure
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let model_error = failure.get("error").and_then(Value::as_str);
+    rule.on.iter().any(|on| match on.split_once('.') {
+        Some(("model", sub)) => kind == "model" && model_error == Some(sub),
+        _ => on == kind,
+    })
+}
+
+/// The records as the rest of the workflow sees them: a step whose failure its fallback
+/// covers takes its fallback step's record (status, output, confidence, route).
+pub(crate) fn effective(wf: &Workflow, records: &[StepRecord]) -> Vec<StepRecord> {
+    records
+        .iter()
+        .map(|r| {
+            let stand_in = wf
+                .step(&r.step_id)
+                .filter(|def| handled(def, r))
+                .and_then(|def| def.fallback.as_ref())
+                .and_then(|rule| records.iter().find(|o| o.step_id == rule.step));
+            match stand_in {
+                Some(b) => StepRecord {
+                    step_id: r.step_id.clone(),
+                    ..b.clone()
+                },
+                None => r.clone(),
+            }
+        })
+        .collect()
+}
+
 /// Decisions for every step that is not finished, not in flight, and whose dependencies
 /// have all finished. A step journaled as `running` that is not in flight is one whose
 /// attempt was interrupted by a crash: it runs again.
 pub(crate) fn ready(
     wf: &Workflow,
-    records: &HashMap<&str, &StepRecord>,
+    raw: &[StepRecord],
     input: &Value,
     in_flight: &HashSet<String>,
 ) -> Vec<Decision> {
-    let all: Vec<StepRecord> = wf
-        .steps
-        .iter()
-        .filter_map(|s| records.get(s.id.as_str()).map(|r| (*r).clone()))
-        .collect();
+    let all = effective(wf, raw);
+    let records: HashMap<&str, &StepRecord> = all.iter().map(|r| (r.step_id.as_str(), r)).collect();
+    let raw_by_id: HashMap<&str, &StepRecord> =
+        raw.iter().map(|r| (r.step_id.as_str(), r)).collect();
     let view = steps_view(&all);
     let mut decisions = Vec::new();
     for step in &wf.steps {
-        let Some(record) = records.get(step.id.as_str()) else {
+        let Some(record) = raw_by_id.get(step.id.as_str()) else {
             continue;
         };
         if !matches!(record.status, StepStatus::Pending | StepStatus::Running)
@@ -55,9 +95,35 @@ pub(crate) fn ready(
         {
             continue;
         }
+        let skip = |reason: String| Decision::Skip {
+            step: step.id.clone(),
+            reason,
+        };
+        // A fallback step waits for the step it stands in for, and runs only if that one
+        // failed in a way its rule covers.
+        let mut stands_in = None;
+        if let Some(owner) = &step.stands_in_for {
+            let (Some(owner_def), Some(owner_rec)) =
+                (wf.step(owner), raw_by_id.get(owner.as_str()))
+            else {
+                continue;
+            };
+            match owner_rec.status {
+                StepStatus::Succeeded | StepStatus::Skipped => {
+                    decisions.push(skip(format!(
+                        "fallback not needed: `{owner}` {}",
+                        owner_rec.status.as_str()
+                    )));
+                    continue;
+                }
+                StepStatus::Failed if handled(owner_def, owner_rec) => stands_in = Some(owner_def),
+                _ => continue,
+            }
+        }
         let deps: Vec<&StepRecord> = step
             .after
             .iter()
+            .filter(|d| step.stands_in_for.as_ref() != Some(*d))
             .filter_map(|d| records.get(d.as_str()).copied())
             .collect();
         if !deps
@@ -66,10 +132,6 @@ pub(crate) fn ready(
         {
             continue;
         }
-        let skip = |reason: String| Decision::Skip {
-            step: step.id.clone(),
-            reason,
-        };
         if let Some(dep) = deps.iter().find(|d| d.status == StepStatus::Skipped) {
             decisions.push(skip(format!("dependency `{}` was skipped", dep.step_id)));
             continue;
@@ -104,22 +166,38 @@ pub(crate) fn ready(
                 }
             }
         }
-        let step_input = match (&step.input, step.after.as_slice()) {
-            (Some(mapping), _) => mapping
-                .eval(input, &view)
-                .map_err(|e| format!("`input` {e}")),
-            (None, []) => Ok(input.clone()),
-            (None, [only]) => Ok(records
-                .get(only.as_str())
-                .and_then(|r| r.output.clone())
-                .unwrap_or(Value::Null)),
-            // Resolution rejects several dependencies without an `input` mapping.
-            (None, _) => Err("several dependencies and no `input` mapping".to_string()),
+        // Without its own mapping, a fallback step receives what the step it stands in for
+        // received.
+        let source = match (stands_in, &step.input) {
+            (Some(owner), None) => owner,
+            _ => step,
         };
         decisions.push(Decision::Run {
             step: step.id.clone(),
-            input: step_input,
+            input: step_input(source, input, &view, &records),
         });
     }
     decisions
+}
+
+/// What `step` receives: its `input` mapping, else the run input (no dependencies) or its
+/// only dependency's output.
+fn step_input(
+    step: &StepDef,
+    input: &Value,
+    view: &Map<String, Value>,
+    records: &HashMap<&str, &StepRecord>,
+) -> Result<Value, String> {
+    match (&step.input, step.after.as_slice()) {
+        (Some(mapping), _) => mapping
+            .eval(input, view)
+            .map_err(|e| format!("`input` {e}")),
+        (None, []) => Ok(input.clone()),
+        (None, [only]) => Ok(records
+            .get(only.as_str())
+            .and_then(|r| r.output.clone())
+            .unwrap_or(Value::Null)),
+        // Resolution rejects several dependencies without an `input` mapping.
+        (None, _) => Err("several dependencies and no `input` mapping".to_string()),
+    }
 }

@@ -7,18 +7,23 @@ use serde_json::{Value, json};
 
 use super::Progress;
 use crate::attempt::{AttemptContext, StepOutput};
+use crate::capabilities::model::ModelAccess;
 use crate::capabilities::state::StateScope;
 use crate::engine::Host;
 use crate::failure::StepFailure;
+use crate::model::{CallScope, Models};
 use crate::plugin::Plugin;
 use crate::schema::Schema;
 use crate::store::{AttemptOutcome, AttemptResult, Store};
-use crate::workflow::StepDef;
+use crate::workflow::{StepDef, Workflow};
 
 pub(crate) struct Job {
     pub(crate) host: Host,
     pub(crate) store: Arc<dyn Store>,
+    pub(crate) models: Models,
+    pub(crate) workflow: Arc<Workflow>,
     pub(crate) run_id: String,
+    pub(crate) deadline: Option<std::time::Instant>,
     pub(crate) attempt: u32,
     pub(crate) def: StepDef,
     pub(crate) plugin: Plugin,
@@ -45,6 +50,8 @@ impl Job {
                         store: self.store.clone(),
                         run_id: self.run_id.clone(),
                     },
+                    model: self.model_access(),
+                    deadline: self.deadline,
                 };
                 let report = self
                     .host
@@ -99,6 +106,40 @@ impl Job {
             logs,
         };
         Ok(Finished { result, event })
+    }
+
+    /// The `model` capability for this attempt, when the step is granted aliases.
+    fn model_access(&self) -> Option<ModelAccess> {
+        let granted = &self.def.spec.grants.models;
+        if granted.is_empty() {
+            return None;
+        }
+        let config = self.models.config();
+        // Both layers were checked when the workflow loaded; a layer that fails here (it
+        // cannot) would leave the host's defaults in place.
+        let policy = config
+            .policy
+            .with(&self.workflow.model_policy)
+            .and_then(|p| p.with(&self.def.model_policy))
+            .unwrap_or_else(|_| config.policy.clone());
+        let far = std::time::Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600);
+        Some(ModelAccess {
+            models: self.models.clone(),
+            scope: CallScope {
+                store: Some(self.store.clone()),
+                run_id: self.run_id.clone(),
+                workflow: self.workflow.name.clone(),
+                version: self.workflow.version.to_string(),
+                step_id: self.def.id.clone(),
+                attempt: self.attempt,
+                granted: granted.clone(),
+                policy,
+                budgets: config.budgets.overridden_by(&self.workflow.budgets),
+                prompts: self.workflow.prompts.clone(),
+                deadline: tokio::time::Instant::from_std(self.deadline.unwrap_or(far)),
+                calls: Default::default(),
+            },
+        })
     }
 
     fn checked_input(&self) -> Result<Value, StepFailure> {

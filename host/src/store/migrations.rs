@@ -178,4 +178,44 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     ALTER TABLE state_clustered RENAME TO state;
     ",
     ),
+    (
+        4,
+        "
+    CREATE TABLE model_calls (
+        run_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        workflow TEXT NOT NULL,
+        version TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        provider TEXT,
+        model TEXT,
+        prompt_id TEXT,
+        prompt_hash TEXT,
+        request TEXT NOT NULL,
+        response TEXT,
+        outcome TEXT NOT NULL,
+        error TEXT,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cost_micros INTEGER NOT NULL,
+        latency_us INTEGER NOT NULL,
+        upstream_attempts INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (run_id, step_id, attempt, seq)
+    );
+    CREATE INDEX model_calls_by_workflow ON model_calls (workflow, version);
+    CREATE TABLE model_cache (
+        key TEXT PRIMARY KEY,
+        response TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL
+    );
+    CREATE TABLE budgets (
+        scope TEXT PRIMARY KEY,
+        reserved_micros INTEGER NOT NULL DEFAULT 0,
+        spent_micros INTEGER NOT NULL DEFAULT 0
+    );
+    ",
+    ),
 ];

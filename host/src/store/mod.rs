@@ -10,9 +10,11 @@
 //! a run keeps the plugin digests it was submitted with.
 
 mod migrations;
+mod model_types;
 mod sqlite;
 mod types;
 
+pub use model_types::*;
 pub(crate) use sqlite::now_ms;
 pub use sqlite::{Durability, SqliteStore};
 pub use types::*;
@@ -109,4 +111,26 @@ pub trait Store: Send + Sync + 'static {
         value: Option<&str>,
         max_keys: u64,
     ) -> anyhow::Result<()>;
+
+    /// Journals one model call and, in the same transaction, settles its budget reservation.
+    async fn record_model_call(
+        &self,
+        call: ModelCallRecord,
+        settle: Option<Settle>,
+    ) -> anyhow::Result<()>;
+    /// A run's model calls, in order.
+    async fn model_calls(&self, run_id: &str) -> anyhow::Result<Vec<ModelCallRecord>>;
+    /// Reserves `micros` on every scope at once, or on none: the first scope that would go
+    /// over its limit is returned instead. Concurrent reservations never overspend.
+    async fn reserve_budget(
+        &self,
+        scopes: Vec<BudgetScope>,
+        micros: i64,
+    ) -> anyhow::Result<Result<(), BudgetExceeded>>;
+    /// What a budget scope has reserved and spent.
+    async fn spend(&self, scope: &str) -> anyhow::Result<Spend>;
+    /// A cached model response that has not expired by `now_ms`.
+    async fn cache_get(&self, key: &str, now_ms: i64) -> anyhow::Result<Option<String>>;
+    /// Caches a model response until `expires_ms`.
+    async fn cache_put(&self, key: &str, response: &str, expires_ms: i64) -> anyhow::Result<()>;
 }

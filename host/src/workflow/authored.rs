@@ -20,6 +20,11 @@ pub(crate) struct Header {
     pub limits: LimitsTable,
     pub max_parallel: Option<Spanned<u32>>,
     pub output: Option<Spanned<String>>,
+    pub deadline: Option<Spanned<String>>,
+    pub model: Option<Spanned<crate::model::PolicyTable>>,
+    pub budgets: Option<Spanned<crate::model::BudgetTable>>,
+    #[serde(default)]
+    pub prompts: BTreeMap<String, Spanned<String>>,
 }
 
 /// Keys allowed at the top level (for "did you mean" suggestions).
@@ -31,6 +36,10 @@ pub(crate) const HEADER_KEYS: &[&str] = &[
     "limits",
     "max-parallel",
     "output",
+    "deadline",
+    "model",
+    "budgets",
+    "prompts",
     "steps",
 ];
 
@@ -63,6 +72,16 @@ pub(crate) struct StepTable {
     #[serde(default)]
     pub grants: GrantsTable,
     pub review: Option<Spanned<ReviewTable>>,
+    pub model: Option<Spanned<crate::model::PolicyTable>>,
+    pub fallback: Option<Spanned<FallbackTable>>,
+}
+
+/// `fallback = { step = "…", on = ["model.unavailable", …] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FallbackTable {
+    pub step: Spanned<String>,
+    pub on: Vec<Spanned<String>>,
 }
 
 /// When a person reviews a step's result before the run goes on.
@@ -82,4 +101,6 @@ pub(crate) struct GrantsTable {
     pub dirs: Vec<Spanned<String>>,
     #[serde(default)]
     pub hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub models: Vec<Spanned<String>>,
 }

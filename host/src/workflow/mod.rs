@@ -9,6 +9,7 @@
 mod authored;
 pub mod diagnostic;
 pub mod expr;
+mod models;
 mod parse;
 mod resolve;
 
@@ -45,6 +46,15 @@ pub struct Workflow {
     pub source: String,
     /// The directory relative paths in the file are resolved against.
     pub base_dir: PathBuf,
+    /// The run-wide latency budget: every step sees what is left of it, and no step or
+    /// model call runs past it.
+    pub deadline: Option<std::time::Duration>,
+    /// The workflow's model policy (over the host's defaults).
+    pub model_policy: crate::model::PolicyTable,
+    /// The workflow's budgets (over the host's defaults).
+    pub budgets: crate::model::BudgetTable,
+    /// Prompt templates by id.
+    pub prompts: std::sync::Arc<BTreeMap<String, crate::model::prompt::Prompt>>,
 }
 
 /// Where the run's output comes from.
@@ -92,6 +102,23 @@ pub struct StepDef {
     pub input: Option<Expr>,
     /// When its result goes to a person before the run goes on.
     pub review: Option<ReviewPolicy>,
+    /// The step's model policy (over the workflow's).
+    pub model_policy: crate::model::PolicyTable,
+    /// The step that runs in this one's place when it fails with one of the named kinds.
+    pub fallback: Option<Fallback>,
+    /// Set on a fallback step: the step it stands in for. It runs only when that step fails
+    /// with a kind its rule names, and is skipped otherwise.
+    pub stands_in_for: Option<String>,
+}
+
+/// A step-level fallback rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    /// The step that runs instead.
+    pub step: String,
+    /// Failure kinds it covers: `timeout`, `fatal`, `model` (any model failure),
+    /// `model.unavailable`, `model.budget_exceeded`, ...
+    pub on: Vec<String>,
 }
 
 /// A step's review policy (`review = { when, timeout, default }`).
@@ -139,8 +166,19 @@ pub fn load_file(path: &Path) -> Result<Workflow, Diagnostics> {
 
 /// Resolves workflow text; `file` names it in diagnostics, `base_dir` anchors relative paths.
 pub fn from_source(file: &str, source: String, base_dir: &Path) -> Result<Workflow, Diagnostics> {
+    from_source_pinned(file, source, base_dir, None)
+}
+
+/// Like [`from_source`], with the text of every prompt template given (as pinned when the
+/// version was registered) instead of read from its file.
+pub fn from_source_pinned(
+    file: &str,
+    source: String,
+    base_dir: &Path,
+    prompts: Option<&BTreeMap<String, String>>,
+) -> Result<Workflow, Diagnostics> {
     let base_dir = std::fs::canonicalize(base_dir).unwrap_or_else(|_| base_dir.to_path_buf());
-    resolve::resolve(source, &base_dir).map_err(|(source, items)| Diagnostics {
+    resolve::resolve(source, &base_dir, prompts).map_err(|(source, items)| Diagnostics {
         file: file.to_string(),
         source,
         items,

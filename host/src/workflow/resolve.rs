@@ -24,7 +24,11 @@ use crate::store::DefaultAction;
 
 type Failed = (String, Vec<Diagnostic>);
 
-pub(super) fn resolve(source: String, base_dir: &Path) -> Result<Workflow, Failed> {
+pub(super) fn resolve(
+    source: String,
+    base_dir: &Path,
+    pinned_prompts: Option<&BTreeMap<String, String>>,
+) -> Result<Workflow, Failed> {
     let (header, tables, mut errors) = parse(&source);
     let Some(header) = header else {
         return Err((source, errors));
@@ -74,6 +78,7 @@ pub(super) fn resolve(source: String, base_dir: &Path) -> Result<Workflow, Faile
         }
     });
     let default_limits = limits(&header.limits, &Limits::default(), &mut errors);
+    let model = super::models::workflow_model(&header, base_dir, pinned_prompts, &mut errors);
     let max_parallel = match &header.max_parallel {
         Some(n) if *n.get_ref() == 0 => {
             errors.push(Diagnostic::at(n.span(), "max-parallel must be at least 1"));
@@ -111,6 +116,7 @@ pub(super) fn resolve(source: String, base_dir: &Path) -> Result<Workflow, Faile
             steps.push(step);
         }
     }
+    super::models::link_fallbacks(&mut steps, &tables, &ids, &known, &mut errors);
     let order = order_steps(&steps, &tables, &mut errors);
     check_expression_scopes(&steps, &tables, &mut errors);
 
@@ -139,6 +145,10 @@ pub(super) fn resolve(source: String, base_dir: &Path) -> Result<Workflow, Faile
         steps,
         source,
         base_dir: base_dir.to_path_buf(),
+        deadline: model.deadline,
+        model_policy: model.policy,
+        budgets: model.budgets,
+        prompts: std::sync::Arc::new(model.prompts),
     })
 }
 
@@ -158,7 +168,7 @@ fn line_of(source: &str, offset: usize) -> (usize, usize) {
     )
 }
 
-fn unknown_step(span: Range<usize>, what: &str, id: &str, known: &[&str]) -> Diagnostic {
+pub(super) fn unknown_step(span: Range<usize>, what: &str, id: &str, known: &[&str]) -> Diagnostic {
     let d = Diagnostic::at(
         span,
         format!("{what} names step `{id}`, which does not exist"),
@@ -335,6 +345,7 @@ fn step(
             Err(e) => errors.push(Diagnostic::at(dir.span(), e.to_string())),
         }
     }
+    let (model_policy, models, fallback) = super::models::step_model(table, errors);
     let mut hosts = Vec::new();
     for host in &table.grants.hosts {
         match HostGrant::parse(host.get_ref()) {
@@ -352,6 +363,7 @@ fn step(
             grants: Grants {
                 dirs,
                 hosts: hosts.into(),
+                models,
             },
         },
         after,
@@ -359,6 +371,9 @@ fn step(
         on_route,
         input,
         review,
+        model_policy,
+        fallback,
+        stands_in_for: None,
     })
 }
 

@@ -5,6 +5,7 @@ mod crash;
 mod hostile;
 mod loading;
 mod model;
+mod model_layer;
 mod provider;
 mod review;
 mod serve;
@@ -19,7 +20,7 @@ mod coverage {
         unused_imports,
         reason = "glob imports bring the per-plugin test functions into scope"
     )]
-    use super::{hostile::*, steps::*};
+    use super::{hostile::*, model_layer::*, steps::*};
 
     macro_rules! assert_test_exists {
         ($name:ident) => {

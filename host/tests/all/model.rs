@@ -22,6 +22,7 @@ fn named(name: &str, provider: &Provider, retry: RetryPolicy, breaker: BreakerCo
             base_url: provider.url(),
             model: "small-1".into(),
             api_key_env: None,
+            api_key_file: None,
             timeout: Duration::from_millis(300),
         },
         retry,

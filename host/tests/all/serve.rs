@@ -740,6 +740,7 @@ async fn the_triage_example_runs_over_http() {
             &crate::workflows::plugin_dir().display().to_string(),
         );
         std::fs::write(root.join("workflows/triage.toml"), text).unwrap();
+        crate::workflows::copy_prompts(&root.join("workflows/prompts"));
     })
     .await;
     let tickets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ticket-triage/tickets");

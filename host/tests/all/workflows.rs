@@ -524,7 +524,18 @@ pub fn triage_workflow(f: &Fixture) -> PathBuf {
     let text = std::fs::read_to_string(shipped)
         .unwrap()
         .replace("../../plugins/target/wasm32-wasip2/release", "$PLUGINS");
+    copy_prompts(&f.dir.path().join("prompts"));
     f.workflow("triage.toml", &text)
+}
+
+/// Puts the example's prompt templates in `dir`, where a copy of its workflow looks for them.
+pub fn copy_prompts(dir: &Path) {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ticket-triage/prompts");
+    std::fs::create_dir_all(dir).unwrap();
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
 }
 
 fn ticket(name: &str) -> Value {

@@ -45,6 +45,7 @@
 
 pub mod config;
 pub mod log;
+pub mod model;
 pub mod state;
 mod step;
 

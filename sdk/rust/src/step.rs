@@ -124,7 +124,7 @@ impl<T> From<T> for Output<T> {
 }
 
 /// An error the step reports; the workflow's policies decide what happens next.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StepError {
     /// The input is malformed; retrying will not help.
     InvalidInput(String),
@@ -134,6 +134,8 @@ pub enum StepError {
     Fatal(String),
     /// A human should look at this case.
     NeedsReview(String),
+    /// A model call failed and the step cannot do without it.
+    Model(crate::model::ModelError),
 }
 
 impl StepError {
@@ -165,6 +167,7 @@ impl fmt::Display for StepError {
             Self::Transient(m) => write!(f, "transient: {m}"),
             Self::Fatal(m) => write!(f, "fatal: {m}"),
             Self::NeedsReview(m) => write!(f, "needs review: {m}"),
+            Self::Model(e) => write!(f, "{e}"),
         }
     }
 }
@@ -178,6 +181,7 @@ impl From<StepError> for wit::StepError {
             StepError::Transient(m) => Self::Transient(m),
             StepError::Fatal(m) => Self::Fatal(m),
             StepError::NeedsReview(m) => Self::NeedsReview(m),
+            StepError::Model(e) => Self::ModelFailed(e.into_wit()),
         }
     }
 }

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 
 mod journal;
+mod model;
 mod reviews;
 mod rows;
 mod writer;
@@ -531,5 +532,44 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn record_model_call(
+        &self,
+        call: ModelCallRecord,
+        settle: Option<Settle>,
+    ) -> anyhow::Result<()> {
+        self.write(move |c| model::record_call(c, &call, settle.as_ref()))
+            .await
+    }
+
+    async fn model_calls(&self, run_id: &str) -> anyhow::Result<Vec<ModelCallRecord>> {
+        let run_id = run_id.to_string();
+        self.read(move |c| model::calls(c, &run_id)).await
+    }
+
+    async fn reserve_budget(
+        &self,
+        scopes: Vec<BudgetScope>,
+        micros: i64,
+    ) -> anyhow::Result<Result<(), BudgetExceeded>> {
+        self.write(move |c| model::reserve(c, &scopes, micros))
+            .await
+    }
+
+    async fn spend(&self, scope: &str) -> anyhow::Result<Spend> {
+        let scope = scope.to_string();
+        self.read(move |c| model::spend(c, &scope)).await
+    }
+
+    async fn cache_get(&self, key: &str, now_ms: i64) -> anyhow::Result<Option<String>> {
+        let key = key.to_string();
+        self.read(move |c| model::cache_get(c, &key, now_ms)).await
+    }
+
+    async fn cache_put(&self, key: &str, response: &str, expires_ms: i64) -> anyhow::Result<()> {
+        let (key, response) = (key.to_string(), response.to_string());
+        self.write(move |c| model::cache_put(c, &key, &response, expires_ms))
+            .await
     }
 }

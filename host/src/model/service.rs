@@ -1,0 +1,638 @@
+//! The host's model service: what a step's `model.complete` goes through. It checks the
+//! grant, renders the prompt, walks the alias's fallback chain, serves from the response
+//! cache, reserves budget before a call and settles it after, and journals every call, hit
+//! or failure with its attempt.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{Value, json};
+use sha2::Digest as _;
+use tokio::time::Instant;
+use tracing::Instrument as _;
+
+use super::config::{Alias, ModelConfig};
+use super::policy::{BudgetTable, CallPolicy};
+use super::prompt::Prompt;
+use super::{ChatRequest, Gateway, Message, ModelError, RateLimits, RetryPolicy, TokenUsage};
+use crate::store::{BudgetScope, ModelCallRecord, Settle, Store, now_ms};
+
+/// The model layer of one host: a gateway (breaker, rate limits) per provider, shared by
+/// every run.
+#[derive(Clone, Default)]
+pub struct Models(Arc<Inner>);
+
+#[derive(Default)]
+struct Inner {
+    config: ModelConfig,
+    gateways: BTreeMap<String, Gateway>,
+}
+
+impl std::fmt::Debug for Models {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Models")
+            .field("aliases", &self.0.config.aliases.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Who is calling, and under which rules: the attempt the call is journaled with, the aliases
+/// the step was granted, its call policy, the budgets it draws on and the time it has left.
+#[derive(Clone)]
+pub struct CallScope {
+    /// Where calls, spend and cached responses are kept; `None` for a one-off step.
+    pub store: Option<Arc<dyn Store>>,
+    /// The run.
+    pub run_id: String,
+    /// The workflow name.
+    pub workflow: String,
+    /// The workflow version.
+    pub version: String,
+    /// The step.
+    pub step_id: String,
+    /// The attempt.
+    pub attempt: u32,
+    /// Aliases the step may call.
+    pub granted: Vec<String>,
+    /// The call policy: host defaults, then the workflow's, then the step's.
+    pub policy: CallPolicy,
+    /// The budgets: host defaults, then the workflow's.
+    pub budgets: BudgetTable,
+    /// The workflow's prompt templates.
+    pub prompts: Arc<BTreeMap<String, Prompt>>,
+    /// No call may start or wait past this.
+    pub deadline: Instant,
+    /// Calls made so far by this attempt.
+    pub calls: Arc<AtomicU32>,
+}
+
+/// One call, as the step asked for it.
+#[derive(Debug, Clone, Default)]
+pub struct ModelCall {
+    /// The alias.
+    pub alias: String,
+    /// The conversation.
+    pub messages: Vec<Message>,
+    /// A prompt template id and its variables.
+    pub prompt: Option<(String, Value)>,
+    /// Tokens to generate at most.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature.
+    pub temperature: Option<f64>,
+    /// JSON mode.
+    pub json: bool,
+}
+
+/// A completion, as the step gets it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelReply {
+    /// The text.
+    pub content: String,
+    /// The alias that answered.
+    pub alias: String,
+    /// The provider's model.
+    pub model: String,
+    /// Tokens.
+    pub usage: TokenUsage,
+    /// Cost in millionths of a dollar.
+    pub cost_micros: i64,
+    /// From the response cache.
+    pub cached: bool,
+}
+
+/// Why a call failed, as the step (and the workflow's fallback rules) see it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelFailure {
+    /// The step was not granted the alias.
+    #[error("{0}")]
+    Denied(String),
+    /// No provider is configured for the alias.
+    #[error("{0}")]
+    NotConfigured(String),
+    /// The provider's breaker is open, or it kept failing.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Rate limited, by the provider or the host.
+    #[error("{0}")]
+    RateLimited(String),
+    /// A budget cannot cover the call.
+    #[error("{0}")]
+    BudgetExceeded(String),
+    /// No time is left for the call.
+    #[error("{0}")]
+    DeadlineExceeded(String),
+    /// The request is wrong (or the provider says so).
+    #[error("{0}")]
+    Rejected(String),
+}
+
+impl ModelFailure {
+    /// The stable name, as in fallback rules (`model.<kind>`) and the journal.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Denied(_) => "denied",
+            Self::NotConfigured(_) => "not_configured",
+            Self::Unavailable(_) => "unavailable",
+            Self::RateLimited(_) => "rate_limited",
+            Self::BudgetExceeded(_) => "budget_exceeded",
+            Self::DeadlineExceeded(_) => "deadline_exceeded",
+            Self::Rejected(_) => "rejected",
+        }
+    }
+
+    /// Every kind, for checking fallback rules.
+    pub const KINDS: &[&str] = &[
+        "denied",
+        "not_configured",
+        "unavailable",
+        "rate_limited",
+        "budget_exceeded",
+        "deadline_exceeded",
+        "rejected",
+    ];
+
+    fn from_gateway(error: ModelError) -> Self {
+        let text = error.to_string();
+        match error {
+            ModelError::RateLimited { .. } | ModelError::Throttled { .. } => {
+                Self::RateLimited(text)
+            }
+            ModelError::Rejected { .. } | ModelError::MissingKey(_) => Self::Rejected(text),
+            ModelError::DeadlineExceeded => Self::DeadlineExceeded(text),
+            ModelError::Timeout(_)
+            | ModelError::Server { .. }
+            | ModelError::Connection(_)
+            | ModelError::BadResponse(_)
+            | ModelError::Unavailable { .. } => Self::Unavailable(text),
+        }
+    }
+
+    /// Whether the next alias in the fallback chain is worth trying.
+    fn falls_through(&self) -> bool {
+        matches!(
+            self,
+            Self::NotConfigured(_)
+                | Self::Unavailable(_)
+                | Self::RateLimited(_)
+                | Self::BudgetExceeded(_)
+        )
+    }
+}
+
+impl Models {
+    /// The model layer for `config`.
+    pub fn new(config: ModelConfig) -> Self {
+        let gateways = config
+            .providers
+            .iter()
+            .map(|(name, settings)| {
+                let gateway = Gateway::new(
+                    settings.endpoint.clone(),
+                    config.policy.retry,
+                    settings.breaker,
+                )
+                .with_limits(RateLimits::new(
+                    settings.requests_per_minute,
+                    settings.tokens_per_minute,
+                ));
+                (name.clone(), gateway)
+            })
+            .collect();
+        Self(Arc::new(Inner { config, gateways }))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.0.config
+    }
+
+    /// The gateway of a provider (its breaker state, for reports).
+    pub fn gateway(&self, provider: &str) -> Option<&Gateway> {
+        self.0.gateways.get(provider)
+    }
+
+    /// Makes one call for a step.
+    pub async fn complete(
+        &self,
+        scope: &CallScope,
+        call: ModelCall,
+    ) -> Result<ModelReply, ModelFailure> {
+        if !scope.granted.iter().any(|a| a == &call.alias) {
+            return Err(ModelFailure::Denied(format!(
+                "model alias `{}` is not granted to step `{}` (granted: {})",
+                call.alias,
+                scope.step_id,
+                if scope.granted.is_empty() {
+                    "none".to_string()
+                } else {
+                    scope.granted.join(", ")
+                }
+            )));
+        }
+        let mut messages = call.messages.clone();
+        let mut prompt = None;
+        if let Some((id, variables)) = &call.prompt {
+            let template = scope.prompts.get(id).ok_or_else(|| {
+                ModelFailure::Rejected(format!(
+                    "prompt `{id}` is not declared in the workflow's [prompts] (declared: {})",
+                    scope.prompts.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            let text = template.render(variables).map_err(ModelFailure::Rejected)?;
+            messages.push(Message {
+                role: "user".into(),
+                content: text,
+            });
+            prompt = Some(template.clone());
+        }
+        let chain = self.chain(&call.alias, &scope.policy);
+        let mut last = None;
+        for alias in chain {
+            match self
+                .call_alias(scope, &call, &alias, &messages, prompt.as_ref())
+                .await
+            {
+                Ok(reply) => return Ok(reply),
+                Err(failure) => {
+                    let next = failure.falls_through();
+                    last = Some(failure);
+                    if !next {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last.expect("the chain holds the asked alias"))
+    }
+
+    /// The asked alias, then its fallbacks (the policy's, else the alias's own), each once.
+    fn chain(&self, alias: &str, policy: &CallPolicy) -> Vec<String> {
+        let fallbacks = policy.fallback.clone().unwrap_or_else(|| {
+            self.0
+                .config
+                .aliases
+                .get(alias)
+                .map(|a| a.fallback.clone())
+                .unwrap_or_default()
+        });
+        let mut chain = vec![alias.to_string()];
+        for next in fallbacks {
+            if !chain.contains(&next) {
+                chain.push(next);
+            }
+        }
+        chain
+    }
+
+    async fn call_alias(
+        &self,
+        scope: &CallScope,
+        call: &ModelCall,
+        alias_name: &str,
+        messages: &[Message],
+        prompt: Option<&Prompt>,
+    ) -> Result<ModelReply, ModelFailure> {
+        let started = std::time::Instant::now();
+        let max_tokens = call.max_tokens.unwrap_or(scope.policy.max_tokens);
+        let mut journal = Journal::new(scope, alias_name, prompt);
+        let Some((alias, gateway)) = self.resolve(alias_name) else {
+            let failure = ModelFailure::NotConfigured(format!(
+                "no provider is configured for model alias `{alias_name}` (configured: {})",
+                self.configured()
+            ));
+            journal
+                .failed(&failure, started, 0, json!({"messages": messages}))
+                .await;
+            return Err(failure);
+        };
+        journal.provider = Some(alias.provider.clone());
+        journal.model = Some(alias.model.clone());
+        let request = ChatRequest {
+            model: Some(alias.model.clone()),
+            messages: messages.to_vec(),
+            max_tokens: Some(max_tokens),
+            temperature: call.temperature,
+            json: call.json,
+        };
+        let request_json = json!({
+            "model": alias.model, "messages": messages, "max_tokens": max_tokens,
+            "temperature": call.temperature, "json": call.json,
+        });
+        let span = tracing::info_span!(
+            "chat",
+            otel.name = %format!("chat {}", alias.model),
+            gen_ai.operation.name = "chat",
+            gen_ai.system = %alias.provider,
+            gen_ai.request.model = %alias.model,
+            gen_ai.request.max_tokens = max_tokens,
+            weir.model.alias = alias_name,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            weir.model.cached = tracing::field::Empty,
+        );
+
+        // A response already paid for is served again: a retried or replayed step never pays
+        // twice for the same question.
+        let cache_key = cache_key(&gateway.provider().base_url, &request_json);
+        if let (Some(store), Some(_)) = (&scope.store, scope.policy.cache_ttl)
+            && let Ok(Some(text)) = store.cache_get(&cache_key, now_ms()).await
+            && let Ok(cached) = serde_json::from_str::<Value>(&text)
+        {
+            let usage = TokenUsage {
+                prompt_tokens: cached["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+                completion_tokens: cached["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+            };
+            let reply = ModelReply {
+                content: cached["content"].as_str().unwrap_or_default().to_string(),
+                alias: alias_name.to_string(),
+                model: cached["model"].as_str().unwrap_or(&alias.model).to_string(),
+                usage,
+                cost_micros: 0,
+                cached: true,
+            };
+            span.record("weir.model.cached", true);
+            journal
+                .finish(
+                    "cached",
+                    None,
+                    usage,
+                    0,
+                    started,
+                    0,
+                    request_json,
+                    Some(cached),
+                    None,
+                )
+                .await;
+            crate::metrics::model_call(&alias.provider, alias_name, "cached", usage, 0);
+            return Ok(reply);
+        }
+
+        if Instant::now() >= scope.deadline {
+            let failure = ModelFailure::DeadlineExceeded(
+                "the latency budget ran out before the call could be made".into(),
+            );
+            journal.failed(&failure, started, 0, request_json).await;
+            return Err(failure);
+        }
+
+        // Reserve the most the call can cost before making it, so concurrent runs can never
+        // spend past a budget together.
+        let estimate = alias.cost_micros(
+            super::tokens_needed(&ChatRequest {
+                max_tokens: None,
+                ..request.clone()
+            }) as u64,
+            max_tokens as u64,
+        );
+        let scopes = budget_scopes(scope);
+        let mut settle = None;
+        if let (Some(store), false) = (&scope.store, scopes.is_empty()) {
+            match store.reserve_budget(scopes.clone(), estimate).await {
+                Ok(Ok(())) => {
+                    settle = Some(Settle {
+                        scopes: scopes.iter().map(|s| s.key.clone()).collect(),
+                        reserved_micros: estimate,
+                        actual_micros: 0,
+                    });
+                }
+                Ok(Err(exceeded)) => {
+                    let failure = ModelFailure::BudgetExceeded(format!(
+                        "model alias `{alias_name}`: {exceeded}"
+                    ));
+                    journal.failed(&failure, started, 0, request_json).await;
+                    crate::metrics::model_call(
+                        &alias.provider,
+                        alias_name,
+                        "budget_exceeded",
+                        TokenUsage::default(),
+                        0,
+                    );
+                    return Err(failure);
+                }
+                Err(e) => {
+                    return Err(ModelFailure::Unavailable(format!(
+                        "the budget could not be checked: {e:#}"
+                    )));
+                }
+            }
+        }
+
+        let retry: RetryPolicy = scope.policy.retry;
+        let report = gateway
+            .complete_with(&request, scope.deadline, &retry, scope.policy.timeout)
+            .instrument(span.clone())
+            .await;
+        match report.outcome {
+            Ok(response) => {
+                let cost = alias.cost_micros(
+                    response.usage.prompt_tokens,
+                    response.usage.completion_tokens,
+                );
+                span.record("gen_ai.usage.input_tokens", response.usage.prompt_tokens);
+                span.record(
+                    "gen_ai.usage.output_tokens",
+                    response.usage.completion_tokens,
+                );
+                span.record("weir.model.cached", false);
+                let response_json = json!({
+                    "content": response.content, "model": response.model,
+                    "usage": {"prompt_tokens": response.usage.prompt_tokens, "completion_tokens": response.usage.completion_tokens},
+                });
+                if let (Some(store), Some(ttl)) = (&scope.store, scope.policy.cache_ttl)
+                    && let Err(e) = store
+                        .cache_put(
+                            &cache_key,
+                            &response_json.to_string(),
+                            now_ms() + ttl.as_millis() as i64,
+                        )
+                        .await
+                {
+                    tracing::warn!(error = %e, "a model response could not be cached");
+                }
+                if let Some(s) = &mut settle {
+                    s.actual_micros = cost;
+                }
+                journal
+                    .finish(
+                        "ok",
+                        None,
+                        response.usage,
+                        cost,
+                        started,
+                        report.attempts,
+                        request_json,
+                        Some(response_json),
+                        settle,
+                    )
+                    .await;
+                crate::metrics::model_call(&alias.provider, alias_name, "ok", response.usage, cost);
+                Ok(ModelReply {
+                    content: response.content,
+                    alias: alias_name.to_string(),
+                    model: if response.model.is_empty() {
+                        alias.model.clone()
+                    } else {
+                        response.model
+                    },
+                    usage: response.usage,
+                    cost_micros: cost,
+                    cached: false,
+                })
+            }
+            Err(error) => {
+                let failure = ModelFailure::from_gateway(error);
+                journal
+                    .finish(
+                        failure.kind(),
+                        Some(failure.to_string()),
+                        TokenUsage::default(),
+                        0,
+                        started,
+                        report.attempts,
+                        request_json,
+                        None,
+                        settle,
+                    )
+                    .await;
+                crate::metrics::model_call(
+                    &alias.provider,
+                    alias_name,
+                    failure.kind(),
+                    TokenUsage::default(),
+                    0,
+                );
+                Err(failure)
+            }
+        }
+    }
+
+    fn resolve(&self, alias: &str) -> Option<(&Alias, &Gateway)> {
+        let alias = self.0.config.aliases.get(alias)?;
+        Some((alias, self.0.gateways.get(&alias.provider)?))
+    }
+
+    fn configured(&self) -> String {
+        let names: Vec<&str> = self.0.config.aliases.keys().map(String::as_str).collect();
+        if names.is_empty() {
+            "none: add [models.<alias>] to the host configuration".into()
+        } else {
+            names.join(", ")
+        }
+    }
+}
+
+/// The budget scopes a call draws on: the run's and the workflow's for today (UTC).
+fn budget_scopes(scope: &CallScope) -> Vec<BudgetScope> {
+    let micros = |usd: f64| (usd * 1e6).floor() as i64;
+    let mut scopes = Vec::new();
+    if let Some(run) = scope.budgets.run {
+        scopes.push(BudgetScope {
+            key: format!("run:{}", scope.run_id),
+            limit_micros: micros(run),
+        });
+    }
+    if let Some(daily) = scope.budgets.workflow_daily {
+        let today = humantime::format_rfc3339(std::time::SystemTime::now()).to_string();
+        scopes.push(BudgetScope {
+            key: format!("workflow:{}:{}", scope.workflow, &today[..10]),
+            limit_micros: micros(daily),
+        });
+    }
+    scopes
+}
+
+fn cache_key(base_url: &str, request: &Value) -> String {
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(base_url.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(request.to_string().as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// The journal entry of one call, filled in as the call goes.
+struct Journal<'a> {
+    scope: &'a CallScope,
+    alias: String,
+    provider: Option<String>,
+    model: Option<String>,
+    prompt: Option<&'a Prompt>,
+}
+
+impl<'a> Journal<'a> {
+    fn new(scope: &'a CallScope, alias: &str, prompt: Option<&'a Prompt>) -> Self {
+        Self {
+            scope,
+            alias: alias.to_string(),
+            provider: None,
+            model: None,
+            prompt,
+        }
+    }
+
+    async fn failed(
+        &mut self,
+        failure: &ModelFailure,
+        started: std::time::Instant,
+        upstream: u32,
+        request: Value,
+    ) {
+        self.finish(
+            failure.kind(),
+            Some(failure.to_string()),
+            TokenUsage::default(),
+            0,
+            started,
+            upstream,
+            request,
+            None,
+            None,
+        )
+        .await;
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "one journal row's fields")]
+    async fn finish(
+        &mut self,
+        outcome: &str,
+        error: Option<String>,
+        usage: TokenUsage,
+        cost_micros: i64,
+        started: std::time::Instant,
+        upstream_attempts: u32,
+        request: Value,
+        response: Option<Value>,
+        settle: Option<Settle>,
+    ) {
+        let Some(store) = &self.scope.store else {
+            return;
+        };
+        let record = ModelCallRecord {
+            run_id: self.scope.run_id.clone(),
+            step_id: self.scope.step_id.clone(),
+            attempt: self.scope.attempt,
+            seq: self.scope.calls.fetch_add(1, Ordering::Relaxed) + 1,
+            workflow: self.scope.workflow.clone(),
+            version: self.scope.version.clone(),
+            alias: self.alias.clone(),
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            prompt_id: self.prompt.map(|p| p.id.clone()),
+            prompt_hash: self.prompt.map(|p| p.hash.clone()),
+            request,
+            response,
+            outcome: outcome.to_string(),
+            error,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            cost_micros,
+            latency_us: started.elapsed().as_micros() as u64,
+            upstream_attempts,
+            at_ms: now_ms(),
+        };
+        if let Err(e) = store.record_model_call(record, settle).await {
+            tracing::error!(error = %e, "a model call could not be journaled");
+        }
+    }
+}
