@@ -146,7 +146,8 @@ pub(crate) async fn execute(
     let run = runner.execute(&review.run_id).await?;
     let steps = store.steps(&run.id).await?;
     let attempts = store.attempts(&run.id).await?;
-    eprintln!("{}", summary::table(&steps, &attempts));
+    let calls = store.model_calls(&run.id).await?;
+    eprintln!("{}", summary::table(&steps, &attempts, &calls));
     Ok(match run.status {
         RunStatus::Succeeded => {
             println!("{}", serde_json::to_string_pretty(&run.output)?);

@@ -96,21 +96,31 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
         }
         live.finish();
     });
+    let budget = runner
+        .models()
+        .config()
+        .budgets
+        .overridden_by(&loaded.workflow.budgets)
+        .run;
     let run = runner.execute(&run.id).await?;
     drop(runner);
     let _ = printer.await;
 
     let steps = store.steps(&run.id).await?;
     let attempts = store.attempts(&run.id).await?;
+    let calls = store.model_calls(&run.id).await?;
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &json!({"run": run, "steps": steps, "attempts": attempts})
+                &json!({"run": run, "steps": steps, "attempts": attempts, "model_calls": calls})
             )?
         );
     } else {
-        eprintln!("{}", summary::table(&steps, &attempts));
+        eprintln!("{}", summary::table(&steps, &attempts, &calls));
+        if let Some(line) = summary::model_line(&calls, budget) {
+            eprintln!("{line}");
+        }
         match run.status {
             RunStatus::Succeeded => println!("{}", serde_json::to_string_pretty(&run.output)?),
             _ => eprintln!("{}", summary::failure_line(&run)),

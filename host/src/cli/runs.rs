@@ -93,11 +93,12 @@ pub(crate) async fn execute(
             let steps = store.steps(&id).await?;
             let attempts = store.attempts(&id).await?;
             let events = store.events(&id).await?;
+            let calls = store.model_calls(&id).await?;
             if json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(
-                        &json!({"run": run, "steps": steps, "attempts": attempts, "events": events})
+                        &json!({"run": run, "steps": steps, "attempts": attempts, "events": events, "model_calls": calls})
                     )?
                 );
                 return Ok(ExitCode::SUCCESS);
@@ -113,7 +114,23 @@ pub(crate) async fn execute(
             if run.failure.is_some() {
                 println!("{}", summary::failure_line(&run));
             }
-            println!("{}", summary::table(&steps, &attempts));
+            println!("{}", summary::table(&steps, &attempts, &calls));
+            let budget =
+                match crate::registry::load_definition(store.as_ref(), &run.workflow, &run.version)
+                    .await
+                {
+                    Ok(wf) => {
+                        data.models()?
+                            .config()
+                            .budgets
+                            .overridden_by(&wf.budgets)
+                            .run
+                    }
+                    Err(_) => None,
+                };
+            if let Some(line) = summary::model_line(&calls, budget) {
+                println!("{line}");
+            }
             println!("timeline");
             let start = events.first().map_or(0, |e| e.at_ms);
             for e in &events {

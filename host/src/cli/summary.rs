@@ -3,19 +3,28 @@
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
 use super::render::{count, size};
-use crate::store::{AttemptRecord, RunRecord, StepRecord};
+use crate::store::{AttemptRecord, ModelCallRecord, RunRecord, StepRecord, usd};
 
-/// Per step: status, attempts, latency, fuel, memory; then the run's totals.
-pub(crate) fn table(steps: &[StepRecord], attempts: &[AttemptRecord]) -> String {
+/// Per step: status, attempts, latency, fuel, memory, and when the run called models, its
+/// model calls, tokens and cost; then the run's totals.
+pub(crate) fn table(
+    steps: &[StepRecord],
+    attempts: &[AttemptRecord],
+    calls: &[ModelCallRecord],
+) -> String {
     let mut table = Table::new();
-    table.load_preset(UTF8_BORDERS_ONLY).set_header([
+    let mut header = vec![
         "step",
         "status",
         "attempts",
         "latency",
         "fuel",
         "memory peak",
-    ]);
+    ];
+    if !calls.is_empty() {
+        header.extend(["model calls", "tokens in/out", "cost"]);
+    }
+    table.load_preset(UTF8_BORDERS_ONLY).set_header(header);
     let (mut total_us, mut total_fuel, mut peak) = (0u64, 0u64, 0u64);
     for step in steps {
         let last = attempts
@@ -32,16 +41,22 @@ pub(crate) fn table(steps: &[StepRecord], attempts: &[AttemptRecord]) -> String 
             Some(_) => "skipped".to_string(),
             None => step.status.to_string(),
         };
-        table.add_row([
+        let mut row = vec![
             step.step_id.clone(),
             status,
             step.attempts.to_string(),
             latency.map_or("-".into(), micros),
             fuel.map_or("-".into(), count),
             memory.map_or("-".into(), size),
-        ]);
+        ];
+        if !calls.is_empty() {
+            let mine: Vec<&ModelCallRecord> =
+                calls.iter().filter(|c| c.step_id == step.step_id).collect();
+            row.extend(model_cells(&mine));
+        }
+        table.add_row(row);
     }
-    table.add_row([
+    let mut total = vec![
         "total".into(),
         String::new(),
         attempts.len().to_string(),
@@ -52,8 +67,81 @@ pub(crate) fn table(steps: &[StepRecord], attempts: &[AttemptRecord]) -> String 
             "-".into()
         },
         size(peak),
-    ]);
+    ];
+    if !calls.is_empty() {
+        total.extend(model_cells(&calls.iter().collect::<Vec<_>>()));
+    }
+    table.add_row(total);
     table.to_string()
+}
+
+/// Calls (with cache hits, upstream retries, fallbacks and refusals), tokens and cost.
+fn model_cells(calls: &[&ModelCallRecord]) -> [String; 3] {
+    if calls.is_empty() {
+        return ["-".into(), "-".into(), "-".into()];
+    }
+    let cached = calls.iter().filter(|c| c.outcome == "cached").count();
+    let retries: u32 = calls
+        .iter()
+        .map(|c| c.upstream_attempts.saturating_sub(1))
+        .sum();
+    let failed = calls
+        .iter()
+        .filter(|c| c.outcome != "ok" && c.outcome != "cached")
+        .count();
+    let mut notes = Vec::new();
+    if cached > 0 {
+        notes.push(format!("{cached} cached"));
+    }
+    if retries > 0 {
+        notes.push(format!("{retries} retries"));
+    }
+    if failed > 0 {
+        notes.push(format!("{failed} failed"));
+    }
+    let calls_cell = if notes.is_empty() {
+        calls.len().to_string()
+    } else {
+        format!("{} ({})", calls.len(), notes.join(", "))
+    };
+    let tokens_in: u64 = calls.iter().map(|c| c.prompt_tokens).sum();
+    let tokens_out: u64 = calls.iter().map(|c| c.completion_tokens).sum();
+    let cost: i64 = calls.iter().map(|c| c.cost_micros).sum();
+    [calls_cell, format!("{tokens_in}/{tokens_out}"), usd(cost)]
+}
+
+/// One line on the run's model use: cost against its budget, and every call that did not
+/// simply succeed (failures by kind, breaker refusals, fallback aliases taken).
+pub(crate) fn model_line(calls: &[ModelCallRecord], run_budget: Option<f64>) -> Option<String> {
+    if calls.is_empty() {
+        return None;
+    }
+    let cost: i64 = calls.iter().map(|c| c.cost_micros).sum();
+    let mut line = format!("model cost {}", usd(cost));
+    if let Some(budget) = run_budget {
+        line += &format!(" of a {} run budget", usd((budget * 1e6) as i64));
+    }
+    let breaker = calls
+        .iter()
+        .filter(|c| c.upstream_attempts == 0 && c.outcome == "unavailable")
+        .count();
+    if breaker > 0 {
+        line += &format!(" · {breaker} call(s) refused by an open circuit breaker");
+    }
+    for c in calls
+        .iter()
+        .filter(|c| c.outcome != "ok" && c.outcome != "cached")
+    {
+        line += &format!(
+            "\n  {} attempt {} `{}`: {} — {}",
+            c.step_id,
+            c.attempt,
+            c.alias,
+            c.outcome,
+            c.error.as_deref().unwrap_or("")
+        );
+    }
+    Some(line)
 }
 
 fn micros(us: u64) -> String {

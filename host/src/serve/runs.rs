@@ -79,6 +79,8 @@ pub struct RunDetail {
     pub steps: Vec<StepRecord>,
     /// Every attempt.
     pub attempts: Vec<AttemptRecord>,
+    /// Every model call, with its request, response, tokens and cost.
+    pub model_calls: Vec<crate::store::ModelCallRecord>,
     /// What the run consumed.
     pub usage: RunUsage,
 }
@@ -94,6 +96,10 @@ pub struct RunUsage {
     pub fuel: u64,
     /// The highest peak memory of any attempt.
     pub memory_peak: u64,
+    /// Model tokens, prompt and generated.
+    pub model_tokens: u64,
+    /// Model spend in millionths of a US dollar.
+    pub model_cost_micros: i64,
 }
 
 /// Filters of `GET /v1/runs`.
@@ -276,7 +282,13 @@ pub async fn get(
         .ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
     let steps = store.steps(&id).await?;
     let attempts = store.attempts(&id).await?;
+    let model_calls = store.model_calls(&id).await?;
     let usage = RunUsage {
+        model_tokens: model_calls
+            .iter()
+            .map(|c| c.prompt_tokens + c.completion_tokens)
+            .sum(),
+        model_cost_micros: model_calls.iter().map(|c| c.cost_micros).sum(),
         attempts: attempts.len(),
         latency_us: attempts.iter().filter_map(|a| a.latency_us).sum(),
         fuel: attempts.iter().filter_map(|a| a.fuel).sum(),
@@ -290,6 +302,7 @@ pub async fn get(
         run,
         steps,
         attempts,
+        model_calls,
         usage,
     }))
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// One model call of an attempt, as journaled: what was asked, what came back, what it cost.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ModelCallRecord {
     /// The run.
     pub run_id: String,

@@ -385,3 +385,111 @@ async fn rate_limits_and_grants_are_enforced_by_the_host() {
     assert_eq!(failure["capability"], "model", "{failure}");
     assert_eq!(provider.calls(), 2);
 }
+
+/// The shipped example through the `weir` binary with a host configuration: the model path
+/// answers, the summary shows the calls, tokens and cost against the run budget, and the
+/// same ticket again is a cache hit. Without a configuration the fallback classifier answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_uses_the_configured_model_and_degrades_without_one() {
+    let provider = Provider::start().await;
+    provider.otherwise(Reply::complete(
+        r#"{"label": "billing", "confidence": 0.95}"#,
+    ));
+    let f = Fixture::new();
+    let path = crate::workflows::triage_workflow(&f);
+    let config = f.dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[providers.local]\nbase-url = \"{}\"\n[models.smart]\nprovider = \"local\"\nmodel = \"tiny\"\ninput-price = 1.0\noutput-price = 3.0\n",
+            provider.url()
+        ),
+    )
+    .unwrap();
+    let ticket =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ticket-triage/tickets/refund.json");
+    let data = f.dir.path().join("data");
+    let run = |with_config: bool| {
+        let args = (
+            data.clone(),
+            with_config.then(|| config.clone()),
+            path.clone(),
+            ticket.clone(),
+        );
+        tokio::task::spawn_blocking(move || weir_run(&args.0, args.1.as_deref(), &args.2, &args.3))
+    };
+    let (code, stdout, stderr) = run(true).await.unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    let output: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(output["queue"], "billing", "{stdout}");
+    assert!(
+        stderr.contains("model calls") && stderr.contains("tokens in/out"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("of a $0.010000 run budget"), "{stderr}");
+    assert_eq!(provider.calls(), 1);
+
+    let (code, _, stderr) = run(true).await.unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("1 (1 cached)"), "{stderr}");
+    assert_eq!(
+        provider.calls(),
+        1,
+        "the second run was answered from the cache"
+    );
+
+    let (code, _, stderr) = run(false).await.unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("not_configured"), "{stderr}");
+    assert_eq!(provider.calls(), 1);
+}
+
+/// `weir run` in a data directory, with a host configuration or none: exit code, stdout, stderr.
+fn weir_run(
+    data: &Path,
+    config: Option<&Path>,
+    workflow: &Path,
+    input: &Path,
+) -> (Option<i32>, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.arg("--data-dir").arg(data);
+    if let Some(config) = config {
+        cmd.arg("--host-config").arg(config);
+    }
+    let out = cmd
+        .arg("run")
+        .arg(workflow)
+        .arg("--input")
+        .arg(input)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An outage: the breaker opens after three failures and every later call fails fast, so
+/// twenty runs send three requests upstream, not sixty; each run still finishes through its
+/// fallback step.
+#[tokio::test]
+async fn an_outage_opens_the_breaker_and_runs_fall_back_without_a_retry_storm() {
+    let provider = Provider::start().await;
+    provider.otherwise(Reply::status(500));
+    let f = fixture_with_prompt();
+    let text = format!(
+        "[providers.p]\nbase-url = \"{}\"\nbreaker = {{ failures = 3, cooldown = \"60s\" }}\n[models.smart]\nprovider = \"p\"\nmodel = \"m\"\n[policy]\nmax-attempts = 3\nbackoff = \"5ms\"\n",
+        provider.url()
+    );
+    let runner = runner(&f, Models::new(ModelConfig::parse(&text).unwrap()));
+    let path = f.workflow(
+        "wf.toml",
+        &triage("outage", "\"model.unavailable\"", "", ""),
+    );
+    for n in 0..20 {
+        let run = run_with(&runner, f.store.as_ref(), &path, ticket(n)).await;
+        assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.failure);
+    }
+    assert_eq!(provider.calls(), 3, "the breaker bounds upstream calls");
+}
