@@ -7,6 +7,8 @@
 mod breaker;
 mod client;
 pub mod config;
+mod failure;
+mod journal;
 pub mod policy;
 pub mod prompt;
 mod rate;
@@ -21,10 +23,11 @@ use tokio::time::Instant;
 pub use breaker::{Breaker, BreakerConfig, BreakerState};
 pub use client::{ChatRequest, ChatResponse, Message, ModelError, ProviderConfig, TokenUsage};
 pub use config::{Alias, ModelConfig, ProviderSettings};
+pub use failure::ModelFailure;
 pub use policy::{BudgetTable, CallPolicy, PolicyTable};
 pub use rate::RateLimits;
 pub use retry::RetryPolicy;
-pub use service::{CallScope, ModelCall, ModelFailure, ModelReply, Models};
+pub use service::{CallScope, ModelCall, ModelReply, Models};
 
 /// One provider behind its breaker, with its retry policy.
 #[derive(Clone)]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 
 use serde_json::{Value, json};
 use sha2::Digest as _;
@@ -13,10 +13,12 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use super::config::{Alias, ModelConfig};
+use super::failure::ModelFailure;
+use super::journal::Journal;
 use super::policy::{BudgetTable, CallPolicy};
 use super::prompt::Prompt;
-use super::{ChatRequest, Gateway, Message, ModelError, RateLimits, RetryPolicy, TokenUsage};
-use crate::store::{BudgetScope, ModelCallRecord, Settle, Store, now_ms};
+use super::{ChatRequest, Gateway, Message, RateLimits, RetryPolicy, TokenUsage};
+use crate::store::{BudgetScope, Settle, Store, now_ms};
 
 /// The model layer of one host: a gateway (breaker, rate limits) per provider, shared by
 /// every run.
@@ -99,85 +101,6 @@ pub struct ModelReply {
     pub cost_micros: i64,
     /// From the response cache.
     pub cached: bool,
-}
-
-/// Why a call failed, as the step (and the workflow's fallback rules) see it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ModelFailure {
-    /// The step was not granted the alias.
-    #[error("{0}")]
-    Denied(String),
-    /// No provider is configured for the alias.
-    #[error("{0}")]
-    NotConfigured(String),
-    /// The provider's breaker is open, or it kept failing.
-    #[error("{0}")]
-    Unavailable(String),
-    /// Rate limited, by the provider or the host.
-    #[error("{0}")]
-    RateLimited(String),
-    /// A budget cannot cover the call.
-    #[error("{0}")]
-    BudgetExceeded(String),
-    /// No time is left for the call.
-    #[error("{0}")]
-    DeadlineExceeded(String),
-    /// The request is wrong (or the provider says so).
-    #[error("{0}")]
-    Rejected(String),
-}
-
-impl ModelFailure {
-    /// The stable name, as in fallback rules (`model.<kind>`) and the journal.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Denied(_) => "denied",
-            Self::NotConfigured(_) => "not_configured",
-            Self::Unavailable(_) => "unavailable",
-            Self::RateLimited(_) => "rate_limited",
-            Self::BudgetExceeded(_) => "budget_exceeded",
-            Self::DeadlineExceeded(_) => "deadline_exceeded",
-            Self::Rejected(_) => "rejected",
-        }
-    }
-
-    /// Every kind, for checking fallback rules.
-    pub const KINDS: &[&str] = &[
-        "denied",
-        "not_configured",
-        "unavailable",
-        "rate_limited",
-        "budget_exceeded",
-        "deadline_exceeded",
-        "rejected",
-    ];
-
-    fn from_gateway(error: ModelError) -> Self {
-        let text = error.to_string();
-        match error {
-            ModelError::RateLimited { .. } | ModelError::Throttled { .. } => {
-                Self::RateLimited(text)
-            }
-            ModelError::Rejected { .. } | ModelError::MissingKey(_) => Self::Rejected(text),
-            ModelError::DeadlineExceeded => Self::DeadlineExceeded(text),
-            ModelError::Timeout(_)
-            | ModelError::Server { .. }
-            | ModelError::Connection(_)
-            | ModelError::BadResponse(_)
-            | ModelError::Unavailable { .. } => Self::Unavailable(text),
-        }
-    }
-
-    /// Whether the next alias in the fallback chain is worth trying.
-    fn falls_through(&self) -> bool {
-        matches!(
-            self,
-            Self::NotConfigured(_)
-                | Self::Unavailable(_)
-                | Self::RateLimited(_)
-                | Self::BudgetExceeded(_)
-        )
-    }
 }
 
 impl Models {
@@ -335,6 +258,17 @@ impl Models {
         // A response already paid for is served again: a retried or replayed step never pays
         // twice for the same question.
         let cache_key = cache_key(&gateway.provider().base_url, &request_json);
+        // The journal keeps the policy the call ran under beside what was sent.
+        let mut request_json = request_json;
+        request_json["policy"] = json!({
+            "max_attempts": scope.policy.retry.max_attempts,
+            "backoff_ms": scope.policy.retry.base.as_millis() as u64,
+            "backoff_max_ms": scope.policy.retry.max.as_millis() as u64,
+            "timeout_ms": scope.policy.timeout.unwrap_or(gateway.provider().timeout).as_millis() as u64,
+            "cache_ttl_s": scope.policy.cache_ttl.map(|t| t.as_secs()),
+            "deadline_ms": scope.deadline.saturating_duration_since(Instant::now()).as_millis() as u64,
+            "budgets": {"run": scope.budgets.run, "workflow_daily": scope.budgets.workflow_daily},
+        });
         if let (Some(store), Some(_)) = (&scope.store, scope.policy.cache_ttl)
             && let Ok(Some(text)) = store.cache_get(&cache_key, now_ms()).await
             && let Ok(cached) = serde_json::from_str::<Value>(&text)
@@ -549,90 +483,4 @@ fn cache_key(base_url: &str, request: &Value) -> String {
     hasher.update(b"\n");
     hasher.update(request.to_string().as_bytes());
     hex::encode(hasher.finalize())
-}
-
-/// The journal entry of one call, filled in as the call goes.
-struct Journal<'a> {
-    scope: &'a CallScope,
-    alias: String,
-    provider: Option<String>,
-    model: Option<String>,
-    prompt: Option<&'a Prompt>,
-}
-
-impl<'a> Journal<'a> {
-    fn new(scope: &'a CallScope, alias: &str, prompt: Option<&'a Prompt>) -> Self {
-        Self {
-            scope,
-            alias: alias.to_string(),
-            provider: None,
-            model: None,
-            prompt,
-        }
-    }
-
-    async fn failed(
-        &mut self,
-        failure: &ModelFailure,
-        started: std::time::Instant,
-        upstream: u32,
-        request: Value,
-    ) {
-        self.finish(
-            failure.kind(),
-            Some(failure.to_string()),
-            TokenUsage::default(),
-            0,
-            started,
-            upstream,
-            request,
-            None,
-            None,
-        )
-        .await;
-    }
-
-    #[allow(clippy::too_many_arguments, reason = "one journal row's fields")]
-    async fn finish(
-        &mut self,
-        outcome: &str,
-        error: Option<String>,
-        usage: TokenUsage,
-        cost_micros: i64,
-        started: std::time::Instant,
-        upstream_attempts: u32,
-        request: Value,
-        response: Option<Value>,
-        settle: Option<Settle>,
-    ) {
-        let Some(store) = &self.scope.store else {
-            return;
-        };
-        let record = ModelCallRecord {
-            run_id: self.scope.run_id.clone(),
-            step_id: self.scope.step_id.clone(),
-            attempt: self.scope.attempt,
-            seq: self.scope.calls.fetch_add(1, Ordering::Relaxed) + 1,
-            workflow: self.scope.workflow.clone(),
-            version: self.scope.version.clone(),
-            alias: self.alias.clone(),
-            provider: self.provider.clone(),
-            model: self.model.clone(),
-            prompt_id: self.prompt.map(|p| p.id.clone()),
-            prompt_hash: self.prompt.map(|p| p.hash.clone()),
-            request,
-            response,
-            outcome: outcome.to_string(),
-            error,
-            prompt_tokens: usage.prompt_tokens,
-            completion_tokens: usage.completion_tokens,
-            cost_micros,
-            latency_us: started.elapsed().as_micros() as u64,
-            upstream_attempts,
-            at_ms: now_ms(),
-        };
-        if let Err(e) = store.record_model_call(record, settle).await {
-            tracing::error!(error = %e, "a model call could not be journaled");
-        }
-    }
 }

@@ -124,6 +124,11 @@ pub async fn classify_llm() {
     // $2/M prompt + $8/M generated, in millionths of a dollar.
     assert_eq!(call.cost_micros, (p * 2 + c * 8) as i64);
     assert_eq!(call.upstream_attempts, 1);
+    assert_eq!(
+        call.request["policy"]["max_attempts"], 3,
+        "the policy is journaled"
+    );
+    assert_eq!(call.request["policy"]["cache_ttl_s"], 3600);
 
     // The same ticket again: no upstream request, a cache hit that costs nothing.
     let again = run_with(&runner, f.store.as_ref(), &path, ticket(1)).await;
