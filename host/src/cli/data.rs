@@ -7,7 +7,7 @@ use crate::Host;
 use crate::model::config::default_config_path;
 use crate::model::{ModelConfig, Models};
 use crate::runner::Runner;
-use crate::store::{Durability, SqliteStore, Store};
+use crate::store::{Durability, PostgresStore, SqliteStore, Store};
 
 /// Options shared by the commands that use the journal.
 #[derive(Debug, Clone, clap::Args)]
@@ -27,6 +27,10 @@ pub(crate) struct DataArgs {
     /// Host configuration: model providers, aliases, policies and budgets [default: ./weir.toml when present].
     #[arg(long, global = true, env = "WEIR_CONFIG", value_name = "FILE")]
     pub(crate) host_config: Option<PathBuf>,
+    /// Where the journal lives: a PostgreSQL URL (`postgres://user@host/db`) for a fleet of
+    /// hosts sharing one database [default: the SQLite file `weir.db` in the data directory].
+    #[arg(long, global = true, env = "WEIR_STORE", value_name = "URL")]
+    pub(crate) store: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -40,18 +44,28 @@ impl std::str::FromStr for DurabilityArg {
 }
 
 impl DataArgs {
-    pub(crate) fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
-        Ok(Arc::new(SqliteStore::open(
-            &self.data_dir.join("weir.db"),
-            self.durability.0,
-        )?))
+    pub(crate) async fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        match self.store.as_deref() {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Arc::new(PostgresStore::connect(url).await?))
+            }
+            Some(other) => anyhow::bail!(
+                "--store {other:?} is not a PostgreSQL URL (postgres://user@host/db); leave it out to use SQLite in the data directory"
+            ),
+            None => Ok(Arc::new(SqliteStore::open(
+                &self.data_dir.join("weir.db"),
+                self.durability.0,
+            )?)),
+        }
     }
 
-    pub(crate) fn runner(&self, host: &Host) -> anyhow::Result<Runner> {
-        Ok(
-            Runner::new(host.clone(), self.store()?, self.data_dir.join("locks"))
-                .with_models(self.models()?),
+    pub(crate) async fn runner(&self, host: &Host) -> anyhow::Result<Runner> {
+        Ok(Runner::new(
+            host.clone(),
+            self.store().await?,
+            self.data_dir.join("locks"),
         )
+        .with_models(self.models()?))
     }
 
     /// The model layer from the host configuration; with none, no alias is configured and

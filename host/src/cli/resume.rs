@@ -10,7 +10,7 @@ use crate::Host;
 pub(crate) struct Args {}
 
 pub(crate) async fn execute(host: &Host, data: &DataArgs, _args: Args) -> anyhow::Result<ExitCode> {
-    let runner = data.runner(host)?;
+    let runner = data.runner(host).await?;
     for review in runner.expire_reviews().await? {
         eprintln!(
             "review {} of run {} timed out: {}",

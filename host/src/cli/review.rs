@@ -85,7 +85,7 @@ pub(crate) async fn execute(
     data: &DataArgs,
     command: Command,
 ) -> anyhow::Result<ExitCode> {
-    let runner = data.runner(host)?;
+    let runner = data.runner(host).await?;
     let store = runner.store().clone();
     let (id, decision, who) = match command {
         Command::List { status, json } => {

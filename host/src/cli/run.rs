@@ -37,7 +37,7 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
     let input: serde_json::Value =
         serde_json::from_str(&input).with_context(|| format!("input from {origin}"))?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let runner = data.runner(host)?.with_progress(tx);
+    let runner = data.runner(host).await?.with_progress(tx);
     let store = runner.store().clone();
 
     let loaded = if args.workflow.ends_with(".toml") || Path::new(&args.workflow).is_file() {

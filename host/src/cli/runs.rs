@@ -43,7 +43,7 @@ pub(crate) async fn execute(
     data: &DataArgs,
     command: Command,
 ) -> anyhow::Result<ExitCode> {
-    let store = data.store()?;
+    let store = data.store().await?;
     match command {
         Command::List {
             status,

@@ -66,7 +66,7 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
         drain_timeout: args.drain_timeout,
         ..ServeConfig::default()
     };
-    let server = Server::start(host.clone(), data.runner(host)?, config).await?;
+    let server = Server::start(host.clone(), data.runner(host).await?, config).await?;
     eprintln!("weir serve: listening on http://{}", server.addr);
     shutdown_signal().await;
     eprintln!("weir serve: shutting down");

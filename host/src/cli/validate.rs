@@ -15,7 +15,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow::Result<ExitCode> {
-    let store = data.store()?;
+    let store = data.store().await?;
     match registry::check_file(host, store.as_ref(), &args.workflow).await {
         Ok(loaded) => {
             let wf = &loaded.workflow;

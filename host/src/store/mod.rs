@@ -11,10 +11,12 @@
 
 mod migrations;
 mod model_types;
+mod postgres;
 mod sqlite;
 mod types;
 
 pub use model_types::*;
+pub use postgres::PostgresStore;
 pub(crate) use sqlite::now_ms;
 pub use sqlite::{Durability, SqliteStore};
 pub use types::*;

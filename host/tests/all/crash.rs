@@ -7,8 +7,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use weir::store::{Durability, RunStatus, SqliteStore, StepStatus, Store};
+use weir::store::{RunStatus, StepStatus};
 
+use crate::backend::TestStore;
 use crate::workflows::plugin_dir;
 
 const STEPS: [&str; 3] = ["a", "b", "c"];
@@ -48,6 +49,12 @@ async fn kill_during(slow: &str) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let path = workflow(dir.path(), slow);
+    let backend = TestStore::new();
+    let weir = |data: &Path| {
+        let mut cmd = weir(data);
+        cmd.args(backend.cli_args());
+        cmd
+    };
     let mut child = weir(&data)
         .args(["run", path.to_str().unwrap(), "--input", r#"{"ticket": 1}"#])
         .stdout(Stdio::null())
@@ -59,10 +66,8 @@ async fn kill_during(slow: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let store = loop {
         assert!(Instant::now() < deadline, "the slow step never started");
-        if data.join("weir.db").exists()
-            && let Ok(store) = SqliteStore::open(&data.join("weir.db"), Durability::Normal)
-        {
-            break store;
+        if backend.url.is_some() || data.join("weir.db").exists() {
+            break backend.open(&data).await;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };

@@ -61,8 +61,8 @@ plugin = "$PLUGINS/classify_ticket.wasm"
     )
 }
 
-fn fixture_with_prompt() -> Fixture {
-    let f = Fixture::new();
+async fn fixture_with_prompt() -> Fixture {
+    let f = Fixture::new().await;
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ticket-triage/prompts/classify.j2"),
         f.dir.path().join("classify.j2"),
@@ -89,7 +89,7 @@ fn ticket(n: usize) -> Value {
 pub async fn classify_llm() {
     let provider = Provider::start().await;
     provider.otherwise(Reply::complete(ANSWER));
-    let f = fixture_with_prompt();
+    let f = fixture_with_prompt().await;
     let runner = runner(&f, config(&[("stand_in", &provider.url())], ""));
     let path = f.workflow("wf.toml", &triage("llm-triage", "\"model\"", "", ""));
 
@@ -146,7 +146,7 @@ pub async fn classify_llm() {
 /// step runs in its place; a rule that does not cover the kind lets the run fail.
 #[tokio::test]
 async fn a_fallback_step_runs_only_on_the_failure_kinds_it_covers() {
-    let f = fixture_with_prompt();
+    let f = fixture_with_prompt().await;
     let runner = runner(&f, Models::default());
     let path = f.workflow(
         "covered.toml",
@@ -201,7 +201,7 @@ async fn a_failing_alias_falls_back_to_the_next_in_its_chain() {
     down.otherwise(Reply::status(503));
     let up = Provider::start().await;
     up.otherwise(Reply::complete(ANSWER));
-    let f = fixture_with_prompt();
+    let f = fixture_with_prompt().await;
     let models = config(
         &[("down", &down.url()), ("up", &up.url())],
         "[policy]\nmax-attempts = 2\nbackoff = \"10ms\"\nfallback = [\"fast\"]\n",
@@ -228,7 +228,7 @@ async fn a_failing_alias_falls_back_to_the_next_in_its_chain() {
 async fn concurrent_runs_never_spend_past_the_budget() {
     let provider = Provider::start().await;
     provider.otherwise(Reply::complete(ANSWER));
-    let f = fixture_with_prompt();
+    let f = fixture_with_prompt().await;
     let models = config(&[("p", &provider.url())], "[policy]\ncache-ttl = \"0s\"\n");
     let runner = runner(&f, models);
     let path = f.workflow(
@@ -294,7 +294,7 @@ async fn concurrent_runs_never_spend_past_the_budget() {
 async fn the_run_deadline_bounds_steps_and_model_calls() {
     let provider = Provider::start().await;
     provider.otherwise(Reply::complete(ANSWER).after(Duration::from_secs(3)));
-    let f = fixture_with_prompt();
+    let f = fixture_with_prompt().await;
     let models = config(&[("p", &provider.url())], "[policy]\nmax-attempts = 5\n");
     let runner = runner(&f, models);
     let text = r#"
@@ -350,7 +350,7 @@ grants = { models = ["smart"] }
 async fn rate_limits_and_grants_are_enforced_by_the_host() {
     let provider = Provider::start().await;
     provider.otherwise(Reply::complete(ANSWER));
-    let f = fixture_with_prompt();
+    let f = fixture_with_prompt().await;
     let text = format!(
         "[providers.p]\nbase-url = \"{}\"\nrequests-per-minute = 2\n[models.smart]\nprovider = \"p\"\nmodel = \"m\"\n[policy]\ncache-ttl = \"0s\"\n",
         provider.url()
@@ -400,7 +400,7 @@ async fn the_example_uses_the_configured_model_and_degrades_without_one() {
     provider.otherwise(Reply::complete(
         r#"{"label": "billing", "confidence": 0.95}"#,
     ));
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     let path = crate::workflows::triage_workflow(&f);
     let config = f.dir.path().join("weir.toml");
     std::fs::write(
@@ -482,7 +482,7 @@ fn weir_run(
 async fn an_outage_opens_the_breaker_and_runs_fall_back_without_a_retry_storm() {
     let provider = Provider::start().await;
     provider.otherwise(Reply::status(500));
-    let f = fixture_with_prompt();
+    let f = fixture_with_prompt().await;
     let text = format!(
         "[providers.p]\nbase-url = \"{}\"\nbreaker = {{ failures = 3, cooldown = \"60s\" }}\n[models.smart]\nprovider = \"p\"\nmodel = \"m\"\n[policy]\nmax-attempts = 3\nbackoff = \"5ms\"\n",
         provider.url()

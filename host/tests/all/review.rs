@@ -2,15 +2,11 @@
 //! edit and reject send it on (each an audit record); a timeout applies the default action;
 //! all of it survives a restart, and the HTTP queue does the same.
 
-use std::sync::Arc;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use weir::registry;
 use weir::runner::{ReviewError, Runner};
-use weir::store::{
-    Decided, Decision, Durability, ReviewStatus, RunStatus, SqliteStore, StepStatus, Store,
-};
+use weir::store::{Decided, Decision, ReviewStatus, RunStatus, StepStatus};
 
 use crate::serve::{Sidecar, workflow_text};
 use crate::support::host;
@@ -43,15 +39,13 @@ fn by(who: &str) -> Decided {
 }
 
 /// A fresh runner over the same database: what a restarted process sees.
-fn restarted(f: &Fixture) -> Runner {
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&f.dir.path().join("weir.db"), Durability::Normal).unwrap());
-    Runner::new(host().clone(), store, f.dir.path().join("locks"))
+async fn restarted(f: &Fixture) -> Runner {
+    Runner::new(host().clone(), f.reopen().await, f.dir.path().join("locks"))
 }
 
 #[tokio::test]
 async fn a_confidence_gate_parks_the_run_until_a_person_decides() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     let path = f.workflow("gated.toml", &gated(0.4));
 
     // Parked: the gate fired after `classify`; `format` has not run.
@@ -83,7 +77,7 @@ async fn a_confidence_gate_parks_the_run_until_a_person_decides() {
     );
 
     // After a restart the review is still there; approving it sends the run on.
-    let runner = restarted(&f);
+    let runner = restarted(&f).await;
     let approved = runner
         .decide(&review.id, Decision::Approve, by("ana"))
         .await
@@ -138,7 +132,7 @@ async fn a_confidence_gate_parks_the_run_until_a_person_decides() {
 
 #[tokio::test]
 async fn edit_replaces_the_output_and_reject_fails_the_run() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     let path = f.workflow("gated.toml", &gated(0.2));
 
     let run = f.run(&path, json!({"ticket": 3})).await;
@@ -193,7 +187,7 @@ async fn edit_replaces_the_output_and_reject_fails_the_run() {
 
 #[tokio::test]
 async fn a_needs_review_step_takes_an_edited_output_and_its_schema_is_checked() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     let text = r#"
 name = "asks"
 version = "1.0.0"
@@ -251,7 +245,7 @@ after = ["ask"]
 
 #[tokio::test]
 async fn a_review_timeout_applies_the_default_action() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     let text = gated(0.1).replace(
         r#"review = { when = "steps.classify.confidence < 0.7" }"#,
         r#"review = { when = "steps.classify.confidence < 0.7", timeout = "100ms", default = "reject" }"#,
@@ -264,7 +258,7 @@ async fn a_review_timeout_applies_the_default_action() {
         "not yet"
     );
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-    let decided = restarted(&f).expire_reviews().await.unwrap();
+    let decided = restarted(&f).await.expire_reviews().await.unwrap();
     assert_eq!(decided.len(), 1);
     assert_eq!(decided[0].status, ReviewStatus::Rejected);
     assert_eq!(decided[0].decided_by.as_deref(), Some("timeout"));

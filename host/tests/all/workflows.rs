@@ -10,6 +10,7 @@ use weir::runner::{Runner, SubmitError};
 use weir::store::{Durability, RunStatus, SqliteStore, StepStatus, Store};
 use weir_artifacts as artifacts;
 
+use crate::backend::TestStore;
 use crate::support::host;
 
 /// The directory holding the built plugin components.
@@ -19,18 +20,30 @@ pub fn plugin_dir() -> PathBuf {
 
 /// A fresh data directory with a store and a runner.
 pub struct Fixture {
-    pub dir: tempfile::TempDir,
     pub store: Arc<dyn Store>,
     pub runner: Runner,
+    /// The journal's backend (SQLite here, or a PostgreSQL schema of this test's own).
+    pub backend: TestStore,
+    pub dir: tempfile::TempDir,
 }
 
 impl Fixture {
-    pub fn new() -> Self {
+    pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&dir.path().join("weir.db"), Durability::Normal).unwrap());
+        let backend = TestStore::new();
+        let store = backend.open(dir.path()).await;
         let runner = Runner::new(host().clone(), store.clone(), dir.path().join("locks"));
-        Self { dir, store, runner }
+        Self {
+            store,
+            runner,
+            backend,
+            dir,
+        }
+    }
+
+    /// The same journal opened afresh: what a restarted process sees.
+    pub async fn reopen(&self) -> Arc<dyn Store> {
+        self.backend.open(self.dir.path()).await
     }
 
     /// Writes a workflow file (with `$PLUGINS` replaced by the plugin directory) and returns its path.
@@ -126,7 +139,7 @@ input = '{"wrapped": steps.first.output, "n": input.n}'
 
 #[tokio::test]
 async fn a_run_executes_its_steps_in_order_and_journals_everything() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     let run = f
         .run(&f.workflow("pair.toml", TWO_STEPS), json!({"n": 7}))
         .await;
@@ -173,7 +186,7 @@ async fn a_run_executes_its_steps_in_order_and_journals_everything() {
 
 #[tokio::test]
 async fn independent_steps_run_concurrently() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     let text = r#"
 name = "fan"
 version = "1.0.0"
@@ -208,7 +221,7 @@ config = { sleep_ms = 400 }
 
 #[tokio::test]
 async fn conditions_and_routes_skip_steps_with_a_reason() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     let text = r#"
 name = "branches"
 version = "1.0.0"
@@ -271,7 +284,7 @@ when = "steps.pick.confidence > 0.5"
 
 #[tokio::test]
 async fn schemas_are_enforced_at_every_edge() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     let text = r#"
 name = "schemas"
 version = "1.0.0"
@@ -344,7 +357,7 @@ plugin = "$PLUGINS/classify_ticket.wasm"
 
 #[tokio::test]
 async fn runs_are_pinned_to_the_exact_plugin_bytes() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     let plugin = f.dir.path().join("step.wasm");
     std::fs::copy(artifacts::ECHO, &plugin).unwrap();
     let text =
@@ -418,7 +431,7 @@ async fn runs_are_pinned_to_the_exact_plugin_bytes() {
 
 #[tokio::test]
 async fn the_same_idempotency_key_returns_the_same_run() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     let (loaded, _) = registry::register_file(
         host(),
         f.store.as_ref(),
@@ -455,7 +468,7 @@ async fn the_same_idempotency_key_returns_the_same_run() {
 
 #[tokio::test]
 async fn state_set_by_one_step_is_read_by_the_next() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     let text = r#"
 name = "stateful"
 version = "1.0.0"
@@ -489,7 +502,7 @@ config = { recall = "ticket" }
 
 #[tokio::test]
 async fn a_failing_step_fails_the_run_and_needs_review_parks_it() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     let text = |kind: &str| {
         format!(
             "name = \"fails\"\nversion = \"1.0.{}\"\n[[steps]]\nid = \"s\"\nplugin = \"$PLUGINS/echo.wasm\"\nconfig = {{ fail = \"{kind}\" }}\n[[steps]]\nid = \"t\"\nplugin = \"$PLUGINS/echo.wasm\"\nafter = [\"s\"]\n",
@@ -547,7 +560,7 @@ fn ticket(name: &str) -> Value {
 
 #[tokio::test]
 async fn the_triage_example_classifies_the_sample_tickets() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     let path = triage_workflow(&f);
     let cases = [
         (

@@ -1,0 +1,228 @@
+//! The journal's writes on PostgreSQL: [`advance`] and a run's status, each inside the
+//! caller's transaction. The run's row is locked first, so one run's writes are serialized
+//! whichever host makes them.
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+use sqlx::PgConnection;
+
+use super::rows::append_event;
+use crate::store::{Advance, Advanced, AttemptOutcome, AttemptResult, RunStatus, now_ms};
+
+/// Applies `advance`; see [`Store::advance`](crate::store::Store::advance).
+pub(super) async fn advance(c: &mut PgConnection, advance: &Advance) -> anyhow::Result<Advanced> {
+    let run_id = advance.run_id.as_str();
+    let status: String = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1 FOR UPDATE")
+        .bind(run_id)
+        .fetch_optional(&mut *c)
+        .await?
+        .with_context(|| format!("no run {run_id}"))?;
+    if let Some(result) = &advance.finished
+        && !finish_attempt(c, result).await?
+    {
+        return Ok(Advanced {
+            recorded: false,
+            attempts: Vec::new(),
+            run_over: false,
+        });
+    }
+    if matches!(status.as_str(), "succeeded" | "failed" | "cancelled") {
+        return Ok(Advanced {
+            recorded: true,
+            attempts: Vec::new(),
+            run_over: true,
+        });
+    }
+    if status == "pending" {
+        sqlx::query("UPDATE runs SET status = 'running', updated_ms = $2 WHERE id = $1")
+            .bind(run_id)
+            .bind(now_ms())
+            .execute(&mut *c)
+            .await?;
+        append_event(c, run_id, "run_running", None, Value::Null).await?;
+    }
+    for (step_id, reason) in &advance.skipped {
+        let changed = sqlx::query("UPDATE steps SET status = 'skipped', skip_reason = $3 WHERE run_id = $1 AND step_id = $2 AND status = 'pending'")
+            .bind(run_id)
+            .bind(step_id)
+            .bind(reason)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+        if changed == 1 {
+            append_event(
+                c,
+                run_id,
+                "step_skipped",
+                Some(step_id),
+                json!({"reason": reason}),
+            )
+            .await?;
+        }
+    }
+    let mut attempts = Vec::new();
+    for (step_id, digest) in &advance.started {
+        attempts.push(start_attempt(c, run_id, step_id, digest).await?);
+    }
+    if let Some(review) = &advance.review {
+        super::reviews::open(c, run_id, review).await?;
+    }
+    if let Some(end) = &advance.end {
+        set_status(
+            c,
+            run_id,
+            end.status,
+            end.output.clone(),
+            end.failure.clone(),
+        )
+        .await?;
+    }
+    Ok(Advanced {
+        recorded: true,
+        attempts,
+        run_over: false,
+    })
+}
+
+/// Moves a run to `status` (with its output or failure) unless it has already ended.
+pub(super) async fn set_status(
+    c: &mut PgConnection,
+    id: &str,
+    status: RunStatus,
+    output: Option<Value>,
+    failure: Option<Value>,
+) -> anyhow::Result<()> {
+    sqlx::query("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    let changed = sqlx::query(
+        "UPDATE runs SET status = $2, output = COALESCE($3, output), failure = COALESCE($4, failure), updated_ms = $5
+         WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled')",
+    )
+    .bind(id)
+    .bind(status.as_str())
+    .bind(output.as_ref().map(Value::to_string))
+    .bind(failure.as_ref().map(Value::to_string))
+    .bind(now_ms())
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        bail!("run {id} does not exist or has already ended");
+    }
+    append_event(
+        c,
+        id,
+        &format!("run_{status}"),
+        None,
+        failure.unwrap_or(Value::Null),
+    )
+    .await
+}
+
+async fn start_attempt(
+    c: &mut PgConnection,
+    run_id: &str,
+    step_id: &str,
+    input_digest: &str,
+) -> anyhow::Result<u32> {
+    let attempt: i64 = sqlx::query_scalar(
+        "UPDATE steps SET status = 'running', attempts = attempts + 1
+         WHERE run_id = $1 AND step_id = $2 AND status IN ('pending', 'running') RETURNING attempts",
+    )
+    .bind(run_id)
+    .bind(step_id)
+    .fetch_optional(&mut *c)
+    .await?
+    .with_context(|| format!("step {step_id} of run {run_id} cannot start: it does not exist or already has a result"))?;
+    sqlx::query("INSERT INTO attempts (run_id, step_id, attempt, input_digest, status, started_ms) VALUES ($1, $2, $3, $4, 'running', $5)")
+        .bind(run_id)
+        .bind(step_id)
+        .bind(attempt)
+        .bind(input_digest)
+        .bind(now_ms())
+        .execute(&mut *c)
+        .await?;
+    append_event(
+        c,
+        run_id,
+        "step_started",
+        Some(step_id),
+        json!({"attempt": attempt}),
+    )
+    .await?;
+    Ok(attempt as u32)
+}
+
+/// Records an attempt's result; false (recording nothing) when the step already has one.
+async fn finish_attempt(c: &mut PgConnection, result: &AttemptResult) -> anyhow::Result<bool> {
+    let (status, output, confidence, route, failure) = match &result.outcome {
+        AttemptOutcome::Succeeded {
+            output,
+            confidence,
+            route,
+        } => (
+            "succeeded",
+            Some(output.to_string()),
+            *confidence,
+            route.clone(),
+            None,
+        ),
+        AttemptOutcome::Failed(failure) => ("failed", None, None, None, Some(failure.to_string())),
+    };
+    // Exactly-once: only a step still `running` at this attempt takes a result.
+    let recorded = sqlx::query(
+        "UPDATE steps SET status = $3, output = $4, confidence = $5, route = $6, failure = $7
+         WHERE run_id = $1 AND step_id = $2 AND status = 'running' AND attempts = $8",
+    )
+    .bind(&result.run_id)
+    .bind(&result.step_id)
+    .bind(status)
+    .bind(output)
+    .bind(confidence)
+    .bind(route)
+    .bind(&failure)
+    .bind(result.attempt as i64)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if recorded == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE attempts SET status = $4, failure = $5, finished_ms = $6, latency_us = $7, fuel = $8, memory_peak = $9, logs = $10
+         WHERE run_id = $1 AND step_id = $2 AND attempt = $3",
+    )
+    .bind(&result.run_id)
+    .bind(&result.step_id)
+    .bind(result.attempt as i64)
+    .bind(status)
+    .bind(failure)
+    .bind(now_ms())
+    .bind(result.latency_us as i64)
+    .bind(result.fuel.map(|f| f as i64))
+    .bind(result.memory_peak as i64)
+    .bind(result.logs.to_string())
+    .execute(&mut *c)
+    .await?;
+    let data = match &result.outcome {
+        AttemptOutcome::Succeeded {
+            confidence, route, ..
+        } => {
+            json!({"attempt": result.attempt, "latency_us": result.latency_us, "confidence": confidence, "route": route})
+        }
+        AttemptOutcome::Failed(failure) => {
+            json!({"attempt": result.attempt, "latency_us": result.latency_us, "failure": failure})
+        }
+    };
+    append_event(
+        c,
+        &result.run_id,
+        &format!("step_{status}"),
+        Some(&result.step_id),
+        data,
+    )
+    .await?;
+    Ok(true)
+}

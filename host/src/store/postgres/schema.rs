@@ -1,0 +1,177 @@
+//! The PostgreSQL schema: the same logical tables as SQLite (timestamps as BIGINT, bytes as
+//! BYTEA, JSON as TEXT so rows map the same way), versioned and applied once under an
+//! advisory lock so that hosts starting together do not race.
+
+use sqlx::PgPool;
+
+/// The lock every host takes before migrating (an arbitrary constant: "weir" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7765_6972;
+
+/// `(version, SQL)`, in order. Never edit an applied migration: add a new one.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "
+    CREATE TABLE plugins (
+        digest TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        bytes BYTEA NOT NULL,
+        added_ms BIGINT NOT NULL
+    );
+    CREATE INDEX plugins_by_name ON plugins (name, version, added_ms);
+    CREATE TABLE workflows (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        major BIGINT NOT NULL,
+        minor BIGINT NOT NULL,
+        patch BIGINT NOT NULL,
+        digest TEXT NOT NULL,
+        source TEXT NOT NULL,
+        base_dir TEXT NOT NULL,
+        pins TEXT NOT NULL,
+        registered_ms BIGINT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        version TEXT NOT NULL,
+        status TEXT NOT NULL,
+        input TEXT NOT NULL,
+        input_digest TEXT NOT NULL,
+        output TEXT,
+        failure TEXT,
+        idempotency_key TEXT UNIQUE,
+        created_ms BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL,
+        event_seq BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE INDEX runs_by_status ON runs (status, created_ms);
+    CREATE TABLE steps (
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        step_id TEXT NOT NULL,
+        position BIGINT NOT NULL,
+        plugin_digest TEXT NOT NULL,
+        status TEXT NOT NULL,
+        output TEXT,
+        confidence DOUBLE PRECISION,
+        route TEXT,
+        failure TEXT,
+        skip_reason TEXT,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, step_id)
+    );
+    CREATE TABLE attempts (
+        run_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        attempt BIGINT NOT NULL,
+        input_digest TEXT NOT NULL,
+        status TEXT NOT NULL,
+        failure TEXT,
+        started_ms BIGINT NOT NULL,
+        finished_ms BIGINT,
+        latency_us BIGINT,
+        fuel BIGINT,
+        memory_peak BIGINT,
+        logs TEXT,
+        PRIMARY KEY (run_id, step_id, attempt)
+    );
+    CREATE TABLE events (
+        run_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        step_id TEXT,
+        data TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE TABLE state (
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run_id, key)
+    );
+    CREATE TABLE reviews (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        step_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        data TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        expires_ms BIGINT,
+        default_action TEXT,
+        decided_by TEXT,
+        decided_ms BIGINT,
+        note TEXT,
+        before_value TEXT,
+        after_value TEXT
+    );
+    CREATE INDEX reviews_by_status ON reviews (status, created_ms);
+    CREATE INDEX reviews_by_run ON reviews (run_id);
+    CREATE TABLE model_calls (
+        run_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        attempt BIGINT NOT NULL,
+        seq BIGINT NOT NULL,
+        workflow TEXT NOT NULL,
+        version TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        provider TEXT,
+        model TEXT,
+        prompt_id TEXT,
+        prompt_hash TEXT,
+        request TEXT NOT NULL,
+        response TEXT,
+        outcome TEXT NOT NULL,
+        error TEXT,
+        prompt_tokens BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        cost_micros BIGINT NOT NULL,
+        latency_us BIGINT NOT NULL,
+        upstream_attempts BIGINT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        PRIMARY KEY (run_id, step_id, attempt, seq)
+    );
+    CREATE INDEX model_calls_by_workflow ON model_calls (workflow, version);
+    CREATE TABLE model_cache (
+        key TEXT PRIMARY KEY,
+        response TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL
+    );
+    CREATE TABLE budgets (
+        scope TEXT PRIMARY KEY,
+        reserved_micros BIGINT NOT NULL DEFAULT 0,
+        spent_micros BIGINT NOT NULL DEFAULT 0
+    );
+    ",
+)];
+
+/// Applies pending migrations in one transaction, under the migration lock.
+pub(super) async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)")
+        .execute(&mut *tx)
+        .await?;
+    let current: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            .fetch_one(&mut *tx)
+            .await?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        sqlx::raw_sql(sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| anyhow::anyhow!("migration {version} failed: {e}"))?;
+        sqlx::query("INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)")
+            .bind(version)
+            .bind(crate::store::now_ms())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
