@@ -44,6 +44,11 @@ impl std::str::FromStr for DurabilityArg {
 }
 
 impl DataArgs {
+    /// Whether the journal is a database other hosts may share (PostgreSQL).
+    pub(crate) fn is_shared(&self) -> bool {
+        self.store.is_some()
+    }
+
     pub(crate) async fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
         match self.store.as_deref() {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {

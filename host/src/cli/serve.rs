@@ -9,6 +9,7 @@ use anyhow::Context as _;
 
 use super::data::DataArgs;
 use crate::Host;
+use crate::runner::Fleet;
 use crate::serve::{ServeConfig, Server};
 
 #[derive(Debug, clap::Args)]
@@ -37,6 +38,10 @@ pub(crate) struct Args {
     /// How long steps in flight may take to finish on shutdown, e.g. 30s.
     #[arg(long, default_value = "30s", value_parser = crate::limits::parse_duration)]
     drain_timeout: Duration,
+    /// With a PostgreSQL store: how long a host's claim on a run lasts without renewal; a
+    /// dead host's runs are taken over by the others after it.
+    #[arg(long, env = "WEIR_LEASE", default_value = "10s", value_parser = crate::limits::parse_duration)]
+    lease: Duration,
 }
 
 fn parse_size(text: &str) -> Result<usize, String> {
@@ -66,7 +71,21 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
         drain_timeout: args.drain_timeout,
         ..ServeConfig::default()
     };
-    let server = Server::start(host.clone(), data.runner(host).await?, config).await?;
+    let mut runner = data.runner(host).await?;
+    if data.is_shared() {
+        let owner = format!(
+            "{}-{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "weir".into()),
+            std::process::id(),
+            &uuid::Uuid::now_v7().simple().to_string()[20..]
+        );
+        tracing::info!(%owner, lease = ?args.lease, "sharing runs with the fleet on this database");
+        runner = runner.with_fleet(Fleet {
+            owner,
+            lease: args.lease,
+        });
+    }
+    let server = Server::start(host.clone(), runner, config).await?;
     eprintln!("weir serve: listening on http://{}", server.addr);
     shutdown_signal().await;
     eprintln!("weir serve: shutting down");

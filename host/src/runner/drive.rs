@@ -37,6 +37,8 @@ pub(super) struct Drive<'a> {
     /// Steps whose attempt is journaled as started and not yet finished here.
     running: HashSet<String>,
     in_flight: JoinSet<anyhow::Result<Finished>>,
+    /// The lease this driver holds in a fleet; every advance carries it (fencing).
+    lease: Option<crate::store::Lease>,
 }
 
 /// What became of an advance.
@@ -60,6 +62,7 @@ impl<'a> Drive<'a> {
         runner: &'a Runner,
         run: &'a RunRecord,
         workflow: Arc<Workflow>,
+        lease: Option<crate::store::Lease>,
     ) -> anyhow::Result<Self> {
         let records = runner.store.steps(&run.id).await?;
         let mut plugins = HashMap::new();
@@ -85,6 +88,7 @@ impl<'a> Drive<'a> {
             records,
             running: HashSet::new(),
             in_flight: JoinSet::new(),
+            lease,
         })
     }
 
@@ -259,6 +263,10 @@ impl<'a> Drive<'a> {
         let started: Vec<String> = advance.started.iter().map(|(s, _)| s.clone()).collect();
         let advanced = self.runner.store.advance(advance).await?;
         self.runner.control.changed(&self.run.id);
+        if advanced.lost_lease {
+            tracing::warn!(run_id = %self.run.id, "the run's lease was taken over by another host; this host stops driving it and records nothing more");
+            return Ok((self.empty(), Committed::RunOver));
+        }
         if advanced.run_over {
             return Ok((self.empty(), Committed::RunOver));
         }
@@ -318,8 +326,10 @@ impl<'a> Drive<'a> {
     }
 
     fn empty(&self) -> Pending {
+        let mut advance = Advance::new(&self.run.id);
+        advance.lease = self.lease.clone();
         Pending {
-            advance: Advance::new(&self.run.id),
+            advance,
             inputs: Vec::new(),
             events: Vec::new(),
         }

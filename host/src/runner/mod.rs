@@ -30,7 +30,7 @@ pub use review::ReviewError;
 use crate::engine::Host;
 use crate::plugin::Plugin;
 use crate::registry::{self, Loaded};
-use crate::store::{NewRun, RunRecord, RunStatus, Store};
+use crate::store::{Lease, NewRun, RunRecord, RunStatus, Store};
 use crate::workflow::Workflow;
 
 /// Runs workflows against a store.
@@ -47,6 +47,17 @@ pub struct Runner {
     plugins: Arc<Mutex<HashMap<String, Plugin>>>,
     control: control::Control,
     models: crate::model::Models,
+    /// In a fleet: this host's name and how long its leases last.
+    fleet: Option<Arc<Fleet>>,
+}
+
+/// How a host shares runs with others on one database.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    /// This host's unique name (a new one per process start).
+    pub owner: String,
+    /// How long a lease lasts without renewal; a dead host's runs are taken over after it.
+    pub lease: std::time::Duration,
 }
 
 /// Why a run could not be submitted.
@@ -78,7 +89,20 @@ impl Runner {
             plugins: Arc::default(),
             control: control::Control::default(),
             models: crate::model::Models::default(),
+            fleet: None,
         }
+    }
+
+    /// Drives runs under leases in the store instead of local lock files, so that several
+    /// hosts can share one database.
+    pub fn with_fleet(mut self, fleet: Fleet) -> Self {
+        self.fleet = Some(Arc::new(fleet));
+        self
+    }
+
+    /// The fleet settings, when this runner shares its database.
+    pub fn fleet(&self) -> Option<&Fleet> {
+        self.fleet.as_deref()
     }
 
     /// Gives steps the host's model service (providers, aliases, policies, budgets).
@@ -173,6 +197,13 @@ impl Runner {
     /// Drives a run until it ends or waits for review, and returns its final record.
     /// Fails at once if another process is driving it.
     pub async fn execute(&self, run_id: &str) -> anyhow::Result<RunRecord> {
+        if let Some(fleet) = &self.fleet {
+            let lease_ms = fleet.lease.as_millis() as i64;
+            let Some(lease) = self.store.claim_run(run_id, &fleet.owner, lease_ms).await? else {
+                return Err(Busy(run_id.to_string()).into());
+            };
+            return self.execute_leased(lease).await;
+        }
         let lock = lock::RunLock::acquire(&self.lock_dir, run_id)?;
         let run = self
             .store
@@ -188,14 +219,77 @@ impl Runner {
         }
         let workflow = self.definition(&run.workflow, &run.version).await?;
         let span = tracing::info_span!("run", run_id = %run.id, workflow = %run.workflow, version = %run.version);
-        async { drive::Drive::new(self, &run, workflow).await?.run().await }
-            .instrument(span)
-            .await?;
+        async {
+            drive::Drive::new(self, &run, workflow, None)
+                .await?
+                .run()
+                .await
+        }
+        .instrument(span)
+        .await?;
         let run = self.store.get_run(run_id).await?.context("run vanished")?;
         if run.status.is_final() {
             lock.remove();
         }
         Ok(run)
+    }
+
+    /// Drives a run this host holds `lease` on, renewing the lease while it drives and
+    /// giving it up at the end. If the lease is lost (this host was too slow to renew it and
+    /// another took the run over), the store refuses this driver's writes and it stops.
+    pub async fn execute_leased(&self, lease: Lease) -> anyhow::Result<RunRecord> {
+        let fleet = self.fleet.clone().context("not in a fleet")?;
+        // A lease may have waited in a queue: make sure it is still ours (and fresh) first.
+        if !self
+            .store
+            .renew_lease(&lease, fleet.lease.as_millis() as i64)
+            .await?
+        {
+            return Err(Busy(lease.run_id.clone()).into());
+        }
+        let heartbeat = {
+            let (store, lease, every) = (self.store.clone(), lease.clone(), fleet.lease / 3);
+            let lease_ms = fleet.lease.as_millis() as i64;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    match store.renew_lease(&lease, lease_ms).await {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(e) => {
+                            tracing::warn!(run_id = %lease.run_id, error = %format!("{e:#}"), "lease renewal failed");
+                        }
+                    }
+                }
+            })
+        };
+        let driven = async {
+            let run = self
+                .store
+                .get_run(&lease.run_id)
+                .await?
+                .with_context(|| format!("no run {}", lease.run_id))?;
+            if run.status.is_final() || run.status == RunStatus::AwaitingReview {
+                return Ok(run);
+            }
+            let workflow = self.definition(&run.workflow, &run.version).await?;
+            let span = tracing::info_span!("run", run_id = %run.id, workflow = %run.workflow, version = %run.version, epoch = lease.epoch);
+            drive::Drive::new(self, &run, workflow, Some(lease.clone()))
+                .await?
+                .run()
+                .instrument(span)
+                .await?;
+            self.store
+                .get_run(&lease.run_id)
+                .await?
+                .context("run vanished")
+        }
+        .await;
+        heartbeat.abort();
+        if let Err(e) = self.store.release_lease(&lease).await {
+            tracing::warn!(run_id = %lease.run_id, error = %format!("{e:#}"), "lease release failed; it expires on its own");
+        }
+        driven
     }
 
     /// The definition of a registered version, loaded once per runner.

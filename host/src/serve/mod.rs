@@ -7,6 +7,7 @@ mod auth;
 pub mod catalog;
 mod error;
 mod extract;
+mod fleet;
 mod health;
 mod offer;
 mod queue;
@@ -168,8 +169,14 @@ impl Server {
         let watcher = watch::start(catalog.clone())?;
         let resumer = {
             let (catalog, queue, store) = (catalog.clone(), queue.clone(), runner.store().clone());
+            let fleet = runner.fleet().cloned();
             tokio::spawn(async move {
                 catalog.reload().await;
+                if let Some(fleet) = fleet {
+                    // In a fleet, unfinished runs are shared: take those nobody holds, now
+                    // and whenever a host's leases run out.
+                    return fleet::take_over(store, queue, fleet).await;
+                }
                 match store.unfinished_runs().await {
                     Ok(ids) => {
                         if !ids.is_empty() {

@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 
 use crate::metrics;
 use crate::runner::Runner;
+use crate::store::Lease;
 
 /// A place in the queue, taken before a run is created.
 pub struct Admission(
@@ -19,6 +20,8 @@ pub struct Admission(
 
 struct Ticket {
     run_id: String,
+    /// Set when the run was claimed before it was queued (taken over from another host).
+    lease: Option<Lease>,
     _admission: Admission,
 }
 
@@ -29,6 +32,7 @@ pub struct Queue {
     tickets: mpsc::UnboundedSender<Ticket>,
     waiting: Arc<AtomicUsize>,
     active: Arc<AtomicUsize>,
+    workers: usize,
 }
 
 impl Queue {
@@ -47,6 +51,7 @@ impl Queue {
             tickets,
             waiting: Arc::default(),
             active: Arc::default(),
+            workers: workers.max(1),
         };
         let receiver = Arc::new(Mutex::new(receiver));
         let mut pool = JoinSet::new();
@@ -76,12 +81,28 @@ impl Queue {
 
     /// Queues an admitted run.
     pub fn enqueue(&self, admission: Admission, run_id: String) {
+        self.send(admission, run_id, None);
+    }
+
+    /// Queues an admitted run this host already holds a lease on.
+    pub fn enqueue_leased(&self, admission: Admission, lease: Lease) {
+        self.send(admission, lease.run_id.clone(), Some(lease));
+    }
+
+    fn send(&self, admission: Admission, run_id: String, lease: Option<Lease>) {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         self.report();
         let _ = self.tickets.send(Ticket {
             run_id,
+            lease,
             _admission: admission,
         });
+    }
+
+    /// Workers with nothing to do: how many runs this host can start at once.
+    pub fn idle_workers(&self) -> usize {
+        self.workers
+            .saturating_sub(self.active.load(Ordering::SeqCst) + self.waiting())
     }
 
     /// Runs waiting for a worker.
@@ -118,7 +139,11 @@ impl Queue {
             }
             self.active.fetch_add(1, Ordering::SeqCst);
             self.report();
-            if let Err(e) = runner.execute(&ticket.run_id).await {
+            let driven = match ticket.lease {
+                Some(lease) => runner.execute_leased(lease).await,
+                None => runner.execute(&ticket.run_id).await,
+            };
+            if let Err(e) = driven {
                 if e.downcast_ref::<crate::runner::Busy>().is_some() {
                     tracing::debug!(run_id = %ticket.run_id, "run is driven elsewhere");
                 } else {

@@ -218,4 +218,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     );
     ",
     ),
+    (
+        5,
+        "
+    ALTER TABLE runs ADD COLUMN lease_owner TEXT;
+    ALTER TABLE runs ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN lease_expires_ms INTEGER;
+    ",
+    ),
 ];

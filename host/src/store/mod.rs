@@ -135,4 +135,27 @@ pub trait Store: Send + Sync + 'static {
     async fn cache_get(&self, key: &str, now_ms: i64) -> anyhow::Result<Option<String>>;
     /// Caches a model response until `expires_ms`.
     async fn cache_put(&self, key: &str, response: &str, expires_ms: i64) -> anyhow::Result<()>;
+
+    /// Claims `run_id` for `owner` for `lease_ms` when it is unfinished and no live lease is
+    /// held on it (the owner's own expired or released lease included); `None` otherwise.
+    async fn claim_run(
+        &self,
+        run_id: &str,
+        owner: &str,
+        lease_ms: i64,
+    ) -> anyhow::Result<Option<Lease>>;
+    /// Claims up to `limit` unfinished runs, oldest first, created at least `min_age_ms`
+    /// ago, whose lease has expired or that never had one: how a fleet takes over the runs
+    /// of a host that died. Rows other hosts are claiming at the same moment are skipped.
+    async fn claim_orphans(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        limit: usize,
+        min_age_ms: i64,
+    ) -> anyhow::Result<Vec<Lease>>;
+    /// Extends a lease; false when it is no longer held (taken over, or the run ended).
+    async fn renew_lease(&self, lease: &Lease, lease_ms: i64) -> anyhow::Result<bool>;
+    /// Gives a lease up, so another host may claim the run at once.
+    async fn release_lease(&self, lease: &Lease) -> anyhow::Result<()>;
 }

@@ -289,6 +289,21 @@ pub struct Advance {
     pub end: Option<RunEnd>,
     /// A review to open (the run parks when its attempts in flight are done).
     pub review: Option<NewReview>,
+    /// The lease the driver holds on the run, in a fleet: the advance applies only while
+    /// the run's lease is still this one (fencing), else nothing is applied.
+    pub lease: Option<Lease>,
+}
+
+/// A host's claim on a run: who holds it, and which grant of it this is. Every claim bumps
+/// the epoch, so a host whose lease was taken over cannot write with its old one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The run.
+    pub run_id: String,
+    /// The host holding it.
+    pub owner: String,
+    /// The grant's number.
+    pub epoch: i64,
 }
 
 impl Advance {
@@ -331,4 +346,6 @@ pub struct Advanced {
     /// The run had already ended (it was cancelled): the result was recorded, nothing was
     /// started, and the driver should stop.
     pub run_over: bool,
+    /// The driver's lease was taken over: nothing was applied, and it must stop.
+    pub lost_lease: bool,
 }

@@ -24,6 +24,11 @@ impl TestStore {
                 schema: None,
             };
         }
+        Self::postgres()
+    }
+
+    /// A fresh schema on PostgreSQL, whatever the environment says (for fleet tests).
+    pub fn postgres() -> Self {
         let base = std::env::var("WEIR_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let schema = format!("weir_test_{}", uuid::Uuid::now_v7().simple());

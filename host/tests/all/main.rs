@@ -3,6 +3,7 @@
 mod backend;
 mod cli;
 mod crash;
+mod fleet;
 mod hostile;
 mod loading;
 mod model;

@@ -30,17 +30,25 @@ async fn run_detail(client: &reqwest::Client, url: &str, id: &str) -> Value {
 
 /// Starts `weir serve` on a free port; returns the child and its base URL.
 fn serve(data: &Path, workflows: &Path) -> (Child, String) {
-    let mut child = weir(data)
+    serve_with(weir(data), workflows, TOKEN)
+}
+
+/// Starts `weir serve` from `cmd` (the binary with its global options) on a free port,
+/// with `token`; returns the child and its base URL.
+pub fn serve_with(mut cmd: Command, workflows: &Path, token: &str) -> (Child, String) {
+    let mut child = cmd
         .args([
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--drain-timeout",
             "20s",
+            "--lease",
+            "1s",
             "--workflows",
         ])
         .arg(workflows)
-        .env("WEIR_API_TOKENS", TOKEN)
+        .env("WEIR_API_TOKENS", token)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -60,7 +68,7 @@ fn serve(data: &Path, workflows: &Path) -> (Child, String) {
     (child, url)
 }
 
-async fn ready(client: &reqwest::Client, url: &str) {
+pub async fn ready(client: &reqwest::Client, url: &str) {
     for _ in 0..600 {
         if let Ok(r) = client.get(format!("{url}/readyz")).send().await
             && r.status() == reqwest::StatusCode::OK

@@ -4,7 +4,7 @@
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Row};
 
 use super::rows::append_event;
 use crate::store::{Advance, Advanced, AttemptOutcome, AttemptResult, RunStatus, now_ms};
@@ -12,11 +12,25 @@ use crate::store::{Advance, Advanced, AttemptOutcome, AttemptResult, RunStatus, 
 /// Applies `advance`; see [`Store::advance`](crate::store::Store::advance).
 pub(super) async fn advance(c: &mut PgConnection, advance: &Advance) -> anyhow::Result<Advanced> {
     let run_id = advance.run_id.as_str();
-    let status: String = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1 FOR UPDATE")
-        .bind(run_id)
-        .fetch_optional(&mut *c)
-        .await?
-        .with_context(|| format!("no run {run_id}"))?;
+    let row =
+        sqlx::query("SELECT status, lease_owner, lease_epoch FROM runs WHERE id = $1 FOR UPDATE")
+            .bind(run_id)
+            .fetch_optional(&mut *c)
+            .await?
+            .with_context(|| format!("no run {run_id}"))?;
+    let status: String = row.try_get(0)?;
+    // Fencing: a driver whose lease was taken over records nothing.
+    if let Some(lease) = &advance.lease {
+        let (owner, epoch): (Option<String>, i64) = (row.try_get(1)?, row.try_get(2)?);
+        if owner.as_deref() != Some(lease.owner.as_str()) || epoch != lease.epoch {
+            return Ok(Advanced {
+                recorded: false,
+                attempts: Vec::new(),
+                run_over: false,
+                lost_lease: true,
+            });
+        }
+    }
     if let Some(result) = &advance.finished
         && !finish_attempt(c, result).await?
     {
@@ -24,6 +38,7 @@ pub(super) async fn advance(c: &mut PgConnection, advance: &Advance) -> anyhow::
             recorded: false,
             attempts: Vec::new(),
             run_over: false,
+            lost_lease: false,
         });
     }
     if matches!(status.as_str(), "succeeded" | "failed" | "cancelled") {
@@ -31,6 +46,7 @@ pub(super) async fn advance(c: &mut PgConnection, advance: &Advance) -> anyhow::
             recorded: true,
             attempts: Vec::new(),
             run_over: true,
+            lost_lease: false,
         });
     }
     if status == "pending" {
@@ -81,6 +97,7 @@ pub(super) async fn advance(c: &mut PgConnection, advance: &Advance) -> anyhow::
         recorded: true,
         attempts,
         run_over: false,
+        lost_lease: false,
     })
 }
 

@@ -5,6 +5,7 @@
 //! are immutable, runs keep their pins) hold across hosts.
 
 mod journal;
+mod lease;
 mod model;
 mod reviews;
 mod rows;
@@ -410,6 +411,33 @@ impl Store for PostgresStore {
     async fn cache_put(&self, key: &str, response: &str, expires_ms: i64) -> anyhow::Result<()> {
         let mut c = self.pool.acquire().await?;
         model::cache_put(&mut c, key, response, expires_ms).await
+    }
+
+    async fn claim_run(
+        &self,
+        run_id: &str,
+        owner: &str,
+        lease_ms: i64,
+    ) -> anyhow::Result<Option<Lease>> {
+        lease::claim_run(&self.pool, run_id, owner, lease_ms).await
+    }
+
+    async fn claim_orphans(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        limit: usize,
+        min_age_ms: i64,
+    ) -> anyhow::Result<Vec<Lease>> {
+        lease::claim_orphans(&self.pool, owner, lease_ms, limit, min_age_ms).await
+    }
+
+    async fn renew_lease(&self, held: &Lease, lease_ms: i64) -> anyhow::Result<bool> {
+        lease::renew(&self.pool, held, lease_ms).await
+    }
+
+    async fn release_lease(&self, held: &Lease) -> anyhow::Result<()> {
+        lease::release(&self.pool, held).await
     }
 }
 

@@ -8,9 +8,10 @@ use sqlx::PgPool;
 const MIGRATION_LOCK: i64 = 0x7765_6972;
 
 /// `(version, SQL)`, in order. Never edit an applied migration: add a new one.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "
     CREATE TABLE plugins (
         digest TEXT PRIMARY KEY,
         name TEXT NOT NULL,
@@ -145,7 +146,17 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         spent_micros BIGINT NOT NULL DEFAULT 0
     );
     ",
-)];
+    ),
+    (
+        2,
+        "
+    ALTER TABLE runs ADD COLUMN lease_owner TEXT;
+    ALTER TABLE runs ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN lease_expires_ms BIGINT;
+    CREATE INDEX runs_unfinished ON runs (created_ms) WHERE status IN ('pending', 'running');
+    ",
+    ),
+];
 
 /// Applies pending migrations in one transaction, under the migration lock.
 pub(super) async fn migrate(pool: &PgPool) -> anyhow::Result<()> {

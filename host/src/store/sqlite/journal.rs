@@ -13,6 +13,21 @@ use crate::store::{Advance, Advanced, AttemptOutcome, AttemptResult, RunStatus};
 /// Applies `advance`; see [`Store::advance`](crate::store::Store::advance).
 pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advanced> {
     let run_id = advance.run_id.as_str();
+    // Fencing: a driver whose lease was taken over records nothing.
+    if let Some(lease) = &advance.lease {
+        let held: Option<(Option<String>, i64)> = c
+            .prepare_cached("SELECT lease_owner, lease_epoch FROM runs WHERE id = ?1")?
+            .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if held != Some((Some(lease.owner.clone()), lease.epoch)) {
+            return Ok(Advanced {
+                recorded: false,
+                attempts: Vec::new(),
+                run_over: false,
+                lost_lease: true,
+            });
+        }
+    }
     if let Some(result) = &advance.finished
         && !finish_attempt(c, result)?
     {
@@ -20,6 +35,7 @@ pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advan
             recorded: false,
             attempts: Vec::new(),
             run_over: false,
+            lost_lease: false,
         });
     }
     let status: String = c
@@ -32,6 +48,7 @@ pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advan
             recorded: true,
             attempts: Vec::new(),
             run_over: true,
+            lost_lease: false,
         });
     }
     let started = c.prepare_cached("UPDATE runs SET status = 'running', updated_ms = ?2 WHERE id = ?1 AND status = 'pending'")?.execute(
@@ -64,6 +81,7 @@ pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advan
         recorded: true,
         attempts,
         run_over: false,
+        lost_lease: false,
     })
 }
 

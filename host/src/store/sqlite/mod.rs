@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 
 mod journal;
+mod lease;
 mod model;
 mod reviews;
 mod rows;
@@ -571,5 +572,38 @@ impl Store for SqliteStore {
         let (key, response) = (key.to_string(), response.to_string());
         self.write(move |c| model::cache_put(c, &key, &response, expires_ms))
             .await
+    }
+
+    async fn claim_run(
+        &self,
+        run_id: &str,
+        owner: &str,
+        lease_ms: i64,
+    ) -> anyhow::Result<Option<Lease>> {
+        let (run_id, owner) = (run_id.to_string(), owner.to_string());
+        self.write(move |c| lease::claim_run(c, &run_id, &owner, lease_ms))
+            .await
+    }
+
+    async fn claim_orphans(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        limit: usize,
+        min_age_ms: i64,
+    ) -> anyhow::Result<Vec<Lease>> {
+        let owner = owner.to_string();
+        self.write(move |c| lease::claim_orphans(c, &owner, lease_ms, limit, min_age_ms))
+            .await
+    }
+
+    async fn renew_lease(&self, held: &Lease, lease_ms: i64) -> anyhow::Result<bool> {
+        let held = held.clone();
+        self.write(move |c| lease::renew(c, &held, lease_ms)).await
+    }
+
+    async fn release_lease(&self, held: &Lease) -> anyhow::Result<()> {
+        let held = held.clone();
+        self.write(move |c| lease::release(c, &held)).await
     }
 }

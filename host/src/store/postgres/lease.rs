@@ -1,0 +1,94 @@
+//! Leases on PostgreSQL: how hosts share runs. A claim is one conditional `UPDATE` (the
+//! row lock decides between hosts racing for the same run), orphans are found with
+//! `FOR UPDATE SKIP LOCKED` so hosts scanning together take different runs, and each claim
+//! bumps the run's lease epoch, which every advance checks (fencing).
+
+use sqlx::{PgPool, Row};
+
+use crate::store::{Lease, now_ms};
+
+pub(super) async fn claim_run(
+    pool: &PgPool,
+    run_id: &str,
+    owner: &str,
+    lease_ms: i64,
+) -> anyhow::Result<Option<Lease>> {
+    let now = now_ms();
+    let epoch: Option<i64> = sqlx::query_scalar(
+        "UPDATE runs SET lease_owner = $2, lease_epoch = lease_epoch + 1, lease_expires_ms = $3 + $4
+         WHERE id = $1 AND status IN ('pending', 'running') AND (lease_expires_ms IS NULL OR lease_expires_ms < $3)
+         RETURNING lease_epoch",
+    )
+    .bind(run_id)
+    .bind(owner)
+    .bind(now)
+    .bind(lease_ms)
+    .fetch_optional(pool)
+    .await?;
+    Ok(epoch.map(|epoch| Lease {
+        run_id: run_id.to_string(),
+        owner: owner.to_string(),
+        epoch,
+    }))
+}
+
+pub(super) async fn claim_orphans(
+    pool: &PgPool,
+    owner: &str,
+    lease_ms: i64,
+    limit: usize,
+    min_age_ms: i64,
+) -> anyhow::Result<Vec<Lease>> {
+    let now = now_ms();
+    let rows = sqlx::query(
+        "UPDATE runs SET lease_owner = $1, lease_epoch = lease_epoch + 1, lease_expires_ms = $2 + $3
+         WHERE id IN (
+             SELECT id FROM runs
+             WHERE status IN ('pending', 'running') AND (lease_expires_ms IS NULL OR lease_expires_ms < $2)
+               AND created_ms <= $2 - $5
+             ORDER BY created_ms LIMIT $4 FOR UPDATE SKIP LOCKED)
+         RETURNING id, lease_epoch",
+    )
+    .bind(owner)
+    .bind(now)
+    .bind(lease_ms)
+    .bind(limit as i64)
+    .bind(min_age_ms)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Lease {
+                run_id: r.try_get(0)?,
+                owner: owner.to_string(),
+                epoch: r.try_get(1)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn renew(pool: &PgPool, lease: &Lease, lease_ms: i64) -> anyhow::Result<bool> {
+    let changed = sqlx::query(
+        "UPDATE runs SET lease_expires_ms = $4 + $5
+         WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status IN ('pending', 'running')",
+    )
+    .bind(&lease.run_id)
+    .bind(&lease.owner)
+    .bind(lease.epoch)
+    .bind(now_ms())
+    .bind(lease_ms)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(changed == 1)
+}
+
+pub(super) async fn release(pool: &PgPool, lease: &Lease) -> anyhow::Result<()> {
+    sqlx::query("UPDATE runs SET lease_expires_ms = NULL WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3")
+        .bind(&lease.run_id)
+        .bind(&lease.owner)
+        .bind(lease.epoch)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
