@@ -212,11 +212,20 @@ fn main() {
         let pg = PostgresStore::connect(&schema("weir_bench_journal").await)
             .await
             .unwrap();
-        // Warm both, then measure.
+        // The same, with commits that do not wait for the WAL flush: how much of the cost is
+        // the fsync per commit.
+        let async_url = format!(
+            "{}%20-csynchronous_commit%3Doff",
+            schema("weir_bench_journal_async").await
+        );
+        let pg_async = PostgresStore::connect(&async_url).await.unwrap();
+        // Warm them, then measure.
         journal_cost_per_step(&sqlite, 20).await;
         journal_cost_per_step(&pg, 20).await;
+        journal_cost_per_step(&pg_async, 20).await;
         let sqlite_us = journal_cost_per_step(&sqlite, 300).await;
         let pg_us = journal_cost_per_step(&pg, 300).await;
+        let pg_async_us = journal_cost_per_step(&pg_async, 300).await;
 
         let mut rates = Vec::new();
         for hosts in 1..=3 {
@@ -230,6 +239,10 @@ fn main() {
         println!(
             "| PostgreSQL (loopback) | {pg_us:.0} | {:.2}× |",
             pg_us / sqlite_us
+        );
+        println!(
+            "| PostgreSQL, `synchronous_commit=off` | {pg_async_us:.0} | {:.2}× |",
+            pg_async_us / sqlite_us
         );
         println!(
             "\n### Fleet: {RUNS} runs of a 5-step workflow, `weir serve` hosts on one PostgreSQL\n"

@@ -12,6 +12,7 @@ pub mod expr;
 mod models;
 mod parse;
 mod resolve;
+mod review;
 
 use std::collections::BTreeMap;
 use std::ops::Range;

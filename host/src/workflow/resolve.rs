@@ -9,18 +9,17 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::DiGraph;
 use toml::Spanned;
 
-use super::authored::{LimitsTable, ReviewTable, StepTable};
+use super::authored::{LimitsTable, StepTable};
 use super::diagnostic::{Diagnostic, did_you_mean};
 use super::expr::{Expr, VARIABLES};
 use super::parse::parse;
-use super::{DEFAULT_MAX_PARALLEL, OutputDecl, PluginRef, ReviewPolicy, StepDef, Workflow};
+use super::{DEFAULT_MAX_PARALLEL, OutputDecl, PluginRef, StepDef, Workflow};
 use crate::attempt::StepSpec;
 use crate::capabilities::Grants;
 use crate::capabilities::config::StepConfig;
 use crate::capabilities::files::DirGrant;
 use crate::capabilities::http::HostGrant;
 use crate::limits::Limits;
-use crate::store::DefaultAction;
 
 type Failed = (String, Vec<Diagnostic>);
 
@@ -185,7 +184,11 @@ fn sorted(known: &[&str]) -> String {
     known.join(", ")
 }
 
-fn compile(expr: &Spanned<String>, what: &str, errors: &mut Vec<Diagnostic>) -> Option<Expr> {
+pub(super) fn compile(
+    expr: &Spanned<String>,
+    what: &str,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Expr> {
     match Expr::compile(expr.get_ref()) {
         Ok(e) => Some(e),
         Err(message) => {
@@ -205,7 +208,7 @@ fn compile(expr: &Spanned<String>, what: &str, errors: &mut Vec<Diagnostic>) -> 
 }
 
 /// Checks an expression's references: known steps, known variables.
-fn check_refs(
+pub(super) fn check_refs(
     expr: &Expr,
     span: Range<usize>,
     what: &str,
@@ -286,7 +289,7 @@ fn step(
     let review = table
         .review
         .as_ref()
-        .map(|r| review_policy(r, known, errors));
+        .map(|r| super::review::review_policy(r, known, errors));
     if table.input.is_none() && after.len() > 1 {
         errors.push(
             Diagnostic::at(table.id.span(), format!("step `{id}` waits for {} steps but does not say what it receives", after.len()))
@@ -375,55 +378,6 @@ fn step(
         fallback,
         stands_in_for: None,
     })
-}
-
-fn review_policy(
-    table: &Spanned<ReviewTable>,
-    known: &[&str],
-    errors: &mut Vec<Diagnostic>,
-) -> ReviewPolicy {
-    let review = table.get_ref();
-    let when = review.when.as_ref().and_then(|w| {
-        let expr = compile(w, "`review.when`", errors)?;
-        check_refs(&expr, w.span(), "`review.when`", known, errors);
-        Some(expr)
-    });
-    let timeout =
-        review
-            .timeout
-            .as_ref()
-            .and_then(|t| match crate::limits::parse_duration(t.get_ref()) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    errors.push(Diagnostic::at(t.span(), format!("`review.timeout`: {e}")));
-                    None
-                }
-            });
-    let default = review
-        .default
-        .as_ref()
-        .and_then(|d| match d.get_ref().as_str() {
-            "approve" => Some(DefaultAction::Approve),
-            "reject" => Some(DefaultAction::Reject),
-            other => {
-                errors.push(
-                    Diagnostic::at(d.span(), format!("`review.default` is {other:?}"))
-                        .help("write default = \"approve\" or default = \"reject\""),
-                );
-                None
-            }
-        });
-    if review.default.is_some() != review.timeout.is_some() {
-        errors.push(
-            Diagnostic::at(table.span(), "`review.timeout` and `review.default` go together")
-                .help("say how long a review may wait and what happens then, e.g. review = { timeout = \"24h\", default = \"reject\" }"),
-        );
-    }
-    ReviewPolicy {
-        when,
-        timeout,
-        default,
-    }
 }
 
 fn limits(table: &LimitsTable, defaults: &Limits, errors: &mut Vec<Diagnostic>) -> Limits {
