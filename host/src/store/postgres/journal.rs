@@ -144,23 +144,21 @@ async fn start_attempt(
     step_id: &str,
     input_digest: &str,
 ) -> anyhow::Result<u32> {
+    // One round trip: take the attempt number and journal the attempt.
     let attempt: i64 = sqlx::query_scalar(
-        "UPDATE steps SET status = 'running', attempts = attempts + 1
-         WHERE run_id = $1 AND step_id = $2 AND status IN ('pending', 'running') RETURNING attempts",
+        "WITH step AS (
+             UPDATE steps SET status = 'running', attempts = attempts + 1
+             WHERE run_id = $1 AND step_id = $2 AND status IN ('pending', 'running') RETURNING attempts)
+         INSERT INTO attempts (run_id, step_id, attempt, input_digest, status, started_ms)
+         SELECT $1, $2, attempts, $3, 'running', $4 FROM step RETURNING attempt",
     )
     .bind(run_id)
     .bind(step_id)
+    .bind(input_digest)
+    .bind(now_ms())
     .fetch_optional(&mut *c)
     .await?
     .with_context(|| format!("step {step_id} of run {run_id} cannot start: it does not exist or already has a result"))?;
-    sqlx::query("INSERT INTO attempts (run_id, step_id, attempt, input_digest, status, started_ms) VALUES ($1, $2, $3, $4, 'running', $5)")
-        .bind(run_id)
-        .bind(step_id)
-        .bind(attempt)
-        .bind(input_digest)
-        .bind(now_ms())
-        .execute(&mut *c)
-        .await?;
     append_event(
         c,
         run_id,
@@ -188,10 +186,16 @@ async fn finish_attempt(c: &mut PgConnection, result: &AttemptResult) -> anyhow:
         ),
         AttemptOutcome::Failed(failure) => ("failed", None, None, None, Some(failure.to_string())),
     };
-    // Exactly-once: only a step still `running` at this attempt takes a result.
-    let recorded = sqlx::query(
-        "UPDATE steps SET status = $3, output = $4, confidence = $5, route = $6, failure = $7
-         WHERE run_id = $1 AND step_id = $2 AND status = 'running' AND attempts = $8",
+    // Exactly-once: only a step still `running` at this attempt takes a result; the attempt
+    // row is finished in the same statement, only if it did.
+    let recorded: i64 = sqlx::query_scalar(
+        "WITH step AS (
+             UPDATE steps SET status = $3, output = $4, confidence = $5, route = $6, failure = $7
+             WHERE run_id = $1 AND step_id = $2 AND status = 'running' AND attempts = $8 RETURNING 1),
+         attempt AS (
+             UPDATE attempts SET status = $3, failure = $7, finished_ms = $9, latency_us = $10, fuel = $11, memory_peak = $12, logs = $13
+             WHERE run_id = $1 AND step_id = $2 AND attempt = $8 AND EXISTS (SELECT 1 FROM step))
+         SELECT COUNT(*) FROM step",
     )
     .bind(&result.run_id)
     .bind(&result.step_id)
@@ -201,28 +205,16 @@ async fn finish_attempt(c: &mut PgConnection, result: &AttemptResult) -> anyhow:
     .bind(route)
     .bind(&failure)
     .bind(result.attempt as i64)
-    .execute(&mut *c)
-    .await?
-    .rows_affected();
-    if recorded == 0 {
-        return Ok(false);
-    }
-    sqlx::query(
-        "UPDATE attempts SET status = $4, failure = $5, finished_ms = $6, latency_us = $7, fuel = $8, memory_peak = $9, logs = $10
-         WHERE run_id = $1 AND step_id = $2 AND attempt = $3",
-    )
-    .bind(&result.run_id)
-    .bind(&result.step_id)
-    .bind(result.attempt as i64)
-    .bind(status)
-    .bind(failure)
     .bind(now_ms())
     .bind(result.latency_us as i64)
     .bind(result.fuel.map(|f| f as i64))
     .bind(result.memory_peak as i64)
     .bind(result.logs.to_string())
-    .execute(&mut *c)
+    .fetch_one(&mut *c)
     .await?;
+    if recorded == 0 {
+        return Ok(false);
+    }
     let data = match &result.outcome {
         AttemptOutcome::Succeeded {
             confidence, route, ..

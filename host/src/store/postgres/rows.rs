@@ -15,21 +15,19 @@ pub(super) async fn append_event(
     step_id: Option<&str>,
     data: Value,
 ) -> anyhow::Result<()> {
-    let seq: i64 = sqlx::query_scalar(
-        "UPDATE runs SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",
+    // One round trip: number the event and insert it in the same statement.
+    sqlx::query(
+        "WITH next AS (UPDATE runs SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq)
+         INSERT INTO events (run_id, seq, at_ms, kind, step_id, data)
+         SELECT $1, event_seq, $2, $3, $4, $5 FROM next",
     )
     .bind(run_id)
-    .fetch_one(&mut *c)
+    .bind(now_ms())
+    .bind(kind)
+    .bind(step_id)
+    .bind(data.to_string())
+    .execute(&mut *c)
     .await?;
-    sqlx::query("INSERT INTO events (run_id, seq, at_ms, kind, step_id, data) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(run_id)
-        .bind(seq)
-        .bind(now_ms())
-        .bind(kind)
-        .bind(step_id)
-        .bind(data.to_string())
-        .execute(&mut *c)
-        .await?;
     Ok(())
 }
 
