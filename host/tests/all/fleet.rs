@@ -86,7 +86,7 @@ grants = {{ models = ["smart"] }}
 id = "slow"
 plugin = "{p}/echo.wasm"
 after = ["ask"]
-config = {{ sleep_ms = 300 }}
+config = {{ sleep_ms = 400 }}
 [[steps]]
 id = "finish"
 plugin = "{p}/echo.wasm"
