@@ -144,7 +144,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::execute(&host, &cli.data, args).await,
         Command::Serve(args) => serve::execute(&host, &cli.data, args).await,
         Command::Review(command) => review::execute(&host, &cli.data, command).await,
-        Command::Step(StepCommand::Run(args)) => step_run::execute(&host, args).await,
+        Command::Step(StepCommand::Run(args)) => step_run::execute(&host, &cli.data, args).await,
         Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect::execute(&host, args).await,
     }
 }

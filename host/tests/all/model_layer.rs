@@ -498,3 +498,62 @@ async fn an_outage_opens_the_breaker_and_runs_fall_back_without_a_retry_storm() 
     }
     assert_eq!(provider.calls(), 3, "the breaker bounds upstream calls");
 }
+
+/// `weir step run` grants model aliases and prompts from the command line: a plugin author
+/// can try a model step alone; without the grant the call is denied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_step_can_call_a_granted_model() {
+    let provider = Provider::start().await;
+    provider.otherwise(Reply::complete(ANSWER));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[providers.p]\nbase-url = \"{}\"\n[models.smart]\nprovider = \"p\"\nmodel = \"m\"\n",
+            provider.url()
+        ),
+    )
+    .unwrap();
+    let prompt =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ticket-triage/prompts/classify.j2");
+    let plugin = crate::workflows::plugin_dir().join("classify_llm.wasm");
+    let step = move |grant: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_weir"));
+        cmd.arg("--host-config")
+            .arg(&config)
+            .args(["step", "run"])
+            .arg(&plugin);
+        cmd.args([
+            "--input",
+            r#"{"subject": "Refund", "body": "charged twice"}"#,
+            "--json",
+        ]);
+        if grant {
+            cmd.args(["--allow-model", "smart", "--prompt"])
+                .arg(format!("classify={}", prompt.display()));
+        }
+        let out = cmd.output().unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), report)
+    };
+    let granted = step.clone();
+    let (code, report) = tokio::task::spawn_blocking(move || granted(true))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(
+        report["outcome"]["ok"]["payload"]["label"], "billing",
+        "{report}"
+    );
+    assert_eq!(provider.calls(), 1);
+
+    let (code, report) = tokio::task::spawn_blocking(move || step(false))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1));
+    assert_eq!(report["outcome"]["failed"]["kind"], "denied", "{report}");
+    assert_eq!(report["denials"][0]["capability"], "model", "{report}");
+    assert_eq!(provider.calls(), 1);
+}
