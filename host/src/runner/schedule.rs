@@ -1,5 +1,6 @@
 //! Which steps of a run can go next, and what each receives, decided from the journal.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
@@ -51,7 +52,14 @@ pub(crate) fn handled(def: &StepDef, record: &StepRecord) -> bool {
 
 /// The records as the rest of the workflow sees them: a step whose failure its fallback
 /// covers takes its fallback step's record (status, output, confidence, route).
-pub(crate) fn effective(wf: &Workflow, records: &[StepRecord]) -> Vec<StepRecord> {
+pub(crate) fn effective<'r>(wf: &Workflow, records: &'r [StepRecord]) -> Cow<'r, [StepRecord]> {
+    // The common case, no step failed over to a fallback: the records as they are, uncopied.
+    if !records
+        .iter()
+        .any(|r| wf.step(&r.step_id).is_some_and(|def| handled(def, r)))
+    {
+        return Cow::Borrowed(records);
+    }
     records
         .iter()
         .map(|r| {
@@ -68,7 +76,8 @@ pub(crate) fn effective(wf: &Workflow, records: &[StepRecord]) -> Vec<StepRecord
                 None => r.clone(),
             }
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .into()
 }
 
 /// Decisions for every step that is not finished, not in flight, and whose dependencies

@@ -96,6 +96,29 @@ pub enum Decision {
     Reject(String),
 }
 
+impl Decision {
+    /// What the decision does to the run, the same on every backend: a rejection fails it
+    /// (with the failure to record); otherwise it goes back to `running` once no review of
+    /// it is pending (`still_pending`).
+    pub(crate) fn run_change(
+        &self,
+        step_id: &str,
+        by: &str,
+        still_pending: i64,
+    ) -> Option<(super::RunStatus, Option<Value>)> {
+        match self {
+            Decision::Reject(reason) => Some((
+                super::RunStatus::Failed,
+                Some(
+                    serde_json::json!({"step": step_id, "failure": {"kind": "review_rejected", "message": format!("rejected by {by}: {reason}")}}),
+                ),
+            )),
+            _ if still_pending == 0 => Some((super::RunStatus::Running, None)),
+            _ => None,
+        }
+    }
+}
+
 /// Who decided, and their note.
 #[derive(Debug, Clone)]
 pub struct Decided {

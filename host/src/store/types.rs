@@ -226,6 +226,55 @@ pub struct AttemptResult {
     pub logs: Value,
 }
 
+/// What a result writes to its step row, as the backends store it (JSON as text).
+pub(crate) struct ResultColumns {
+    pub status: &'static str,
+    pub output: Option<String>,
+    pub confidence: Option<f64>,
+    pub route: Option<String>,
+    pub failure: Option<String>,
+}
+
+impl AttemptResult {
+    /// The step row's columns for this result, the same on every backend.
+    pub(crate) fn columns(&self) -> ResultColumns {
+        match &self.outcome {
+            AttemptOutcome::Succeeded {
+                output,
+                confidence,
+                route,
+            } => ResultColumns {
+                status: "succeeded",
+                output: Some(output.to_string()),
+                confidence: *confidence,
+                route: route.clone(),
+                failure: None,
+            },
+            AttemptOutcome::Failed(failure) => ResultColumns {
+                status: "failed",
+                output: None,
+                confidence: None,
+                route: None,
+                failure: Some(failure.to_string()),
+            },
+        }
+    }
+
+    /// The data of the `step_succeeded` / `step_failed` event.
+    pub(crate) fn event_data(&self) -> Value {
+        match &self.outcome {
+            AttemptOutcome::Succeeded {
+                confidence, route, ..
+            } => {
+                serde_json::json!({"attempt": self.attempt, "latency_us": self.latency_us, "confidence": confidence, "route": route})
+            }
+            AttemptOutcome::Failed(failure) => {
+                serde_json::json!({"attempt": self.attempt, "latency_us": self.latency_us, "failure": failure})
+            }
+        }
+    }
+}
+
 /// One attempt as journaled.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AttemptRecord {

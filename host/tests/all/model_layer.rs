@@ -456,8 +456,7 @@ fn weir_run(
     workflow: &Path,
     input: &Path,
 ) -> (Option<i32>, String, String) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_weir"));
-    cmd.arg("--data-dir").arg(data);
+    let mut cmd = crate::crash::weir(data);
     if let Some(config) = config {
         cmd.arg("--host-config").arg(config);
     }

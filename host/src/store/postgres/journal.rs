@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use sqlx::{PgConnection, Row};
 
 use super::rows::append_event;
-use crate::store::{Advance, Advanced, AttemptOutcome, AttemptResult, RunStatus, now_ms};
+use crate::store::{Advance, Advanced, AttemptResult, ResultColumns, RunStatus, now_ms};
 
 /// Applies `advance`; see [`Store::advance`](crate::store::Store::advance).
 pub(super) async fn advance(c: &mut PgConnection, advance: &Advance) -> anyhow::Result<Advanced> {
@@ -172,20 +172,13 @@ async fn start_attempt(
 
 /// Records an attempt's result; false (recording nothing) when the step already has one.
 async fn finish_attempt(c: &mut PgConnection, result: &AttemptResult) -> anyhow::Result<bool> {
-    let (status, output, confidence, route, failure) = match &result.outcome {
-        AttemptOutcome::Succeeded {
-            output,
-            confidence,
-            route,
-        } => (
-            "succeeded",
-            Some(output.to_string()),
-            *confidence,
-            route.clone(),
-            None,
-        ),
-        AttemptOutcome::Failed(failure) => ("failed", None, None, None, Some(failure.to_string())),
-    };
+    let ResultColumns {
+        status,
+        output,
+        confidence,
+        route,
+        failure,
+    } = result.columns();
     // Exactly-once: only a step still `running` at this attempt takes a result; the attempt
     // row is finished in the same statement, only if it did.
     let recorded: i64 = sqlx::query_scalar(
@@ -215,16 +208,7 @@ async fn finish_attempt(c: &mut PgConnection, result: &AttemptResult) -> anyhow:
     if recorded == 0 {
         return Ok(false);
     }
-    let data = match &result.outcome {
-        AttemptOutcome::Succeeded {
-            confidence, route, ..
-        } => {
-            json!({"attempt": result.attempt, "latency_us": result.latency_us, "confidence": confidence, "route": route})
-        }
-        AttemptOutcome::Failed(failure) => {
-            json!({"attempt": result.attempt, "latency_us": result.latency_us, "failure": failure})
-        }
-    };
+    let data = result.event_data();
     append_event(
         c,
         &result.run_id,

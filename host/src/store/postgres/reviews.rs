@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::rows::{append_event, json_col, parse};
-use crate::store::{Decided, Decision, NewReview, ReviewRecord, ReviewStatus, RunStatus, now_ms};
+use crate::store::{Decided, Decision, NewReview, ReviewRecord, ReviewStatus, now_ms};
 
 const COLUMNS: &str = "id, run_id, step_id, reason, data, status, created_ms, expires_ms, default_action, decided_by, decided_ms, note, before_value, after_value";
 
@@ -179,16 +179,7 @@ pub(super) async fn decide(
             .bind(&review.run_id)
             .fetch_one(&mut *c)
             .await?;
-    let run_status = match decision {
-        Decision::Reject(reason) => Some((
-            RunStatus::Failed,
-            Some(
-                json!({"step": review.step_id, "failure": {"kind": "review_rejected", "message": format!("rejected by {}: {reason}", decided.by)}}),
-            ),
-        )),
-        _ if still_pending == 0 => Some((RunStatus::Running, None)),
-        _ => None,
-    };
+    let run_status = decision.run_change(&review.step_id, &decided.by, still_pending);
     if let Some((run_status, failure)) = run_status {
         let changed = sqlx::query(
             "UPDATE runs SET status = $2, failure = COALESCE($3, failure), updated_ms = $4 WHERE id = $1 AND status = 'awaiting_review'",

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::now_ms;
 use super::rows::append_event;
-use crate::store::{Advance, Advanced, AttemptOutcome, AttemptResult, RunStatus};
+use crate::store::{Advance, Advanced, AttemptResult, ResultColumns, RunStatus};
 
 /// Applies `advance`; see [`Store::advance`](crate::store::Store::advance).
 pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advanced> {
@@ -138,20 +138,13 @@ fn start_attempt(
 
 /// Records an attempt's result; false (recording nothing) when the step already has one.
 fn finish_attempt(c: &Connection, result: &AttemptResult) -> anyhow::Result<bool> {
-    let (status, output, confidence, route, failure) = match &result.outcome {
-        AttemptOutcome::Succeeded {
-            output,
-            confidence,
-            route,
-        } => (
-            "succeeded",
-            Some(output.to_string()),
-            *confidence,
-            route.clone(),
-            None,
-        ),
-        AttemptOutcome::Failed(failure) => ("failed", None, None, None, Some(failure.to_string())),
-    };
+    let ResultColumns {
+        status,
+        output,
+        confidence,
+        route,
+        failure,
+    } = result.columns();
     // Exactly-once: only a step still `running` at this attempt takes a result.
     let recorded = c
         .prepare_cached(
@@ -186,16 +179,7 @@ fn finish_attempt(c: &Connection, result: &AttemptResult) -> anyhow::Result<bool
             result.logs.to_string()
         ],
     )?;
-    let data = match &result.outcome {
-        AttemptOutcome::Succeeded {
-            confidence, route, ..
-        } => {
-            json!({"attempt": result.attempt, "latency_us": result.latency_us, "confidence": confidence, "route": route})
-        }
-        AttemptOutcome::Failed(failure) => {
-            json!({"attempt": result.attempt, "latency_us": result.latency_us, "failure": failure})
-        }
-    };
+    let data = result.event_data();
     append_event(
         c,
         &result.run_id,

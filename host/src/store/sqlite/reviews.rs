@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::now_ms;
 use super::rows::{append_event, json_col, parse_status};
-use crate::store::{Decided, Decision, NewReview, ReviewRecord, ReviewStatus, RunStatus};
+use crate::store::{Decided, Decision, NewReview, ReviewRecord, ReviewStatus};
 
 const COLUMNS: &str = "id, run_id, step_id, reason, data, status, created_ms, expires_ms, default_action, decided_by, decided_ms, note, before_value, after_value";
 
@@ -147,16 +147,7 @@ pub(super) fn decide(
     let still_pending: i64 = c
         .prepare_cached("SELECT COUNT(*) FROM reviews WHERE run_id = ?1 AND status = 'pending'")?
         .query_row([&review.run_id], |r| r.get(0))?;
-    let run_status = match decision {
-        Decision::Reject(reason) => Some((
-            RunStatus::Failed,
-            Some(
-                json!({"step": review.step_id, "failure": {"kind": "review_rejected", "message": format!("rejected by {}: {reason}", decided.by)}}),
-            ),
-        )),
-        _ if still_pending == 0 => Some((RunStatus::Running, None)),
-        _ => None,
-    };
+    let run_status = decision.run_change(&review.step_id, &decided.by, still_pending);
     if let Some((run_status, failure)) = run_status {
         let changed = c
             .prepare_cached(
