@@ -23,6 +23,7 @@
 
 pub mod attempt;
 mod bindings;
+pub mod build;
 pub mod capabilities;
 pub mod cli;
 pub mod engine;
@@ -37,6 +38,7 @@ pub mod schema;
 pub mod serve;
 pub mod store;
 pub mod telemetry;
+pub mod watch;
 pub mod workflow;
 
 pub use attempt::{AttemptContext, AttemptReport, StepOutput, StepSpec, Usage};

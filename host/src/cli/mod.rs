@@ -5,7 +5,9 @@
 //! that does not load), with `error: …` naming what is wrong; 3 the run waits for review.
 
 mod args;
+mod build;
 mod data;
+mod dev;
 mod live;
 mod plugin_inspect;
 mod render;
@@ -82,6 +84,14 @@ enum Command {
     /// Work with plugin files.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Create a step project (Rust, Python, JavaScript or C) that builds and passes its tests.
+    New(build::NewArgs),
+    /// Build a step project into a component (build/<name>.wasm).
+    Build(build::BuildArgs),
+    /// Build a step project and run its test cases (tests/*.json) in the sandbox.
+    Test(build::TestArgs),
+    /// Build a workflow's step projects, run it on a sample input, and again on every save.
+    Dev(dev::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,5 +156,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Review(command) => review::execute(&host, &cli.data, command).await,
         Command::Step(StepCommand::Run(args)) => step_run::execute(&host, &cli.data, args).await,
         Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect::execute(&host, args).await,
+        Command::New(args) => build::execute_new(args),
+        Command::Build(args) => build::execute_build(args).await,
+        Command::Test(args) => build::execute_test(&host, args).await,
+        Command::Dev(args) => dev::execute(&host, &cli.data, args).await,
     }
 }

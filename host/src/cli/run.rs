@@ -32,6 +32,18 @@ pub(crate) struct Args {
     json: bool,
 }
 
+impl Args {
+    /// A plain run of `workflow` on `input`, as `weir dev` makes on every save.
+    pub(crate) fn new(workflow: String, input: String) -> Self {
+        Self {
+            workflow,
+            input,
+            idempotency_key: None,
+            json: false,
+        }
+    }
+}
+
 pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow::Result<ExitCode> {
     let (input, origin) = read_input(&args.input)?;
     let input: serde_json::Value =

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use notify::RecursiveMode;
-use notify_debouncer_mini::{Debouncer, new_debouncer};
 
 use super::Catalog;
 
@@ -14,7 +13,6 @@ const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// Stops watching when dropped.
 pub(super) struct Watcher {
-    _debouncer: Option<Debouncer<notify::RecommendedWatcher>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -25,39 +23,26 @@ impl Drop for Watcher {
 }
 
 pub(super) fn start(catalog: Arc<Catalog>) -> anyhow::Result<Watcher> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let dirs = catalog.dirs();
-    let debouncer = if dirs.is_empty() {
+    let mut targets = Vec::new();
+    for dir in &dirs {
+        std::fs::create_dir_all(dir)?;
+        targets.push((dir.clone(), RecursiveMode::NonRecursive));
+    }
+    let watch = if targets.is_empty() {
         None
     } else {
-        let mut debouncer = new_debouncer(
-            DEBOUNCE,
-            move |events: notify_debouncer_mini::DebounceEventResult| match events {
-                Ok(_) => {
-                    let _ = tx.send(());
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "watching the plugin and workflow directories failed");
-                }
-            },
-        )?;
-        for dir in &dirs {
-            std::fs::create_dir_all(dir)?;
-            debouncer
-                .watcher()
-                .watch(dir, RecursiveMode::NonRecursive)?;
-        }
-        Some(debouncer)
+        Some(crate::watch::watch(&targets, |_| true)?)
     };
     let task = tokio::spawn(async move {
-        while rx.recv().await.is_some() {
-            // Coalesce bursts that arrived while the last reload ran.
-            while rx.try_recv().is_ok() {}
+        let Some(mut watch) = watch else {
+            return;
+        };
+        while let Some(first) = watch.changes.recv().await {
+            // One reload per burst, however many files it touched.
+            crate::watch::settle(first, &mut watch.changes, DEBOUNCE).await;
             catalog.reload().await;
         }
     });
-    Ok(Watcher {
-        _debouncer: debouncer,
-        task,
-    })
+    Ok(Watcher { task })
 }

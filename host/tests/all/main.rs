@@ -8,6 +8,7 @@ mod hostile;
 mod loading;
 mod model;
 mod model_layer;
+mod polyglot;
 mod provider;
 mod review;
 mod serve;

@@ -733,12 +733,8 @@ where
 #[tokio::test]
 async fn the_triage_example_runs_over_http() {
     let s = Sidecar::start(|_, root| {
-        let shipped =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ticket-triage/workflow.toml");
-        let text = std::fs::read_to_string(shipped).unwrap().replace(
-            "../../plugins/target/wasm32-wasip2/release",
-            &crate::workflows::plugin_dir().display().to_string(),
-        );
+        let text =
+            crate::workflows::shipped_triage(&crate::workflows::plugin_dir().display().to_string());
         std::fs::write(root.join("workflows/triage.toml"), text).unwrap();
         crate::workflows::copy_prompts(&root.join("workflows/prompts"));
     })

@@ -39,6 +39,9 @@ struct Classification {
 struct Input {
     ticket: Ticket,
     classification: Classification,
+    /// The ticket's dedupe key (the `fingerprint` step's), passed through when given.
+    #[serde(default)]
+    fingerprint: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -48,6 +51,8 @@ struct Decision {
     status: String,
     confidence: f64,
     summary: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<String>,
 }
 
 struct FormatTriage;
@@ -93,6 +98,7 @@ impl Step for FormatTriage {
             status,
             confidence: input.classification.confidence,
             summary,
+            fingerprint: input.fingerprint,
         };
         Ok(Output::new(decision).confidence(input.classification.confidence))
     }
