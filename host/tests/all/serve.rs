@@ -60,7 +60,9 @@ impl Sidecar {
     }
 
     async fn until_ready(&self) {
-        for _ in 0..400 {
+        // Ready means every plugin compiled: on a loaded 2-core machine (the suite builds
+        // Python and JavaScript components meanwhile) that can take tens of seconds.
+        for _ in 0..2400 {
             let r = self
                 .client
                 .get(format!("{}/readyz", self.url))
