@@ -27,25 +27,6 @@ fn build_component(dir: &Path) -> PathBuf {
     built.outputs[0].clone()
 }
 
-/// Median of `samples` batches of `batch` calls, per call.
-async fn per_call<F, Fut>(samples: usize, batch: usize, mut op: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    op().await;
-    let mut times = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        let start = Instant::now();
-        for _ in 0..batch {
-            op().await;
-        }
-        times.push(start.elapsed() / batch as u32);
-    }
-    times.sort();
-    times[samples / 2]
-}
-
 struct Row {
     name: String,
     lang: Lang,
@@ -85,7 +66,7 @@ async fn measure(row: &Row, rust_call: Option<Duration>) -> Duration {
         .await
         .unwrap();
     assert!(report.outcome.is_ok(), "{}: {:?}", row.name, report.outcome);
-    let call = per_call(7, 20, || async {
+    let call = common::per_op(7, 20, || async {
         let report = host
             .run_step(&plugin, &spec, row.input, AttemptContext::default())
             .await
@@ -165,7 +146,7 @@ async fn run() {
 
     // The floor: the Rust template with nothing but InstancePre, pooling and epochs.
     let floor = common::Floor::new(rows[0].path.to_str().unwrap());
-    let raw = per_call(7, 20, || async {
+    let raw = common::per_op(7, 20, || async {
         assert!(!floor.call(rows[0].input).await.is_empty());
     })
     .await;

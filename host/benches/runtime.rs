@@ -15,27 +15,6 @@ use weir::{AttemptContext, Host, HostConfig, StepSpec};
 
 mod common;
 
-/// Median time per operation over `samples` batches of `batch` operations.
-async fn per_op<F, Fut>(samples: usize, batch: usize, mut op: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for _ in 0..batch {
-        op().await;
-    }
-    let mut times = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        let start = Instant::now();
-        for _ in 0..batch {
-            op().await;
-        }
-        times.push(start.elapsed() / batch as u32);
-    }
-    times.sort();
-    times[samples / 2]
-}
-
 fn micros(d: Duration) -> String {
     format!("{:.1} µs", d.as_nanos() as f64 / 1000.0)
 }
@@ -56,13 +35,13 @@ async fn step_overhead() {
     let (mut raw, mut weir) = (Vec::new(), Vec::new());
     for round in 0..16 {
         raw.push(
-            per_op(1, 300, || async {
+            common::per_op(1, 300, || async {
                 assert!(!floor.call(input).await.is_empty());
             })
             .await,
         );
         weir.push(
-            per_op(1, 300, || async {
+            common::per_op(1, 300, || async {
                 let report = host
                     .run_step(&plugin, &spec, input, AttemptContext::default())
                     .await

@@ -98,3 +98,25 @@ impl Floor {
             .payload
     }
 }
+
+/// Median time per operation over `samples` batches of `batch` operations, after one batch
+/// of warm-up.
+pub async fn per_op<F, Fut>(samples: usize, batch: usize, mut op: F) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for _ in 0..batch {
+        op().await;
+    }
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let start = std::time::Instant::now();
+        for _ in 0..batch {
+            op().await;
+        }
+        times.push(start.elapsed() / batch as u32);
+    }
+    times.sort();
+    times[samples / 2]
+}
