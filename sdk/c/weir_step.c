@@ -179,13 +179,18 @@ void weir_log(weir_level level, const char *fmt, ...) {
     free(message);
 }
 
+/* An optional string the bindings returned, as malloc'd C text; NULL when absent. */
+static char *take_optional(bool present, step_string_t *value) {
+    if (!present) return NULL;
+    char *text = dup_n(value->ptr, value->len);
+    step_string_free(value);
+    return text;
+}
+
 char *weir_config_get(const char *key) {
     step_string_t k, value;
     step_string_set(&k, key);
-    if (!weir_step_config_get(&k, &value)) return NULL;
-    char *text = dup_n(value.ptr, value.len);
-    step_string_free(&value);
-    return text;
+    return take_optional(weir_step_config_get(&k, &value), &value);
 }
 
 char *weir_config_string(const char *key) {
@@ -209,10 +214,7 @@ double weir_config_number(const char *key, double fallback) {
 char *weir_state_get(const char *key) {
     step_string_t k, value;
     step_string_set(&k, key);
-    if (!weir_step_state_get(&k, &value)) return NULL;
-    char *text = dup_n(value.ptr, value.len);
-    step_string_free(&value);
-    return text;
+    return take_optional(weir_step_state_get(&k, &value), &value);
 }
 
 int weir_state_set(const char *key, const char *json) {
