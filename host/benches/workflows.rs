@@ -8,7 +8,9 @@
 //! - LangGraph with `SqliteSaver`, a 5-node linear graph of trivial functions, when its venv
 //!   exists (`benches/langgraph/setup`).
 //!
-//! Run with `cargo bench -p weir --bench workflows`; it prints a Markdown table.
+//! Run with `cargo bench -p weir --bench workflows`; it prints a Markdown table. With
+//! `WEIR_BENCH_PROFILE_RUNS=<n>` it measures only Weir's `normal` row over `n` runs, for a
+//! profiler to look at.
 
 mod common;
 
@@ -131,6 +133,15 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let host = Host::new(HostConfig::default()).unwrap();
+        // For a profiler: only Weir's `normal` row, with this many runs.
+        if let Ok(runs) = std::env::var("WEIR_BENCH_PROFILE_RUNS") {
+            let runs = runs
+                .parse()
+                .expect("WEIR_BENCH_PROFILE_RUNS is a number of runs");
+            let normal = weir_runs_per_sec(&host, Durability::Normal, 1, runs).await;
+            println!("Weir, SQLite `normal`, sequential: {normal:.0} runs/s");
+            return;
+        }
         let floor = raw_floor_runs_per_sec(RUNS).await;
         let normal = weir_runs_per_sec(&host, Durability::Normal, 1, RUNS).await;
         let full_1 = weir_runs_per_sec(&host, Durability::Full, 1, RUNS / 3).await;

@@ -1,19 +1,21 @@
-//! The embedded SQLite backend: WAL mode, one writer thread that commits every queued write
-//! in one transaction (group commit), and a separate connection for reads.
+//! The embedded SQLite backend: WAL mode, one writer connection that commits every queued
+//! write in one transaction (group commit, led by whichever caller finds it free), and a pool
+//! of connections for reads.
 //!
 //! With `Durability::Full` every commit is fsynced; group commit keeps throughput up when
 //! many runs write at once, because one fsync covers all the writes queued behind it.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, mpsc};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, anyhow, bail};
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
+mod checkpoint;
 mod journal;
 mod lease;
 mod model;
@@ -27,7 +29,7 @@ use rows::{
 };
 
 use super::*;
-use writer::{migrate, open, write_loop};
+use writer::{Writer, migrate, open};
 
 /// Writes committed together at most; bounds the latency one batch adds to its first write.
 const MAX_BATCH: usize = 256;
@@ -56,16 +58,14 @@ impl std::str::FromStr for Durability {
     }
 }
 
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&mut Transaction<'_>) -> Reply + Send>;
-
 /// The SQLite store.
 pub struct SqliteStore {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    writer: Writer,
     /// Idle read connections; a read takes one (opening another when none is idle).
     readers: Mutex<Vec<Connection>>,
     durability: Durability,
     path: PathBuf,
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -91,12 +91,10 @@ impl SqliteStore {
         }
         let mut writer = open(path, durability)?;
         migrate(&mut writer)?;
-        let (jobs, queue) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("weir-sqlite-writer".into())
-            .spawn(move || write_loop(writer, queue))?;
+        let checkpointer = checkpoint::spawn(path, durability)?;
         Ok(Self {
-            jobs: Mutex::new(jobs),
+            _checkpointer: checkpointer,
+            writer: Writer::new(writer),
             readers: Mutex::new(Vec::new()),
             durability,
             path: path.to_path_buf(),
@@ -113,29 +111,10 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
         let (reply, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |txn| {
-            // A savepoint per write: one failing write is rolled back alone, not the batch.
-            let outcome = txn.savepoint().map_err(anyhow::Error::from).and_then(|sp| {
-                let value = f(&sp)?;
-                sp.commit()?;
-                Ok(value)
-            });
-            Box::new(move |commit: Result<(), String>| {
-                let _ = reply.send(
-                    commit
-                        .map_err(|e| anyhow!("commit failed: {e}"))
-                        .and(outcome),
-                );
-            })
-        });
-        self.jobs
-            .lock()
-            .expect("writer queue poisoned")
-            .send(job)
-            .map_err(|_| anyhow!("the database writer has stopped"))?;
+        self.writer.submit(writer::job(f, reply));
         result
             .await
-            .map_err(|_| anyhow!("the database writer has stopped"))?
+            .map_err(|_| anyhow!("the database writer dropped a write"))?
     }
 
     /// Runs a read on an idle connection, inline. Reads are short indexed queries, and in WAL
@@ -306,7 +285,8 @@ impl Store for SqliteStore {
             let input_digest = hex::encode(sha2::Sha256::digest(input_text.as_bytes()));
             if let Some(key) = &run.idempotency_key {
                 let existing: Option<(String, String)> = c
-                    .query_row("SELECT id, input_digest FROM runs WHERE idempotency_key = ?1", [key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .prepare_cached("SELECT id, input_digest FROM runs WHERE idempotency_key = ?1")?
+                    .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
                 if let Some((id, digest)) = existing {
                     if digest != input_digest {
@@ -317,17 +297,18 @@ impl Store for SqliteStore {
             }
             let id = uuid::Uuid::now_v7().to_string();
             let now = now_ms();
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO runs (id, workflow, version, status, input, input_digest, idempotency_key, created_ms, updated_ms)
                  VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?7)",
-                params![id, run.workflow, run.version, input_text, input_digest, run.idempotency_key, now],
+            )?
+            .execute(params![id, run.workflow, run.version, input_text, input_digest, run.idempotency_key, now])?;
+            let mut insert_step = c.prepare_cached(
+                "INSERT INTO steps (run_id, step_id, position, plugin_digest, status) VALUES (?1, ?2, ?3, ?4, 'pending')",
             )?;
             for (position, (step_id, digest)) in run.steps.iter().enumerate() {
-                c.execute(
-                    "INSERT INTO steps (run_id, step_id, position, plugin_digest, status) VALUES (?1, ?2, ?3, ?4, 'pending')",
-                    params![id, step_id, position as i64, digest],
-                )?;
+                insert_step.execute(params![id, step_id, position as i64, digest])?;
             }
+            drop(insert_step);
             append_event(c, &id, "run_created", None, json!({"workflow": run.workflow, "version": run.version}))?;
             Ok((get_run(c, &id)?.context("run vanished")?, true))
         })

@@ -1,13 +1,14 @@
-//! The writer side of the SQLite store: opening connections, migrating the schema, and the
-//! group-commit loop that runs every queued write of a batch in one transaction.
+//! The writer side of the SQLite store: opening connections, migrating the schema, and group
+//! commit, which runs every queued write of a batch in one transaction.
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Mutex, TryLockError};
 
-use anyhow::Context as _;
-use rusqlite::{Connection, params};
+use anyhow::{Context as _, anyhow};
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, Transaction, params};
 
-use super::{Durability, Job, MAX_BATCH, now_ms};
+use super::{Durability, MAX_BATCH, now_ms};
 use crate::store::migrations::MIGRATIONS;
 
 pub(super) fn open(path: &Path, durability: Durability) -> anyhow::Result<Connection> {
@@ -24,40 +25,158 @@ pub(super) fn open(path: &Path, durability: Durability) -> anyhow::Result<Connec
         },
     )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // One plan per statement whatever values are bound. Without it, SQLite marks some
+    // statements (the event append's subquery among them) to be re-planned whenever a bound
+    // value changes, so the statement cache re-parsed them on every use.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    // The background pass copies the WAL into the database; see `checkpoint`.
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        super::checkpoint::WRITER_THRESHOLD_PAGES,
+    )?;
+    conn.pragma_update(
+        None,
+        "journal_size_limit",
+        super::checkpoint::WAL_SIZE_LIMIT_BYTES,
+    )?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     // Room for every statement the journal uses, so none is parsed twice.
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
-pub(super) fn write_loop(mut conn: Connection, queue: mpsc::Receiver<Job>) {
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// A queued write. It is told whether it shares its transaction with other writes (then it
+/// must isolate itself in a savepoint) and answers whether it failed (a write alone in its
+/// transaction that failed has the whole transaction rolled back).
+pub(super) type Job = Box<dyn FnOnce(&Transaction<'_>, bool) -> (bool, Reply) + Send>;
+
+/// The job that runs `f` and sends its outcome to `reply` once its transaction has ended.
+pub(super) fn job<T: Send + 'static>(
+    f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    reply: tokio::sync::oneshot::Sender<anyhow::Result<T>>,
+) -> Job {
+    Box::new(move |txn, shared| {
+        // Sharing the transaction, a write takes a savepoint so that if it fails it is
+        // rolled back alone, not the batch. Alone, it needs none (the whole transaction is
+        // rolled back instead), which saves two statements on every sequential write.
+        let outcome = if shared { isolated(txn, f) } else { f(txn) };
+        let failed = outcome.is_err();
+        let reply: Reply = Box::new(move |commit: Result<(), String>| {
+            let _ = reply.send(
+                commit
+                    .map_err(|e| anyhow!("commit failed: {e}"))
+                    .and(outcome),
+            );
+        });
+        (failed, reply)
+    })
+}
+
+/// Runs `f` inside a savepoint, rolled back if it fails. (`Transaction::savepoint` wants the
+/// transaction exclusively; these are the same statements, prepared once.)
+fn isolated<T>(
+    txn: &Transaction<'_>,
+    f: impl FnOnce(&Connection) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    txn.prepare_cached("SAVEPOINT write")?.execute([])?;
+    match f(txn) {
+        Ok(value) => {
+            txn.prepare_cached("RELEASE write")?.execute([])?;
+            Ok(value)
+        }
+        Err(e) => {
+            txn.prepare_cached("ROLLBACK TO write")?.execute([])?;
+            txn.prepare_cached("RELEASE write")?.execute([])?;
+            Err(e)
+        }
+    }
+}
+
+/// The writes waiting to be committed, and the connection that commits them.
+///
+/// Group commit without a thread hop: a write queues itself and, if no other caller is
+/// committing at that moment, becomes the leader and commits everything queued, its own
+/// write and any that arrive meanwhile, one transaction per batch, on its own thread. A
+/// write that finds a leader at work just waits for its reply; the leader, before it lets
+/// go, looks at the queue once more, so no write is left behind. One run after another thus
+/// commits on the thread it runs on, with no wake-up of another thread on either side, and
+/// many runs at once still share each transaction (and its fsync, with `full` durability).
+pub(super) struct Writer {
+    conn: Mutex<Connection>,
+    queue: Mutex<Vec<Job>>,
+}
+
+impl Writer {
+    pub(super) fn new(conn: Connection) -> Self {
+        Self {
+            conn: Mutex::new(conn),
+            queue: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Queues `job` and commits the queue unless another caller is already doing so.
+    pub(super) fn submit(&self, job: Job) {
+        self.queue.lock().expect("writer queue poisoned").push(job);
+        loop {
+            let mut conn = match self.conn.try_lock() {
+                Ok(conn) => conn,
+                // The leader holds the connection and checks the queue before releasing it.
+                Err(TryLockError::WouldBlock) => return,
+                // A write panicked mid-transaction; its transaction was rolled back as it
+                // unwound, so the connection is sound.
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            };
+            loop {
+                let batch: Vec<Job> = {
+                    let mut queue = self.queue.lock().expect("writer queue poisoned");
+                    let n = queue.len().min(MAX_BATCH);
+                    queue.drain(..n).collect()
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                commit_batch(&mut conn, batch);
+            }
+            drop(conn);
+            // A write queued between the last look and the release found the connection
+            // taken and left it to the leader: look again.
+            if self.queue.lock().expect("writer queue poisoned").is_empty() {
+                return;
             }
         }
-        let mut replies = Vec::with_capacity(batch.len());
-        let commit = match conn.transaction() {
-            Ok(mut txn) => {
-                for job in batch {
-                    replies.push(job(&mut txn));
-                }
+    }
+}
+
+fn commit_batch(conn: &mut Connection, batch: Vec<Job>) {
+    let mut replies = Vec::with_capacity(batch.len());
+    let shared = batch.len() > 1;
+    let commit = match conn.transaction() {
+        Ok(txn) => {
+            let mut failed_alone = false;
+            for job in batch {
+                let (failed, reply) = job(&txn, shared);
+                failed_alone = failed && !shared;
+                replies.push(reply);
+            }
+            if failed_alone {
+                // The write reports its own error; nothing of it may be committed.
+                txn.rollback().map_err(|e| e.to_string())
+            } else {
                 txn.commit().map_err(|e| e.to_string())
             }
-            Err(e) => {
-                let message = e.to_string();
-                for _job in batch {
-                    replies.push(Box::new(|_| {}));
-                }
-                Err(message)
-            }
-        };
-        for reply in replies {
-            reply(commit.clone());
         }
+        Err(e) => {
+            let message = e.to_string();
+            for _job in batch {
+                replies.push(Box::new(|_| {}));
+            }
+            Err(message)
+        }
+    };
+    for reply in replies {
+        reply(commit.clone());
     }
 }
 
@@ -85,6 +204,97 @@ pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn writer(dir: &tempfile::TempDir) -> Writer {
+        let conn = open(&dir.path().join("w.db"), Durability::Normal).unwrap();
+        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+            .unwrap();
+        Writer::new(conn)
+    }
+
+    fn insert(k: i64, fail: bool) -> impl FnOnce(&Connection) -> anyhow::Result<i64> {
+        move |c| {
+            c.execute("INSERT INTO t (k) VALUES (?1)", [k])?;
+            if fail {
+                anyhow::bail!("write {k} fails after its insert");
+            }
+            Ok(k)
+        }
+    }
+
+    fn keys(w: &Writer) -> Vec<i64> {
+        let conn = w.conn.lock().unwrap();
+        let mut stmt = conn.prepare("SELECT k FROM t ORDER BY k").unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_failing_write_alone_commits_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(&dir);
+        let (reply, mut result) = tokio::sync::oneshot::channel();
+        w.submit(job(insert(1, true), reply));
+        let err = result.try_recv().expect("committed inline").unwrap_err();
+        assert!(err.to_string().contains("write 1 fails"), "{err}");
+        assert!(keys(&w).is_empty(), "its insert was rolled back");
+    }
+
+    #[test]
+    fn writes_queued_behind_a_leader_commit_together_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(&dir);
+        // Another caller is committing: these writes queue and return at once.
+        let held = w.conn.lock().unwrap();
+        let mut results = Vec::new();
+        for k in 1..=6 {
+            let (reply, result) = tokio::sync::oneshot::channel();
+            w.submit(job(insert(k, k == 3), reply));
+            results.push(result);
+        }
+        for result in &mut results {
+            assert!(
+                result.try_recv().is_err(),
+                "nothing commits while the connection is held"
+            );
+        }
+        drop(held);
+        // The next write leads: it commits the whole queue, its own write last.
+        let (reply, mut last) = tokio::sync::oneshot::channel();
+        w.submit(job(insert(7, false), reply));
+        assert_eq!(last.try_recv().unwrap().unwrap(), 7);
+        for (k, result) in (1..=6).zip(&mut results) {
+            let outcome = result.try_recv().expect("answered");
+            assert_eq!(outcome.is_err(), k == 3, "write {k}: {outcome:?}");
+        }
+        assert_eq!(
+            keys(&w),
+            vec![1, 2, 4, 5, 6, 7],
+            "only the failing write was undone"
+        );
+    }
+
+    #[test]
+    fn cached_statements_are_not_parsed_again_for_new_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("q.db"), Durability::Normal).unwrap();
+        migrate(&mut conn).unwrap();
+        // The event append: a subquery over the bound run id, which SQLite would re-plan
+        // for every new value unless the plan is pinned.
+        let sql = "INSERT INTO events (run_id, seq, at_ms, kind, step_id, data)
+             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = ?1), 0, 'k', NULL, '{}')";
+        for run in ["a", "b", "c", "d"] {
+            conn.prepare_cached(sql).unwrap().execute([run]).unwrap();
+        }
+        let stmt = conn.prepare_cached(sql).unwrap();
+        assert_eq!(
+            stmt.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "the cached statement was re-parsed"
+        );
+    }
 
     #[test]
     fn upgrading_keeps_every_row() {
