@@ -71,13 +71,18 @@ impl<'a> Drive<'a> {
             let plugin = runner.plugin(&record.plugin_digest, &origin).await?;
             plugins.insert(record.step_id.clone(), plugin);
         }
-        let parked = runner
-            .store
-            .reviews(Some(ReviewStatus::Pending), Some(&run.id))
-            .await?
-            .into_iter()
-            .next()
-            .map(|r| (r.step_id, r.reason));
+        // Reviews are opened as steps finish: a run still `pending` has none to wait for.
+        let parked = if run.status == RunStatus::Pending {
+            None
+        } else {
+            runner
+                .store
+                .reviews(Some(ReviewStatus::Pending), Some(&run.id))
+                .await?
+                .into_iter()
+                .next()
+                .map(|r| (r.step_id, r.reason))
+        };
         Ok(Self {
             inputs: HashMap::new(),
             parked,

@@ -51,10 +51,12 @@ pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advan
             lost_lease: false,
         });
     }
-    let started = c.prepare_cached("UPDATE runs SET status = 'running', updated_ms = ?2 WHERE id = ?1 AND status = 'pending'")?.execute(
-                params![run_id, now_ms()],
-    )?;
-    if started == 1 {
+    // Only a run's first advance moves it on from `pending`; the others skip the statement.
+    if status == "pending" {
+        c.prepare_cached(
+            "UPDATE runs SET status = 'running', updated_ms = ?2 WHERE id = ?1 AND status = 'pending'",
+        )?
+        .execute(params![run_id, now_ms()])?;
         append_event(c, run_id, "run_running", None, Value::Null)?;
     }
     for (step_id, reason) in &advance.skipped {
