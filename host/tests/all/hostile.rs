@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use weir::{Grants, Limits, StepFailure, StepSpec};
 use weir_artifacts as artifacts;
 
-use crate::support::{assert_host_healthy, ok, run, spec, tight};
+use crate::support::{assert_host_healthy, denied, ok, run, spec, tight};
 
 const SECRET: &str = "TOP-SECRET-0451";
 
@@ -190,18 +190,12 @@ pub(crate) async fn hostile_socket_connect() {
     )
     .await;
     // The guest's socket library binds before it connects; the bind is where it is stopped.
-    match &report.outcome {
-        Err(StepFailure::Denied {
-            capability, detail, ..
-        }) => {
-            assert_eq!(capability, "sockets");
-            assert!(
-                detail.contains(&format!("connect to {addr} failed")),
-                "{detail}"
-            );
-        }
-        other => panic!("expected denied, got {other:?}"),
-    }
+    let (capability, _, detail) = denied(&report);
+    assert_eq!(capability, "sockets");
+    assert!(
+        detail.contains(&format!("connect to {addr} failed")),
+        "{detail}"
+    );
     assert!(report.denials.iter().all(|d| d.capability == "sockets"));
     let accepted = listener.accept();
     assert!(
@@ -224,18 +218,10 @@ pub(crate) async fn hostile_http_denied() {
     };
     let input = json!({ "url": format!("http://{}/doc", server.addr) }).to_string();
     let report = run(artifacts::HOSTILE_HTTP_DENIED, &spec, &input).await;
-    match &report.outcome {
-        Err(StepFailure::Denied {
-            capability,
-            target,
-            detail,
-        }) => {
-            assert_eq!(capability, "http");
-            assert_eq!(target, &server.addr.to_string());
-            assert!(detail.contains("HttpRequestDenied"), "{detail}");
-        }
-        other => panic!("expected denied, got {other:?}"),
-    }
+    let (capability, target, detail) = denied(&report);
+    assert_eq!(capability, "http");
+    assert_eq!(target, server.addr.to_string());
+    assert!(detail.contains("HttpRequestDenied"), "{detail}");
     assert_eq!(server.hits(), 0, "the request left the host");
     assert_host_healthy().await;
 }

@@ -14,7 +14,7 @@ use weir::capabilities::files::DirGrant;
 use weir::capabilities::log::{LogLevel, LogSource};
 use weir::{Grants, Limits, StepFailure, StepSpec};
 
-use crate::support::{ok, run, spec};
+use crate::support::{denied, ok, run, spec};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -63,17 +63,9 @@ fn guest_logs(report: &weir::AttemptReport) -> Vec<(LogLevel, String)> {
 
 fn model_denied(report: &weir::AttemptReport, alias: &str) {
     // A step that fails after a refusal failed because of it: the host reports the denial.
-    match &report.outcome {
-        Err(StepFailure::Denied {
-            capability,
-            target,
-            detail,
-        }) => {
-            assert_eq!((capability.as_str(), target.as_str()), ("model", alias));
-            assert!(detail.contains("not granted"), "{detail}");
-        }
-        other => panic!("expected a model denial, got {other:?}"),
-    }
+    let (capability, target, detail) = denied(report);
+    assert_eq!((capability, target), ("model", alias));
+    assert!(detail.contains("not granted"), "{detail}");
     assert_eq!(report.denials.len(), 1, "{:?}", report.denials);
     assert_eq!(report.denials[0].capability, "model");
     assert_eq!(report.denials[0].target, alias);

@@ -4,7 +4,10 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use weir::{AttemptContext, AttemptReport, Host, HostConfig, Limits, Plugin, StepOutput, StepSpec};
+use weir::{
+    AttemptContext, AttemptReport, Host, HostConfig, Limits, Plugin, StepFailure, StepOutput,
+    StepSpec,
+};
 
 /// The shared host; its compile cache lives in the target directory so reruns are quick.
 pub fn host() -> &'static Host {
@@ -67,6 +70,18 @@ pub fn ok(report: &AttemptReport) -> &StepOutput {
             "expected success, got {failure:?}; stderr: {}",
             report.stderr
         ),
+    }
+}
+
+/// The capability, target and detail of a report that must have been denied.
+pub fn denied(report: &AttemptReport) -> (&str, &str, &str) {
+    match &report.outcome {
+        Err(StepFailure::Denied {
+            capability,
+            target,
+            detail,
+        }) => (capability, target, detail),
+        other => panic!("expected denied, got {other:?}"),
     }
 }
 
