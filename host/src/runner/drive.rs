@@ -9,6 +9,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 use tokio::task::JoinSet;
@@ -36,7 +39,11 @@ pub(super) struct Drive<'a> {
     parked: Option<(String, String)>,
     /// Steps whose attempt is journaled as started and not yet finished here.
     running: HashSet<String>,
+    /// Attempts running on tasks of their own, so that a run's parallel steps use every core.
     in_flight: JoinSet<anyhow::Result<Finished>>,
+    /// An attempt that runs alone, polled on this driver's task: a sequential run's steps
+    /// thus run where their journal writes do, with no hand-off to another task and back.
+    inline: FuturesUnordered<BoxFuture<'static, anyhow::Result<Finished>>>,
     /// The lease this driver holds in a fleet; every advance carries it (fencing).
     lease: Option<crate::store::Lease>,
 }
@@ -93,6 +100,7 @@ impl<'a> Drive<'a> {
             records,
             running: HashSet::new(),
             in_flight: JoinSet::new(),
+            inline: FuturesUnordered::new(),
             lease,
         })
     }
@@ -127,11 +135,11 @@ impl<'a> Drive<'a> {
                 }
                 return Err(self.stuck());
             }
-            let joined = tokio::select! {
-                joined = self.in_flight.join_next() => joined,
+            let finished = tokio::select! {
+                Some(done) = self.inline.next() => done?,
+                Some(joined) = self.in_flight.join_next() => joined??,
                 () = guard.notify.notified() => break,
             };
-            let finished = joined.context("no attempt in flight")???;
             metrics::attempt_finished(&self.run.workflow, &self.run.version, &finished.result);
             let step = finished.result.step_id.clone();
             self.running.remove(&step);
@@ -153,6 +161,7 @@ impl<'a> Drive<'a> {
         }
         // Cancelled: the journal says so already; attempts still in flight are dropped.
         self.in_flight.abort_all();
+        self.inline.clear();
         metrics::run_ended(&self.run.workflow, &self.run.version, RunStatus::Cancelled);
         Ok(())
     }
@@ -285,6 +294,7 @@ impl<'a> Drive<'a> {
             self.records = self.runner.store.steps(&self.run.id).await?;
             return Ok((self.empty(), Committed::NotRecorded));
         }
+        let alone = started.len() == 1 && self.in_flight.is_empty() && self.inline.is_empty();
         for ((step, input), attempt) in started.into_iter().zip(inputs).zip(advanced.attempts) {
             self.inputs
                 .insert(step.clone(), input.as_ref().cloned().unwrap_or(Value::Null));
@@ -313,7 +323,20 @@ impl<'a> Drive<'a> {
                 input,
             };
             let span = tracing::info_span!("attempt", run_id = %self.run.id, workflow = %self.run.workflow, version = %self.run.version, step_id = %step, attempt);
-            self.in_flight.spawn(job.run().instrument(span));
+            let attempt = job.run().instrument(span);
+            if alone {
+                // A panic stays this attempt's failure, as it would on a task of its own.
+                self.inline.push(
+                    std::panic::AssertUnwindSafe(attempt)
+                        .catch_unwind()
+                        .map(|outcome| {
+                            outcome.unwrap_or_else(|_| Err(anyhow::anyhow!("the attempt panicked")))
+                        })
+                        .boxed(),
+                );
+            } else {
+                self.in_flight.spawn(attempt);
+            }
         }
         for event in events {
             self.runner.emit(event);

@@ -226,4 +226,22 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     ALTER TABLE runs ADD COLUMN lease_expires_ms INTEGER;
     ",
     ),
+    (
+        6,
+        // SQLite only (the PostgreSQL schema has its own list): a step's changes become
+        // events that carry what its rows held, so an advance writes the event log alone (see
+        // `store/sqlite/fold.rs`). Rows written before stay as they are: each step row is a
+        // snapshot as of the run's last event at the upgrade, and attempts already journaled
+        // stay rows of `attempts`. The index of runs by status becomes an index of the
+        // unfinished ones (what resume and fleet claims look for): a run going from `pending`
+        // to `running` no longer moves its entry, and finished runs leave it.
+        "
+    DROP INDEX runs_by_status;
+    CREATE INDEX runs_unfinished ON runs (created_ms) WHERE status IN ('pending', 'running');
+    ALTER TABLE steps ADD COLUMN as_of_seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE steps SET as_of_seq = COALESCE((SELECT MAX(e.seq) FROM events e WHERE e.run_id = steps.run_id), 0);
+    ALTER TABLE events ADD COLUMN attempt INTEGER;
+    ALTER TABLE events ADD COLUMN record TEXT;
+    ",
+    ),
 ];

@@ -236,6 +236,14 @@ pub(crate) struct ResultColumns {
 }
 
 impl AttemptResult {
+    /// The step status this result gives: `succeeded` or `failed`.
+    pub(crate) fn status(&self) -> &'static str {
+        match self.outcome {
+            AttemptOutcome::Succeeded { .. } => "succeeded",
+            AttemptOutcome::Failed(_) => "failed",
+        }
+    }
+
     /// The step row's columns for this result, the same on every backend.
     pub(crate) fn columns(&self) -> ResultColumns {
         match &self.outcome {

@@ -1,14 +1,16 @@
 //! The journal's writes, as SQL over one connection inside the writer's transaction: a run's
 //! status, attempts starting and finishing, skips, and [`advance`], which applies them
-//! together.
+//! together. A step's changes are events (see [`fold`](super::fold)); only a run's own
+//! status is a row that changes.
 
 use anyhow::{Context as _, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
+use super::fold::{Change, step_state};
 use super::now_ms;
-use super::rows::append_event;
-use crate::store::{Advance, Advanced, AttemptResult, ResultColumns, RunStatus};
+use super::rows::{append_change, append_event};
+use crate::store::{Advance, Advanced, AttemptResult, RunStatus, StepStatus};
 
 /// Applies `advance`; see [`Store::advance`](crate::store::Store::advance).
 pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advanced> {
@@ -117,92 +119,60 @@ fn start_attempt(
     step_id: &str,
     input_digest: &str,
 ) -> anyhow::Result<u32> {
-    let attempt: u32 = c
-        .prepare_cached(
-            "UPDATE steps SET status = 'running', attempts = attempts + 1
-             WHERE run_id = ?1 AND step_id = ?2 AND status IN ('pending', 'running') RETURNING attempts",
-        )?
-        .query_row(params![run_id, step_id], |r| r.get(0))
-        .optional()?
-        .with_context(|| format!("step {step_id} of run {run_id} cannot start: it does not exist or already has a result"))?;
-    c.prepare_cached("INSERT INTO attempts (run_id, step_id, attempt, input_digest, status, started_ms) VALUES (?1, ?2, ?3, ?4, 'running', ?5)")?.execute(
-                params![run_id, step_id, attempt, input_digest, now_ms()],
-    )?;
-    append_event(
+    let attempt = match step_state(c, run_id, step_id)? {
+        Some((StepStatus::Pending | StepStatus::Running, attempts)) => attempts + 1,
+        _ => bail!(
+            "step {step_id} of run {run_id} cannot start: it does not exist or already has a result"
+        ),
+    };
+    append_change(
         c,
         run_id,
         "step_started",
         Some(step_id),
         json!({"attempt": attempt}),
+        Some(attempt),
+        Some(&Change {
+            input_digest: Some(input_digest.to_string()),
+            ..Change::default()
+        }),
     )?;
     Ok(attempt)
 }
 
 /// Records an attempt's result; false (recording nothing) when the step already has one.
 fn finish_attempt(c: &Connection, result: &AttemptResult) -> anyhow::Result<bool> {
-    let ResultColumns {
-        status,
-        output,
-        confidence,
-        route,
-        failure,
-    } = result.columns();
     // Exactly-once: only a step still `running` at this attempt takes a result.
-    let recorded = c
-        .prepare_cached(
-            "UPDATE steps SET status = ?3, output = ?4, confidence = ?5, route = ?6, failure = ?7
-         WHERE run_id = ?1 AND step_id = ?2 AND status = 'running' AND attempts = ?8",
-        )?
-        .execute(params![
-            result.run_id,
-            result.step_id,
-            status,
-            output,
-            confidence,
-            route,
-            failure,
-            result.attempt
-        ])?;
-    if recorded == 0 {
+    let state = step_state(c, &result.run_id, &result.step_id)?;
+    if state != Some((StepStatus::Running, result.attempt)) {
         return Ok(false);
     }
-    c.prepare_cached("UPDATE attempts SET status = ?4, failure = ?5, finished_ms = ?6, latency_us = ?7, fuel = ?8, memory_peak = ?9, logs = ?10
-         WHERE run_id = ?1 AND step_id = ?2 AND attempt = ?3")?.execute(
-                params![
-            result.run_id,
-            result.step_id,
-            result.attempt,
-            status,
-            failure,
-            now_ms(),
-            result.latency_us as i64,
-            result.fuel.map(|f| f as i64),
-            result.memory_peak as i64,
-            result.logs.to_string()
-        ],
-    )?;
-    let data = result.event_data();
-    append_event(
+    let status = result.status();
+    append_change(
         c,
         &result.run_id,
         &format!("step_{status}"),
         Some(&result.step_id),
-        data,
+        result.event_data(),
+        Some(result.attempt),
+        Some(&Change::finished(result)),
     )?;
     Ok(true)
 }
 
 fn skip_step(c: &Connection, run_id: &str, step_id: &str, reason: &str) -> anyhow::Result<()> {
-    let changed = c.prepare_cached("UPDATE steps SET status = 'skipped', skip_reason = ?3 WHERE run_id = ?1 AND step_id = ?2 AND status = 'pending'")?.execute(
-                params![run_id, step_id, reason],
-    )?;
-    if changed == 1 {
-        append_event(
+    if let Some((StepStatus::Pending, _)) = step_state(c, run_id, step_id)? {
+        append_change(
             c,
             run_id,
             "step_skipped",
             Some(step_id),
             json!({"reason": reason}),
+            None,
+            Some(&Change {
+                skip_reason: Some(reason.to_string()),
+                ..Change::default()
+            }),
         )?;
     }
     Ok(())

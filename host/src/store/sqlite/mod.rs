@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 
 mod checkpoint;
+mod fold;
 mod journal;
 mod lease;
 mod model;
@@ -23,16 +24,16 @@ mod reviews;
 mod rows;
 mod writer;
 
-use rows::{
-    RUN_COLUMNS, WORKFLOW_COLUMNS, append_event, get_run, json_col, parse_status, run_row,
-    workflow_row,
-};
+use rows::{RUN_COLUMNS, WORKFLOW_COLUMNS, append_event, get_run, json_col, run_row, workflow_row};
 
 use super::*;
 use writer::{Writer, migrate, open};
 
 /// Writes committed together at most; bounds the latency one batch adds to its first write.
 const MAX_BATCH: usize = 256;
+/// Unfinished runs, oldest first, through the index that holds only them.
+const UNFINISHED_RUNS: &str =
+    "SELECT id FROM runs WHERE status IN ('pending', 'running') ORDER BY created_ms, id";
 /// Rows `list_runs` returns when no limit is given.
 const DEFAULT_LIST_LIMIT: u32 = 50;
 
@@ -338,11 +339,9 @@ impl Store for SqliteStore {
 
     async fn unfinished_runs(&self) -> anyhow::Result<Vec<String>> {
         self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT id FROM runs WHERE status IN ('pending', 'running') ORDER BY id",
-            )?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?)
+            Ok(c.prepare_cached(UNFINISHED_RUNS)?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?)
         })
         .await
     }
@@ -361,27 +360,8 @@ impl Store for SqliteStore {
 
     async fn steps(&self, run_id: &str) -> anyhow::Result<Vec<StepRecord>> {
         let run_id = run_id.to_string();
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT step_id, plugin_digest, status, output, confidence, route, failure, skip_reason, attempts
-                 FROM steps WHERE run_id = ?1 ORDER BY position",
-            )?
-            .query_map([run_id], |r| {
-                Ok(StepRecord {
-                    step_id: r.get(0)?,
-                    plugin_digest: r.get(1)?,
-                    status: parse_status(r.get(2)?)?,
-                    output: json_col(r.get(3)?),
-                    confidence: r.get(4)?,
-                    route: r.get(5)?,
-                    failure: json_col(r.get(6)?),
-                    skip_reason: r.get(7)?,
-                    attempts: r.get(8)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?)
-        })
-        .await
+        self.read(move |c| Ok(fold::fold(c, &run_id, false)?.0))
+            .await
     }
 
     async fn advance(&self, advance: Advance) -> anyhow::Result<Advanced> {
@@ -420,30 +400,8 @@ impl Store for SqliteStore {
 
     async fn attempts(&self, run_id: &str) -> anyhow::Result<Vec<AttemptRecord>> {
         let run_id = run_id.to_string();
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT a.step_id, a.attempt, a.input_digest, a.status, a.failure, a.started_ms, a.finished_ms, a.latency_us, a.fuel, a.memory_peak, a.logs
-                 FROM attempts a JOIN steps s ON s.run_id = a.run_id AND s.step_id = a.step_id
-                 WHERE a.run_id = ?1 ORDER BY s.position, a.attempt",
-            )?
-            .query_map([run_id], |r| {
-                Ok(AttemptRecord {
-                    step_id: r.get(0)?,
-                    attempt: r.get(1)?,
-                    input_digest: r.get(2)?,
-                    status: parse_status(r.get(3)?)?,
-                    failure: json_col(r.get(4)?),
-                    started_ms: r.get(5)?,
-                    finished_ms: r.get(6)?,
-                    latency_us: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
-                    fuel: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
-                    memory_peak: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
-                    logs: json_col(r.get(10)?),
-                })
-            })?
-            .collect::<Result<_, _>>()?)
-        })
-        .await
+        self.read(move |c| Ok(fold::fold(c, &run_id, true)?.1))
+            .await
     }
 
     async fn events(&self, run_id: &str) -> anyhow::Result<Vec<EventRecord>> {

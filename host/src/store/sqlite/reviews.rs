@@ -5,9 +5,10 @@ use anyhow::{Context as _, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
+use super::fold::Change;
 use super::now_ms;
-use super::rows::{append_event, json_col, parse_status};
-use crate::store::{Decided, Decision, NewReview, ReviewRecord, ReviewStatus};
+use super::rows::{append_change, append_event, json_col, parse_status};
+use crate::store::{Decided, Decision, NewReview, ReviewRecord, ReviewStatus, StepStatus};
 
 const COLUMNS: &str = "id, run_id, step_id, reason, data, status, created_ms, expires_ms, default_action, decided_by, decided_ms, note, before_value, after_value";
 
@@ -99,29 +100,28 @@ pub(super) fn decide(
             review.decided_by.as_deref().unwrap_or("someone")
         );
     }
-    let (step_status, before): (String, Option<String>) = c
-        .prepare_cached("SELECT status, output FROM steps WHERE run_id = ?1 AND step_id = ?2")?
-        .query_row(params![review.run_id, review.step_id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+    let (steps, _) = super::fold::fold(c, &review.run_id, false)?;
+    let step = steps
+        .into_iter()
+        .find(|s| s.step_id == review.step_id)
+        .with_context(|| {
+            format!(
+                "review {id}: run {} has no step `{}`",
+                review.run_id, review.step_id
+            )
         })?;
-    let before = before.and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    let (step_status, before) = (step.status, step.output);
     let (status, after, note) = match decision {
-        Decision::Approve if step_status != "succeeded" => bail!(
+        Decision::Approve if step_status != StepStatus::Succeeded => bail!(
             "review {id}: step `{}` asked for review without an output, so there is nothing to approve; supply one with `edit`, or `reject`",
             review.step_id
         ),
         Decision::Approve => (ReviewStatus::Approved, before.clone(), decided.note.clone()),
-        Decision::Edit(output) => {
-            c.prepare_cached(
-                "UPDATE steps SET status = 'succeeded', output = ?3, failure = NULL WHERE run_id = ?1 AND step_id = ?2",
-            )?
-            .execute(params![review.run_id, review.step_id, output.to_string()])?;
-            (
-                ReviewStatus::Edited,
-                Some(output.clone()),
-                decided.note.clone(),
-            )
-        }
+        Decision::Edit(output) => (
+            ReviewStatus::Edited,
+            Some(output.clone()),
+            decided.note.clone(),
+        ),
         Decision::Reject(reason) => (ReviewStatus::Rejected, before.clone(), Some(reason.clone())),
     };
     let now = now_ms();
@@ -137,12 +137,22 @@ pub(super) fn decide(
         before.as_ref().map(Value::to_string),
         after.as_ref().map(Value::to_string),
     ])?;
-    append_event(
+    // An edit changes the step: its event carries the new output (see `fold`).
+    let edit = match decision {
+        Decision::Edit(output) => Some(Change {
+            output: Some(output.clone()),
+            ..Change::default()
+        }),
+        _ => None,
+    };
+    append_change(
         c,
         &review.run_id,
         "review_decided",
         Some(&review.step_id),
         json!({"review": id, "decision": status, "by": decided.by, "note": note, "before": before, "after": after}),
+        None,
+        edit.as_ref(),
     )?;
     let still_pending: i64 = c
         .prepare_cached("SELECT COUNT(*) FROM reviews WHERE run_id = ?1 AND status = 'pending'")?

@@ -3,6 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
+use super::fold::Change;
 use super::now_ms;
 use crate::store::{RunRecord, WorkflowVersion};
 
@@ -13,9 +14,24 @@ pub(super) fn append_event(
     step_id: Option<&str>,
     data: Value,
 ) -> anyhow::Result<()> {
-    conn.prepare_cached("INSERT INTO events (run_id, seq, at_ms, kind, step_id, data)
-         VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = ?1), ?2, ?3, ?4, ?5)")?.execute(
-                params![run_id, now_ms(), kind, step_id, data.to_string()],
+    append_change(conn, run_id, kind, step_id, data, None, None)
+}
+
+/// Appends an event that changes its step: `attempt` is the attempt it concerns, `record`
+/// what it changes (see [`fold`](super::fold)).
+pub(super) fn append_change(
+    conn: &Connection,
+    run_id: &str,
+    kind: &str,
+    step_id: Option<&str>,
+    data: Value,
+    attempt: Option<u32>,
+    record: Option<&Change>,
+) -> anyhow::Result<()> {
+    let record = record.map(serde_json::to_string).transpose()?;
+    conn.prepare_cached("INSERT INTO events (run_id, seq, at_ms, kind, step_id, data, attempt, record)
+         VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(
+                params![run_id, now_ms(), kind, step_id, data.to_string(), attempt, record],
     )?;
     Ok(())
 }

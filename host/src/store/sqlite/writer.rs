@@ -297,6 +297,28 @@ mod tests {
     }
 
     #[test]
+    fn unfinished_runs_are_found_without_reading_finished_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("plan.db"), Durability::Normal).unwrap();
+        migrate(&mut conn).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN {}",
+                super::super::UNFINISHED_RUNS
+            ))
+            .unwrap()
+            .query_map([], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX runs_unfinished")),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
     fn upgrading_keeps_every_row() {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = open(&dir.path().join("old.db"), Durability::Normal).unwrap();

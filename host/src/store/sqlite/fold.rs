@@ -1,0 +1,429 @@
+//! A run's steps and attempts, folded from its event log.
+//!
+//! An advance writes one table: the event log. An event that changes a step (an attempt
+//! started or finished, a skip, a reviewer's edit) carries a `record` with what the old
+//! `steps` and `attempts` rows held, so a step's state is its row in `steps` (a snapshot as
+//! of event `as_of_seq`: the run's creation for new runs, the upgrade for older ones) with the
+//! later events of the step applied in order. Attempts journaled before the upgrade stay rows
+//! of `attempts`; later ones exist only as events.
+//!
+//! This keeps a step's commit to one b-tree page at the end of the log instead of three
+//! pages in three tables, while the journal's rules (exactly one result per step, an attempt
+//! journaled before it runs) are checked against the same state in the same transaction.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::rows::{json_col, parse_status};
+use crate::store::{AttemptOutcome, AttemptRecord, AttemptResult, StepRecord, StepStatus};
+
+/// What an event changes in its step and attempt: the columns the rows used to hold.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub(super) struct Change {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_peak: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logs: Option<Value>,
+}
+
+impl Change {
+    /// The record of an attempt's result.
+    pub(super) fn finished(result: &AttemptResult) -> Self {
+        let (output, confidence, route, failure) = match &result.outcome {
+            AttemptOutcome::Succeeded {
+                output,
+                confidence,
+                route,
+            } => (Some(output.clone()), *confidence, route.clone(), None),
+            AttemptOutcome::Failed(failure) => (None, None, None, Some(failure.clone())),
+        };
+        Self {
+            output,
+            confidence,
+            route,
+            failure,
+            latency_us: Some(result.latency_us),
+            fuel: result.fuel,
+            memory_peak: Some(result.memory_peak),
+            logs: Some(result.logs.clone()),
+            ..Self::default()
+        }
+    }
+}
+
+/// The kinds of event that move a step from one status to another.
+const STEP_KINDS: &str = "('step_started', 'step_succeeded', 'step_failed', 'step_skipped')";
+
+/// A step's status and journaled attempt count, as of its latest change; `None` when the run
+/// has no such step. What the write path checks its rules against.
+pub(super) fn step_state(
+    c: &Connection,
+    run_id: &str,
+    step_id: &str,
+) -> anyhow::Result<Option<(StepStatus, u32)>> {
+    // The latest change is found by walking the run's log back from its end (a step's last
+    // change is rarely more than a few events old); the step's row only when there is none.
+    let latest: Option<(String, Option<u32>)> = c
+        .prepare_cached(&format!(
+            "SELECT kind, attempt FROM events
+             WHERE run_id = ?1 AND step_id = ?2 AND kind IN {STEP_KINDS}
+               AND seq > (SELECT as_of_seq FROM steps WHERE run_id = ?1 AND step_id = ?2)
+             ORDER BY seq DESC LIMIT 1"
+        ))?
+        .query_row(params![run_id, step_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((kind, attempt)) = latest {
+        let status = match kind.as_str() {
+            "step_started" => StepStatus::Running,
+            "step_succeeded" => StepStatus::Succeeded,
+            "step_failed" => StepStatus::Failed,
+            _ => StepStatus::Skipped,
+        };
+        // A skip carries no attempt number: the step never started.
+        return Ok(Some((status, attempt.unwrap_or(0))));
+    }
+    let snapshot: Option<(String, u32)> = c
+        .prepare_cached("SELECT status, attempts FROM steps WHERE run_id = ?1 AND step_id = ?2")?
+        .query_row(params![run_id, step_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    snapshot
+        .map(|(status, attempts)| Ok((status.parse().map_err(anyhow::Error::msg)?, attempts)))
+        .transpose()
+}
+
+/// A run's steps (in workflow order) and, when `with_attempts`, its attempts (by step, then
+/// number), as of its last event.
+pub(super) fn fold(
+    c: &Connection,
+    run_id: &str,
+    with_attempts: bool,
+) -> anyhow::Result<(Vec<StepRecord>, Vec<AttemptRecord>)> {
+    let mut steps: Vec<(StepRecord, i64)> = c
+        .prepare_cached(
+            "SELECT step_id, plugin_digest, status, output, confidence, route, failure, skip_reason, attempts, as_of_seq
+             FROM steps WHERE run_id = ?1 ORDER BY position",
+        )?
+        .query_map([run_id], |r| {
+            Ok((
+                StepRecord {
+                    step_id: r.get(0)?,
+                    plugin_digest: r.get(1)?,
+                    status: parse_status(r.get(2)?)?,
+                    output: json_col(r.get(3)?),
+                    confidence: r.get(4)?,
+                    route: r.get(5)?,
+                    failure: json_col(r.get(6)?),
+                    skip_reason: r.get(7)?,
+                    attempts: r.get(8)?,
+                },
+                r.get(9)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut attempts = if with_attempts {
+        legacy_attempts(c, run_id)?
+    } else {
+        Vec::new()
+    };
+    let since = steps.iter().map(|(_, seq)| *seq).min().unwrap_or(0);
+    let mut changes = c.prepare_cached(
+        "SELECT seq, at_ms, kind, step_id, attempt, record FROM events
+         WHERE run_id = ?1 AND seq > ?2 AND record IS NOT NULL ORDER BY seq",
+    )?;
+    let mut rows = changes.query(params![run_id, since])?;
+    while let Some(r) = rows.next()? {
+        let (seq, at_ms, kind, step_id): (i64, i64, String, Option<String>) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        let attempt: Option<u32> = r.get(4)?;
+        let record: String = r.get(5)?;
+        let Some((step, as_of)) = steps
+            .iter_mut()
+            .find(|(s, _)| Some(&s.step_id) == step_id.as_ref())
+        else {
+            continue;
+        };
+        if seq <= *as_of {
+            continue;
+        }
+        let change: Change = serde_json::from_str(&record)?;
+        apply(step, &mut attempts, &kind, attempt, at_ms, change);
+    }
+    let position = |step_id: &str| steps.iter().position(|(s, _)| s.step_id == step_id);
+    attempts.sort_by_key(|a| (position(&a.step_id), a.attempt));
+    Ok((steps.into_iter().map(|(s, _)| s).collect(), attempts))
+}
+
+fn apply(
+    step: &mut StepRecord,
+    attempts: &mut Vec<AttemptRecord>,
+    kind: &str,
+    attempt: Option<u32>,
+    at_ms: i64,
+    change: Change,
+) {
+    match (kind, attempt) {
+        ("step_started", Some(n)) => {
+            step.status = StepStatus::Running;
+            step.attempts = n;
+            attempts.push(AttemptRecord {
+                step_id: step.step_id.clone(),
+                attempt: n,
+                input_digest: change.input_digest.unwrap_or_default(),
+                status: StepStatus::Running,
+                failure: None,
+                started_ms: at_ms,
+                finished_ms: None,
+                latency_us: None,
+                fuel: None,
+                memory_peak: None,
+                logs: None,
+            });
+        }
+        ("step_succeeded" | "step_failed", Some(n)) => {
+            let status = if kind == "step_succeeded" {
+                StepStatus::Succeeded
+            } else {
+                StepStatus::Failed
+            };
+            if let Some(a) = attempts
+                .iter_mut()
+                .find(|a| a.step_id == step.step_id && a.attempt == n)
+            {
+                a.status = status;
+                a.failure = change.failure.clone();
+                a.finished_ms = Some(at_ms);
+                a.latency_us = change.latency_us;
+                a.fuel = change.fuel;
+                a.memory_peak = change.memory_peak;
+                a.logs = change.logs;
+            }
+            step.status = status;
+            step.output = change.output;
+            step.confidence = change.confidence;
+            step.route = change.route;
+            step.failure = change.failure;
+        }
+        ("step_skipped", _) => {
+            step.status = StepStatus::Skipped;
+            step.skip_reason = change.skip_reason;
+        }
+        // A reviewer's edit: the step succeeds with the edited output.
+        ("review_decided", _) => {
+            step.status = StepStatus::Succeeded;
+            step.output = change.output;
+            step.failure = None;
+        }
+        _ => {}
+    }
+}
+
+/// Attempts journaled as rows, before the event log held them.
+fn legacy_attempts(c: &Connection, run_id: &str) -> anyhow::Result<Vec<AttemptRecord>> {
+    Ok(c.prepare_cached(
+        "SELECT step_id, attempt, input_digest, status, failure, started_ms, finished_ms, latency_us, fuel, memory_peak, logs
+         FROM attempts WHERE run_id = ?1",
+    )?
+    .query_map([run_id], |r| {
+        Ok(AttemptRecord {
+            step_id: r.get(0)?,
+            attempt: r.get(1)?,
+            input_digest: r.get(2)?,
+            status: parse_status(r.get(3)?)?,
+            failure: json_col(r.get(4)?),
+            started_ms: r.get(5)?,
+            finished_ms: r.get(6)?,
+            latency_us: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+            fuel: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
+            memory_peak: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+            logs: json_col(r.get(10)?),
+        })
+    })?
+    .collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::migrations::MIGRATIONS;
+    use crate::store::sqlite::journal::advance;
+    use crate::store::sqlite::writer::{migrate, open};
+    use crate::store::{Advance, Durability};
+
+    fn result(step: &str, attempt: u32, output: Value) -> AttemptResult {
+        AttemptResult {
+            run_id: "r1".into(),
+            step_id: step.into(),
+            attempt,
+            outcome: AttemptOutcome::Succeeded {
+                output,
+                confidence: Some(0.75),
+                route: Some("on".into()),
+            },
+            latency_us: 42,
+            fuel: Some(7),
+            memory_peak: 65536,
+            logs: json!({"logs": ["hi"]}),
+        }
+    }
+
+    /// A database at version 5 holding run `r1` in the middle of its journal: step `a`
+    /// succeeded, `b` is running its first attempt, `c` has not started.
+    fn journal_written_before_the_event_log(dir: &tempfile::TempDir) -> Connection {
+        let mut c = open(&dir.path().join("old.db"), Durability::Normal).unwrap();
+        c.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")
+            .unwrap();
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 5) {
+            c.execute_batch(sql).unwrap();
+            c.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version])
+                .unwrap();
+        }
+        c.execute_batch(
+            "INSERT INTO runs (id, workflow, version, status, input, input_digest, created_ms, updated_ms) VALUES ('r1', 'wf', '1.0.0', 'running', '{}', 'd', 1, 1);
+             INSERT INTO steps VALUES ('r1', 'a', 0, 'pa', 'succeeded', '{\"x\":1}', 0.5, 'ok', NULL, NULL, 1);
+             INSERT INTO steps VALUES ('r1', 'b', 1, 'pb', 'running', NULL, NULL, NULL, NULL, NULL, 1);
+             INSERT INTO steps VALUES ('r1', 'c', 2, 'pc', 'pending', NULL, NULL, NULL, NULL, NULL, 0);
+             INSERT INTO attempts VALUES ('r1', 'a', 1, 'ia', 'succeeded', NULL, 10, 11, 1000, 5, 4096, '{}');
+             INSERT INTO attempts VALUES ('r1', 'b', 1, 'ib', 'running', NULL, 12, NULL, NULL, NULL, NULL, NULL);
+             INSERT INTO events VALUES ('r1', 1, 1, 'run_created', NULL, '{}');
+             INSERT INTO events VALUES ('r1', 2, 10, 'step_started', 'a', '{\"attempt\":1}');
+             INSERT INTO events VALUES ('r1', 3, 11, 'step_succeeded', 'a', '{\"attempt\":1}');
+             INSERT INTO events VALUES ('r1', 4, 12, 'step_started', 'b', '{\"attempt\":1}');",
+        )
+        .unwrap();
+        migrate(&mut c).unwrap();
+        c
+    }
+
+    #[test]
+    fn a_run_journaled_before_the_upgrade_folds_to_its_rows_and_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = journal_written_before_the_event_log(&dir);
+        let (steps, attempts) = fold(&c, "r1", true).unwrap();
+        let status: Vec<_> = steps
+            .iter()
+            .map(|s| (s.step_id.as_str(), s.status))
+            .collect();
+        assert_eq!(
+            status,
+            [
+                ("a", StepStatus::Succeeded),
+                ("b", StepStatus::Running),
+                ("c", StepStatus::Pending)
+            ]
+        );
+        assert_eq!(steps[0].output, Some(json!({"x": 1})));
+        assert_eq!(attempts.len(), 2);
+
+        // `b`'s attempt, started before the upgrade, finishes after it, and `c` starts.
+        let mut next = Advance::new("r1");
+        next.finished = Some(result("b", 1, json!({"y": 2})));
+        next.started = vec![("c".into(), "ic".into())];
+        let done = advance(&c, &next).unwrap();
+        assert!(done.recorded);
+        assert_eq!(done.attempts, [1]);
+
+        let (steps, attempts) = fold(&c, "r1", true).unwrap();
+        let b = &steps[1];
+        assert_eq!(
+            (b.status, b.output.clone(), b.confidence, b.route.as_deref()),
+            (
+                StepStatus::Succeeded,
+                Some(json!({"y": 2})),
+                Some(0.75),
+                Some("on")
+            )
+        );
+        assert_eq!(
+            (steps[2].status, steps[2].attempts),
+            (StepStatus::Running, 1)
+        );
+        let seen: Vec<_> = attempts
+            .iter()
+            .map(|a| {
+                (
+                    a.step_id.as_str(),
+                    a.attempt,
+                    a.status,
+                    a.input_digest.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("a", 1, StepStatus::Succeeded, "ia"),
+                ("b", 1, StepStatus::Succeeded, "ib"),
+                ("c", 1, StepStatus::Running, "ic")
+            ]
+        );
+        let b1 = &attempts[1];
+        assert_eq!(
+            (b1.latency_us, b1.fuel, b1.memory_peak, b1.logs.clone()),
+            (
+                Some(42),
+                Some(7),
+                Some(65536),
+                Some(json!({"logs": ["hi"]}))
+            )
+        );
+        assert!(b1.finished_ms.is_some());
+    }
+
+    #[test]
+    fn a_step_takes_one_result_and_only_from_its_latest_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = journal_written_before_the_event_log(&dir);
+        // After a crash, `b` starts again: attempt 2.
+        let mut again = Advance::new("r1");
+        again.started = vec![("b".into(), "ib".into())];
+        assert_eq!(advance(&c, &again).unwrap().attempts, [2]);
+
+        let mut stale = Advance::new("r1");
+        stale.finished = Some(result("b", 1, json!("late")));
+        assert!(!advance(&c, &stale).unwrap().recorded, "attempt 1 is stale");
+
+        let mut current = Advance::new("r1");
+        current.finished = Some(result("b", 2, json!("now")));
+        assert!(advance(&c, &current).unwrap().recorded);
+        assert!(
+            !advance(&c, &current).unwrap().recorded,
+            "a second result for the step is refused"
+        );
+        let (steps, _) = fold(&c, "r1", true).unwrap();
+        assert_eq!(steps[1].output, Some(json!("now")));
+
+        // A finished step neither starts again nor is skipped; a pending one is skipped.
+        let mut restart = Advance::new("r1");
+        restart.started = vec![("b".into(), "ib".into())];
+        assert!(advance(&c, &restart).is_err());
+        let mut skip = Advance::new("r1");
+        skip.skipped = vec![("b".into(), "late".into()), ("c".into(), "route".into())];
+        advance(&c, &skip).unwrap();
+        let (steps, _) = fold(&c, "r1", true).unwrap();
+        assert_eq!(steps[1].status, StepStatus::Succeeded);
+        assert_eq!(
+            (steps[2].status, steps[2].skip_reason.as_deref()),
+            (StepStatus::Skipped, Some("route"))
+        );
+    }
+}
