@@ -13,6 +13,10 @@ use crate::engine::Host;
 use crate::failure::StepFailure;
 use crate::model::{CallScope, Models};
 use crate::plugin::Plugin;
+
+/// How long before a run's deadline its steps' model calls are cut: time for the step to
+/// report the cut call as its failure before the deadline stops the step itself.
+const MODEL_CALL_MARGIN: std::time::Duration = std::time::Duration::from_millis(50);
 use crate::schema::Schema;
 use crate::store::{AttemptOutcome, AttemptResult, Store};
 use crate::workflow::{StepDef, Workflow};
@@ -136,7 +140,12 @@ impl Job {
                 policy,
                 budgets: config.budgets.overridden_by(&self.workflow.budgets),
                 prompts: self.workflow.prompts.clone(),
-                deadline: tokio::time::Instant::from_std(self.deadline.unwrap_or(far)),
+                // Calls are cut a little before the attempt's own deadline, so that a step
+                // whose call ran out of time can still report it before it is stopped.
+                deadline: tokio::time::Instant::from_std(
+                    self.deadline
+                        .map_or(far, |d| d.checked_sub(MODEL_CALL_MARGIN).unwrap_or(d)),
+                ),
                 calls: Default::default(),
             },
         })

@@ -11,6 +11,8 @@
 //! pages in three tables, while the journal's rules (exactly one result per step, an attempt
 //! journaled before it runs) are checked against the same state in the same transaction.
 
+use std::collections::HashMap;
+
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -143,6 +145,11 @@ pub(super) fn fold(
     } else {
         Vec::new()
     };
+    let index: HashMap<String, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| (s.step_id.clone(), i))
+        .collect();
     let since = steps.iter().map(|(_, seq)| *seq).min().unwrap_or(0);
     let mut changes = c.prepare_cached(
         "SELECT seq, at_ms, kind, step_id, attempt, record FROM events
@@ -154,20 +161,17 @@ pub(super) fn fold(
             (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
         let attempt: Option<u32> = r.get(4)?;
         let record: String = r.get(5)?;
-        let Some((step, as_of)) = steps
-            .iter_mut()
-            .find(|(s, _)| Some(&s.step_id) == step_id.as_ref())
-        else {
+        let Some(&i) = step_id.as_ref().and_then(|id| index.get(id)) else {
             continue;
         };
+        let (step, as_of) = &mut steps[i];
         if seq <= *as_of {
             continue;
         }
         let change: Change = serde_json::from_str(&record)?;
         apply(step, &mut attempts, &kind, attempt, at_ms, change);
     }
-    let position = |step_id: &str| steps.iter().position(|(s, _)| s.step_id == step_id);
-    attempts.sort_by_key(|a| (position(&a.step_id), a.attempt));
+    attempts.sort_by_key(|a| (index.get(&a.step_id).copied(), a.attempt));
     Ok((steps.into_iter().map(|(s, _)| s).collect(), attempts))
 }
 
@@ -203,8 +207,10 @@ fn apply(
             } else {
                 StepStatus::Failed
             };
+            // The attempt is almost always among the last ones started.
             if let Some(a) = attempts
                 .iter_mut()
+                .rev()
                 .find(|a| a.step_id == step.step_id && a.attempt == n)
             {
                 a.status = status;
