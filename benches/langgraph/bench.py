@@ -1,5 +1,9 @@
 """LangGraph baseline for Weir's workflow benchmark: a 5-node linear graph of trivial
 functions, checkpointed to SQLite with SqliteSaver, one run (thread) per input.
+
+Usage: bench.py [RUNS] [SYNCHRONOUS]. SYNCHRONOUS is SQLite's `synchronous` setting for the
+checkpointer's connection: FULL (SQLite's default, which SqliteSaver keeps: an fsync per
+commit) or NORMAL (no fsync per commit in WAL mode, the durability of Weir's `normal`).
 Prints runs_per_sec=<float>."""
 import os
 import sqlite3
@@ -33,8 +37,12 @@ def build(saver):
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+    synchronous = sys.argv[2].upper() if len(sys.argv) > 2 else "FULL"
+    if synchronous not in ("FULL", "NORMAL"):
+        sys.exit(f"error: SYNCHRONOUS must be FULL or NORMAL, not {synchronous!r}")
     with tempfile.TemporaryDirectory() as tmp:
         conn = sqlite3.connect(os.path.join(tmp, "langgraph.db"), check_same_thread=False)
+        conn.execute(f"PRAGMA synchronous={synchronous}")
         app = build(SqliteSaver(conn))
         for i in range(10):
             app.invoke({"value": {"ticket": i}}, {"configurable": {"thread_id": f"warmup-{i}"}})

@@ -162,6 +162,7 @@ async fn journal_cost_per_step(store: &dyn Store, runs: usize) -> f64 {
     for n in 0..runs {
         let (run, _) = store
             .create_run(NewRun {
+                id: None,
                 workflow: "bench".into(),
                 version: "1.0.0".into(),
                 input: json!({"n": n}),

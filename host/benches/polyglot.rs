@@ -144,8 +144,9 @@ async fn run() {
         config: serde_json::json!({}),
     });
 
-    // The floor: the Rust template with nothing but InstancePre, pooling and epochs.
-    let floor = common::Floor::new(rows[0].path.to_str().unwrap());
+    // The floor: the Rust template with nothing but InstancePre, pooling (slots reset as
+    // Weir resets them) and epochs.
+    let floor = common::Floor::new(rows[0].path.to_str().unwrap(), common::Slots::Warm);
     let raw = common::per_op(7, 20, || async {
         assert!(!floor.call(rows[0].input).await.is_empty());
     })

@@ -4,9 +4,14 @@
 //!   run after another; and with `full` durability (fsync per commit) at 1 and 64 concurrent
 //!   runs, where group commit matters;
 //! - the raw floor: the same component called five times per run through a bare
-//!   `InstancePre`, with one rusqlite commit per step and nothing else;
+//!   `InstancePre`, with one rusqlite commit per step and nothing else, twice: with
+//!   wasmtime's default pooling (slots reset by `madvise`), and with the slot reset Weir
+//!   configures (`weir::engine::pool`), the like-for-like floor. Weir's `normal` row and the
+//!   floors run in alternating batches, so that a machine whose speed drifts during the run
+//!   weighs on all alike; each ratio's spread over the rounds is printed with it;
 //! - LangGraph with `SqliteSaver`, a 5-node linear graph of trivial functions, when its venv
-//!   exists (`benches/langgraph/setup`).
+//!   exists (`benches/langgraph/setup`): as it comes (SQLite's default `synchronous=FULL`,
+//!   an fsync per commit), and at `synchronous=NORMAL`, the durability of Weir's `normal`.
 //!
 //! Run with `cargo bench -p weir --bench workflows`; it prints a Markdown table. With
 //! `WEIR_BENCH_PROFILE_RUNS=<n>` it measures only Weir's `normal` row over `n` runs, for a
@@ -16,7 +21,7 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use weir::registry;
@@ -26,6 +31,9 @@ use weir::{Host, HostConfig};
 
 const RUNS: usize = 300;
 const STEPS: usize = 5;
+/// Runs of Weir `normal` and of the floor, measured in turns: this many batches each.
+const NORMAL_RUNS: usize = 4000;
+const ROUNDS: usize = 20;
 
 fn workflow_file(dir: &Path) -> std::path::PathBuf {
     let mut text = String::from("name = \"bench\"\nversion = \"1.0.0\"\n");
@@ -43,73 +51,149 @@ fn workflow_file(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-async fn weir_runs_per_sec(
-    host: &Host,
-    durability: Durability,
-    concurrency: usize,
-    runs: usize,
-) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("weir.db"), durability).unwrap());
-    let runner = Runner::new(host.clone(), store.clone(), dir.path().join("locks"));
-    let (loaded, _) = registry::register_file(host, store.as_ref(), &workflow_file(dir.path()))
-        .await
-        .unwrap();
-    let loaded = Arc::new(loaded);
-    let one = |runner: Runner, loaded: Arc<registry::Loaded>, i: usize| async move {
-        let (run, _) = runner
-            .submit(&loaded, json!({"ticket": i}), None)
+/// Weir with a SQLite journal of its own, the bench workflow registered and warmed up.
+struct WeirSetup {
+    runner: Runner,
+    loaded: Arc<registry::Loaded>,
+    next: usize,
+    _dir: tempfile::TempDir,
+}
+
+impl WeirSetup {
+    async fn new(host: &Host, durability: Durability) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("weir.db"), durability).unwrap());
+        let runner = Runner::new(host.clone(), store.clone(), dir.path().join("locks"));
+        let (loaded, _) = registry::register_file(host, store.as_ref(), &workflow_file(dir.path()))
             .await
             .unwrap();
-        let run = runner.execute(&run.id).await.unwrap();
-        assert_eq!(run.status, RunStatus::Succeeded);
-    };
-    for i in 0..10 {
-        one(runner.clone(), loaded.clone(), i).await;
+        let mut setup = Self {
+            runner,
+            loaded: Arc::new(loaded),
+            next: 0,
+            _dir: dir,
+        };
+        setup.batch(1, 10).await;
+        setup
     }
-    let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for worker in 0..concurrency {
-        let (runner, loaded) = (runner.clone(), loaded.clone());
-        tasks.spawn(async move {
-            for i in (worker..runs).step_by(concurrency) {
-                one(runner.clone(), loaded.clone(), i).await;
-            }
-        });
+
+    /// Runs `runs` runs, `concurrency` at a time; returns how long they took.
+    async fn batch(&mut self, concurrency: usize, runs: usize) -> Duration {
+        let first = self.next;
+        self.next += runs;
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for worker in 0..concurrency {
+            let (runner, loaded) = (self.runner.clone(), self.loaded.clone());
+            tasks.spawn(async move {
+                for i in (first + worker..first + runs).step_by(concurrency) {
+                    // As `weir run` does: the run's creation and its first start are one commit.
+                    let run = runner
+                        .submit_and_execute(&loaded, json!({"ticket": i}), None, |_, _| {})
+                        .await
+                        .unwrap();
+                    assert_eq!(run.status, RunStatus::Succeeded);
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        start.elapsed()
     }
-    while let Some(done) = tasks.join_next().await {
-        done.unwrap();
-    }
-    runs as f64 / start.elapsed().as_secs_f64()
 }
 
-async fn raw_floor_runs_per_sec(runs: usize) -> f64 {
-    let floor = common::Floor::new(weir_artifacts::ECHO);
-    let dir = tempfile::tempdir().unwrap();
-    let conn = rusqlite::Connection::open(dir.path().join("raw.db")).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
-    conn.execute_batch(
-        "CREATE TABLE results (run INTEGER, step INTEGER, output TEXT, PRIMARY KEY (run, step))",
-    )
-    .unwrap();
-    let start = Instant::now();
-    for run in 0..runs {
-        let mut payload = json!({"ticket": run}).to_string();
-        for step in 0..STEPS {
-            payload = floor.call(&payload).await;
-            conn.execute(
-                "INSERT INTO results (run, step, output) VALUES (?1, ?2, ?3)",
-                rusqlite::params![run as i64, step as i64, payload],
-            )
-            .unwrap();
+/// The raw floor: the component through a bare `InstancePre`, one rusqlite commit per step.
+struct FloorSetup {
+    floor: common::Floor,
+    conn: rusqlite::Connection,
+    next: usize,
+    _dir: tempfile::TempDir,
+}
+
+impl FloorSetup {
+    fn new(slots: common::Slots) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("raw.db")).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        conn.execute_batch(
+            "CREATE TABLE results (run INTEGER, step INTEGER, output TEXT, PRIMARY KEY (run, step))",
+        )
+        .unwrap();
+        Self {
+            floor: common::Floor::new(weir_artifacts::ECHO, slots),
+            conn,
+            next: 0,
+            _dir: dir,
         }
     }
-    runs as f64 / start.elapsed().as_secs_f64()
+
+    async fn batch(&mut self, runs: usize) -> Duration {
+        let start = Instant::now();
+        for _ in 0..runs {
+            let run = self.next;
+            self.next += 1;
+            let mut payload = json!({"ticket": run}).to_string();
+            for step in 0..STEPS {
+                payload = self.floor.call(&payload).await;
+                self.conn
+                    .execute(
+                        "INSERT INTO results (run, step, output) VALUES (?1, ?2, ?3)",
+                        rusqlite::params![run as i64, step as i64, payload],
+                    )
+                    .unwrap();
+            }
+        }
+        start.elapsed()
+    }
 }
 
-fn langgraph_runs_per_sec(runs: usize) -> Option<f64> {
+/// Runs/s of one row of the alternating measurement, and the spread of its ratio to Weir.
+struct Row {
+    runs_per_sec: f64,
+    /// Weir's time ÷ this row's time in the round where it was lowest and highest.
+    low: f64,
+    high: f64,
+}
+
+/// Weir `normal` and the two floors, in alternating batches so that the machine's drift
+/// falls on all alike: (Weir, floor with wasmtime's default slot reset, floor with Weir's).
+async fn normal_against_floors(host: &Host, runs: usize) -> (f64, Row, Row) {
+    let mut weir = WeirSetup::new(host, Durability::Normal).await;
+    let mut floors = [
+        FloorSetup::new(common::Slots::Default),
+        FloorSetup::new(common::Slots::Warm),
+    ];
+    for floor in &mut floors {
+        floor.batch(10).await;
+    }
+    let per_round = runs / ROUNDS;
+    let mut weir_time = Duration::ZERO;
+    let mut rows = [(Duration::ZERO, f64::MAX, 0.0f64); 2];
+    for _ in 0..ROUNDS {
+        let w = weir.batch(1, per_round).await;
+        weir_time += w;
+        for (floor, (time, low, high)) in floors.iter_mut().zip(&mut rows) {
+            let f = floor.batch(per_round).await;
+            let ratio = f.as_secs_f64() / w.as_secs_f64();
+            (*low, *high) = (low.min(ratio), high.max(ratio));
+            *time += f;
+        }
+    }
+    let total = (per_round * ROUNDS) as f64;
+    let [default, warm] = rows.map(|(time, low, high)| Row {
+        runs_per_sec: total / time.as_secs_f64(),
+        low,
+        high,
+    });
+    (total / weir_time.as_secs_f64(), default, warm)
+}
+
+/// LangGraph's runs/s with its checkpointer's connection at SQLite `synchronous` setting
+/// `synchronous` (`FULL`, its default, or `NORMAL`).
+fn langgraph_runs_per_sec(runs: usize, synchronous: &str) -> Option<f64> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/langgraph");
     let python = root.join(".venv/bin/python");
     if !python.exists() {
@@ -118,6 +202,7 @@ fn langgraph_runs_per_sec(runs: usize) -> Option<f64> {
     let out = std::process::Command::new(python)
         .arg(root.join("bench.py"))
         .arg(runs.to_string())
+        .arg(synchronous)
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -138,35 +223,67 @@ fn main() {
             let runs = runs
                 .parse()
                 .expect("WEIR_BENCH_PROFILE_RUNS is a number of runs");
-            let normal = weir_runs_per_sec(&host, Durability::Normal, 1, runs).await;
+            let mut weir = WeirSetup::new(&host, Durability::Normal).await;
+            let took = weir.batch(1, runs).await;
+            let normal = runs as f64 / took.as_secs_f64();
             println!("Weir, SQLite `normal`, sequential: {normal:.0} runs/s");
             return;
         }
-        let floor = raw_floor_runs_per_sec(RUNS).await;
-        let normal = weir_runs_per_sec(&host, Durability::Normal, 1, RUNS).await;
-        let full_1 = weir_runs_per_sec(&host, Durability::Full, 1, RUNS / 3).await;
-        let full_64 = weir_runs_per_sec(&host, Durability::Full, 64, RUNS).await;
-        let langgraph = langgraph_runs_per_sec(RUNS);
+        let (normal, floor, warm) = normal_against_floors(&host, NORMAL_RUNS).await;
+        let full_1 = runs_per_sec(&host, Durability::Full, 1, RUNS / 3).await;
+        let full_64 = runs_per_sec(&host, Durability::Full, 64, RUNS).await;
+        let langgraph = langgraph_runs_per_sec(RUNS, "FULL");
+        let langgraph_normal = langgraph_runs_per_sec(RUNS, "NORMAL");
 
         println!("## Durable {STEPS}-step workflow, {RUNS} runs (trivial step), this machine\n");
         println!("| system | runs/s | Weir normal ÷ this |");
         println!("|---|---|---|");
         println!("| Weir, SQLite `normal`, sequential | {normal:.0} | 1.00× |");
-        println!(
-            "| raw floor: InstancePre + one rusqlite commit per step | {floor:.0} | {:.2}× |",
-            normal / floor
-        );
-        match langgraph {
-            Some(lg) => println!(
-                "| LangGraph + SqliteSaver, 5 trivial nodes | {lg:.0} | {:.1}× |",
-                normal / lg
-            ),
-            None => println!(
+        let warm_label = if weir::engine::pool::warm_reuse_available() {
+            "slots reset by dirtied page, as Weir does"
+        } else {
+            "no PAGEMAP_SCAN here: the same as the defaults"
+        };
+        for (label, row) in [
+            ("wasmtime's default slot reset", floor),
+            (warm_label, warm),
+        ] {
+            println!(
+                "| raw floor: InstancePre + one rusqlite commit per step, {label} | {:.0} | {:.2}× (rounds: {:.2}–{:.2}×) |",
+                row.runs_per_sec,
+                normal / row.runs_per_sec,
+                row.low,
+                row.high
+            );
+        }
+        match (langgraph, langgraph_normal) {
+            (Some(lg), Some(lg_normal)) => {
+                println!(
+                    "| LangGraph + SqliteSaver, 5 trivial nodes (its default: fsync per commit) | {lg:.0} | {:.1}× |",
+                    normal / lg
+                );
+                println!(
+                    "| LangGraph + SqliteSaver, `synchronous=NORMAL` (the durability of Weir `normal`) | {lg_normal:.0} | {:.1}× |",
+                    normal / lg_normal
+                );
+            }
+            _ => println!(
                 "| LangGraph + SqliteSaver | not measured: run benches/langgraph/setup first | |"
             ),
         }
-        println!("| Weir, SQLite `full` (fsync per commit), 1 run at a time | {full_1:.0} | |");
+        let full_vs_langgraph = langgraph
+            .map(|lg| format!("{:.1}× LangGraph's default", full_1 / lg))
+            .unwrap_or_default();
+        println!(
+            "| Weir, SQLite `full` (fsync per commit), 1 run at a time | {full_1:.0} | {full_vs_langgraph} |"
+        );
         println!("| Weir, SQLite `full`, 64 concurrent runs (group commit) | {full_64:.0} | |");
         println!();
     });
+}
+
+/// Weir's runs/s at `durability`, `concurrency` runs at a time.
+async fn runs_per_sec(host: &Host, durability: Durability, concurrency: usize, runs: usize) -> f64 {
+    let mut weir = WeirSetup::new(host, durability).await;
+    runs as f64 / weir.batch(concurrency, runs).await.as_secs_f64()
 }

@@ -49,6 +49,16 @@ impl raw::weir::step::state::Host for RawState {
     fn delete(&mut self, _key: String) {}
 }
 
+/// How the floor's pooling allocator resets a slot between instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slots {
+    /// wasmtime's defaults: every slot's memory is returned with `madvise`.
+    Default,
+    /// Weir's setting ([`weir::engine::pool::reuse_slots_warm`]): dirtied pages are reset
+    /// in place and stay resident, where the kernel can find them. A like-for-like floor.
+    Warm,
+}
+
 /// The floor: an engine with pooling and epoch interruption, a linker with WASI and stubs,
 /// and the component's `InstancePre`.
 pub struct Floor {
@@ -57,12 +67,14 @@ pub struct Floor {
 }
 
 impl Floor {
-    pub fn new(component_path: &str) -> Self {
+    pub fn new(component_path: &str, slots: Slots) -> Self {
         let mut config = Config::new();
         config.epoch_interruption(true);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(
-            PoolingAllocationConfig::default(),
-        ));
+        let mut pool = PoolingAllocationConfig::default();
+        if slots == Slots::Warm {
+            weir::engine::pool::reuse_slots_warm(&mut pool);
+        }
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).unwrap();
         let component = wasmtime::component::Component::from_file(&engine, component_path).unwrap();
         let mut linker: Linker<RawState> = Linker::new(&engine);

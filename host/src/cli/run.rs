@@ -72,36 +72,14 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
         Err(RegistryError::Store(e)) => return Err(e),
     };
 
-    let (run, created) = match runner
-        .submit(&loaded, input, args.idempotency_key.clone())
-        .await
-    {
-        Ok(submitted) => submitted,
-        Err(SubmitError::InvalidInput {
-            workflow,
-            violations,
-        }) => {
-            eprintln!(
-                "error: the input from {origin} does not match the input schema of {workflow}:"
-            );
-            for v in violations {
-                eprintln!("  - {v}");
-            }
-            return Ok(ExitCode::from(EXIT_ERROR));
-        }
-        Err(SubmitError::Store(e)) => return Err(e),
-    };
     let quiet = args.json;
-    if !quiet {
-        let note = if created {
-            ""
-        } else {
-            " (existing run for this idempotency key)"
-        };
-        eprintln!("run {} · {}{note}", run.id, loaded.workflow.id());
-    }
     let steps: Vec<String> = loaded.workflow.steps.iter().map(|s| s.id.clone()).collect();
+    // The live display starts once the run's line is printed, which is once it exists.
+    let (go, ready) = tokio::sync::oneshot::channel::<()>();
     let printer = tokio::spawn(async move {
+        if ready.await.is_err() {
+            return;
+        }
         let mut live = Live::new(&steps, quiet);
         while let Some(event) = rx.recv().await {
             live.show(&event);
@@ -114,7 +92,37 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
         .budgets
         .overridden_by(&loaded.workflow.budgets)
         .run;
-    let run = runner.execute(&run.id).await?;
+    let workflow_id = loaded.workflow.id();
+    let announce = move |run: &crate::store::RunRecord, created: bool| {
+        if !quiet {
+            let note = if created {
+                ""
+            } else {
+                " (existing run for this idempotency key)"
+            };
+            eprintln!("run {} · {workflow_id}{note}", run.id);
+        }
+        let _ = go.send(());
+    };
+    let run = match runner
+        .submit_and_execute(&loaded, input, args.idempotency_key.clone(), announce)
+        .await
+    {
+        Ok(run) => run,
+        Err(SubmitError::InvalidInput {
+            workflow,
+            violations,
+        }) => {
+            eprintln!(
+                "error: the input from {origin} does not match the input schema of {workflow}:"
+            );
+            for v in violations {
+                eprintln!("  - {v}");
+            }
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
+        Err(SubmitError::Store(e) | SubmitError::Execute(e)) => return Err(e),
+    };
     drop(runner);
     let _ = printer.await;
 

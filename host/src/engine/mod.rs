@@ -8,6 +8,7 @@
 
 mod cache;
 mod epoch;
+pub mod pool;
 mod slot;
 
 use std::path::{Path, PathBuf};

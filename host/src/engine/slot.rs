@@ -134,6 +134,7 @@ fn build_engine(wasm: &mut Config, config: &HostConfig) -> anyhow::Result<(Engin
             .total_tables(n * 4)
             .total_stacks(n)
             .max_memory_size(usize::try_from(config.ceilings.memory_bytes).unwrap_or(usize::MAX));
+        super::pool::reuse_slots_warm(&mut pool);
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         match Engine::new(wasm) {
             Ok(engine) => return Ok((engine, true)),

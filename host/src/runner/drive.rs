@@ -22,7 +22,8 @@ use super::{Progress, Runner, review, schedule};
 use crate::metrics;
 use crate::plugin::Plugin;
 use crate::store::{
-    Advance, AttemptOutcome, ReviewStatus, RunEnd, RunRecord, RunStatus, StepRecord, StepStatus,
+    Advance, AttemptOutcome, Basis, NewRun, ReviewStatus, RunEnd, RunRecord, RunStatus, StepRecord,
+    StepStatus,
 };
 use crate::workflow::{OutputDecl, Workflow};
 
@@ -46,6 +47,14 @@ pub(super) struct Drive<'a> {
     inline: FuturesUnordered<BoxFuture<'static, anyhow::Result<Finished>>>,
     /// The lease this driver holds in a fleet; every advance carries it (fencing).
     lease: Option<crate::store::Lease>,
+    /// The run's last event as of this driver's last commit, when the store reports it: the
+    /// next advance's [`Basis`].
+    seq: Option<i64>,
+    /// The run ended in the advance that created it: there is nothing left to drive.
+    over: bool,
+    /// The run as the advance that ended it (or parked it for review) left it, when the
+    /// store reported it.
+    ended: Option<RunRecord>,
 }
 
 /// What became of an advance.
@@ -90,9 +99,49 @@ impl<'a> Drive<'a> {
                 .next()
                 .map(|r| (r.step_id, r.reason))
         };
-        Ok(Self {
+        let mut drive = Self::with(runner, run, workflow, plugins, records);
+        drive.parked = parked;
+        drive.lease = lease;
+        Ok(drive)
+    }
+
+    /// A driver for a run about to be created by [`Drive::create`]: `run` is the record it
+    /// will have, each step pending, pinned to `plugins` (by step id).
+    pub(super) fn fresh(
+        runner: &'a Runner,
+        run: &'a RunRecord,
+        workflow: Arc<Workflow>,
+        plugins: HashMap<String, Plugin>,
+        steps: &[(String, String)],
+    ) -> Self {
+        let records = steps
+            .iter()
+            .map(|(step_id, digest)| StepRecord {
+                step_id: step_id.clone(),
+                plugin_digest: digest.clone(),
+                status: StepStatus::Pending,
+                output: None,
+                confidence: None,
+                route: None,
+                failure: None,
+                skip_reason: None,
+                attempts: 0,
+            })
+            .collect();
+        Self::with(runner, run, workflow, plugins, records)
+    }
+
+    /// A driver of `run` with these steps, nothing in flight, no review, no lease.
+    fn with(
+        runner: &'a Runner,
+        run: &'a RunRecord,
+        workflow: Arc<Workflow>,
+        plugins: HashMap<String, Plugin>,
+        records: Vec<StepRecord>,
+    ) -> Self {
+        Self {
             inputs: HashMap::new(),
-            parked,
+            parked: None,
             runner,
             run,
             workflow,
@@ -101,15 +150,23 @@ impl<'a> Drive<'a> {
             running: HashSet::new(),
             in_flight: JoinSet::new(),
             inline: FuturesUnordered::new(),
-            lease,
-        })
+            lease: None,
+            seq: None,
+            over: false,
+            ended: None,
+        }
     }
 
     fn workflow(&self) -> &Workflow {
         &self.workflow
     }
 
-    pub(super) async fn run(mut self) -> anyhow::Result<()> {
+    /// Drives the run until it ends, parks for review or is taken away; returns the run as
+    /// its last advance left it when that advance ended it and the store reported the run.
+    pub(super) async fn run(mut self) -> anyhow::Result<Option<RunRecord>> {
+        if self.over {
+            return Ok(self.ended);
+        }
         let guard = self.runner.control.driving(&self.run.id);
         let mut pending = self.empty();
         loop {
@@ -126,12 +183,12 @@ impl<'a> Drive<'a> {
             }
             if let Some(status) = ended {
                 metrics::run_ended(&self.run.workflow, &self.run.version, status);
-                return Ok(());
+                return Ok(self.ended);
             }
             if self.running.is_empty() {
                 if self.runner.control.draining() {
                     // Left `running` in the journal: the next start resumes it.
-                    return Ok(());
+                    return Ok(None);
                 }
                 return Err(self.stuck());
             }
@@ -163,7 +220,7 @@ impl<'a> Drive<'a> {
         self.in_flight.abort_all();
         self.inline.clear();
         metrics::run_ended(&self.run.workflow, &self.run.version, RunStatus::Cancelled);
-        Ok(())
+        Ok(None)
     }
 
     /// Adds to `pending` every skip and start that is ready now, and the run's end if it
@@ -210,6 +267,10 @@ impl<'a> Drive<'a> {
                     {
                         let text = input.as_ref().map(Value::to_string).unwrap_or_default();
                         let digest = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+                        if let Some(basis) = &mut pending.advance.basis {
+                            let attempts = self.record_mut(&step)?.attempts;
+                            basis.attempts.insert(step.clone(), attempts);
+                        }
                         self.running.insert(step.clone());
                         pending.advance.started.push((step, digest));
                         pending.inputs.push(input);
@@ -272,17 +333,62 @@ impl<'a> Drive<'a> {
         let Pending {
             advance,
             inputs,
-            mut events,
+            events,
         } = pending;
         let started: Vec<String> = advance.started.iter().map(|(s, _)| s.clone()).collect();
         let advanced = self.runner.store.advance(advance).await?;
         self.runner.control.changed(&self.run.id);
+        let committed = self.applied(advanced, started, inputs, events).await?;
+        Ok((self.empty(), committed))
+    }
+
+    /// Creates this driver's run (see [`Drive::fresh`]) and journals its first advance in
+    /// the same commit. Returns the run and whether it was created: when the idempotency key
+    /// names an existing run, nothing was journaled and this driver must be dropped.
+    pub(super) async fn create(&mut self, new: NewRun) -> anyhow::Result<(RunRecord, bool)> {
+        let mut pending = self.empty();
+        self.decide(&mut pending)?;
+        let Pending {
+            advance,
+            inputs,
+            events,
+        } = pending;
+        let started: Vec<String> = advance.started.iter().map(|(s, _)| s.clone()).collect();
+        let ended = advance.end.as_ref().map(|end| end.status);
+        let (record, created, advanced) = self.runner.store.create_started(new, advance).await?;
+        let Some(advanced) = advanced else {
+            return Ok((record, false));
+        };
+        self.runner.control.changed(&record.id);
+        self.applied(advanced, started, inputs, events).await?;
+        if let Some(status) = ended {
+            // Every step was skipped: the run ended as it was created.
+            metrics::run_ended(&self.run.workflow, &self.run.version, status);
+            self.over = true;
+        }
+        Ok((record, created))
+    }
+
+    /// After an advance committed: starts its attempts and reports its progress.
+    async fn applied(
+        &mut self,
+        advanced: crate::store::Advanced,
+        started: Vec<String>,
+        inputs: Vec<Result<Value, String>>,
+        mut events: Vec<Progress>,
+    ) -> anyhow::Result<Committed> {
+        self.seq = advanced.seq;
+        if let Some(run) = &advanced.run
+            && !matches!(run.status, RunStatus::Pending | RunStatus::Running)
+        {
+            self.ended = advanced.run.clone();
+        }
         if advanced.lost_lease {
             tracing::warn!(run_id = %self.run.id, "the run's lease was taken over by another host; this host stops driving it and records nothing more");
-            return Ok((self.empty(), Committed::RunOver));
+            return Ok(Committed::RunOver);
         }
         if advanced.run_over {
-            return Ok((self.empty(), Committed::RunOver));
+            return Ok(Committed::RunOver);
         }
         if !advanced.recorded {
             // Another driver recorded this step's result first; nothing here was applied.
@@ -292,7 +398,7 @@ impl<'a> Drive<'a> {
                 self.running.remove(step);
             }
             self.records = self.runner.store.steps(&self.run.id).await?;
-            return Ok((self.empty(), Committed::NotRecorded));
+            return Ok(Committed::NotRecorded);
         }
         let alone = started.len() == 1 && self.in_flight.is_empty() && self.inline.is_empty();
         for ((step, input), attempt) in started.into_iter().zip(inputs).zip(advanced.attempts) {
@@ -341,7 +447,7 @@ impl<'a> Drive<'a> {
         for event in events {
             self.runner.emit(event);
         }
-        Ok((self.empty(), Committed::Applied))
+        Ok(Committed::Applied)
     }
 
     /// The end of the run's latency budget, counted from when the run was created (so a
@@ -356,6 +462,10 @@ impl<'a> Drive<'a> {
     fn empty(&self) -> Pending {
         let mut advance = Advance::new(&self.run.id);
         advance.lease = self.lease.clone();
+        advance.basis = self.seq.map(|seq| Basis {
+            seq,
+            attempts: HashMap::new(),
+        });
         Pending {
             advance,
             inputs: Vec::new(),

@@ -38,7 +38,7 @@ use crate::workflow::Workflow;
 pub struct Runner {
     host: Host,
     store: Arc<dyn Store>,
-    lock_dir: PathBuf,
+    locks: Arc<lock::RunLocks>,
     progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
     /// Definitions of registered versions, by `name@version`. A version's definition never
     /// changes once registered, so an entry never goes stale.
@@ -74,16 +74,19 @@ pub enum SubmitError {
     /// The store refused (e.g. an idempotency key reused with another input).
     #[error(transparent)]
     Store(#[from] anyhow::Error),
+    /// The run was submitted, but driving it failed.
+    #[error(transparent)]
+    Execute(anyhow::Error),
 }
 
 impl Runner {
-    /// A runner; `lock_dir` holds the per-run lock files that stop two processes from
+    /// A runner; `lock_dir` holds the lock file that stops two processes from
     /// driving the same run.
     pub fn new(host: Host, store: Arc<dyn Store>, lock_dir: PathBuf) -> Self {
         Self {
             host,
             store,
-            lock_dir,
+            locks: lock::RunLocks::new(lock_dir),
             progress: None,
             definitions: Arc::default(),
             plugins: Arc::default(),
@@ -135,6 +138,86 @@ impl Runner {
         input: Value,
         idempotency_key: Option<String>,
     ) -> Result<(RunRecord, bool), SubmitError> {
+        let new = self.new_run(loaded, input, idempotency_key)?;
+        let (run, created) = self.store.create_run(new).await?;
+        self.control.changed(&run.id);
+        Ok((run, created))
+    }
+
+    /// Submits a run and drives it, like [`Runner::submit`] then [`Runner::execute`], but
+    /// the run's creation and the start of its first steps are one commit. `created` is
+    /// called with the run (and whether it is new) once it is in the journal, before any
+    /// step has run. When the idempotency key names an existing run, that run is driven.
+    pub async fn submit_and_execute(
+        &self,
+        loaded: &Loaded,
+        input: Value,
+        idempotency_key: Option<String>,
+        created: impl FnOnce(&RunRecord, bool) + Send,
+    ) -> Result<RunRecord, SubmitError> {
+        if self.fleet.is_some() {
+            // A fleet drives runs under leases, which are claimed on runs that exist.
+            let (run, is_new) = self.submit(loaded, input, idempotency_key).await?;
+            created(&run, is_new);
+            return self.execute(&run.id).await.map_err(SubmitError::Execute);
+        }
+        let mut new = self.new_run(loaded, input, idempotency_key)?;
+        let id = uuid::Uuid::now_v7().to_string();
+        new.id = Some(id.clone());
+        // No one else knows this id yet: the lock is free, and held before the run exists.
+        let lock = self.locks.acquire(&id)?;
+        let now = crate::store::now_ms();
+        let placeholder = RunRecord {
+            id,
+            workflow: new.workflow.clone(),
+            version: new.version.clone(),
+            status: RunStatus::Pending,
+            input: new.input.clone(),
+            output: None,
+            failure: None,
+            idempotency_key: new.idempotency_key.clone(),
+            created_ms: now,
+            updated_ms: now,
+        };
+        let span = tracing::info_span!("run", run_id = %placeholder.id, workflow = %placeholder.workflow, version = %placeholder.version);
+        let driven = async {
+            let mut drive = drive::Drive::fresh(
+                self,
+                &placeholder,
+                loaded.workflow.clone(),
+                loaded.plugins.clone(),
+                &new.steps,
+            );
+            let (run, is_new) = drive.create(new).await?;
+            created(&run, is_new);
+            if !is_new {
+                return Ok((run.id, None));
+            }
+            let ended = drive.run().await?;
+            anyhow::Ok((run.id, ended))
+        }
+        .instrument(span)
+        .await
+        .map_err(SubmitError::Execute)?;
+        drop(lock);
+        match driven {
+            (_, Some(ended)) => Ok(ended),
+            // The idempotency key named another run: nothing was created under this id.
+            (id, None) if id != placeholder.id => {
+                self.execute(&id).await.map_err(SubmitError::Execute)
+            }
+            (id, None) => self.finished(&id).await.map_err(SubmitError::Execute),
+        }
+    }
+
+    /// The run `submit` creates: `input` checked against the workflow's schema, each step
+    /// pinned to its plugin (kept in this runner's cache for the drivers).
+    fn new_run(
+        &self,
+        loaded: &Loaded,
+        input: Value,
+        idempotency_key: Option<String>,
+    ) -> Result<NewRun, SubmitError> {
         let wf = &loaded.workflow;
         if let Some(schema) = &wf.input_schema {
             let violations = schema.violations(&input);
@@ -158,16 +241,14 @@ impl Runner {
                     .or_insert_with(|| plugin.clone());
             }
         }
-        let new = NewRun {
+        Ok(NewRun {
+            id: None,
             workflow: wf.name.clone(),
             version: wf.version.to_string(),
             input,
             idempotency_key,
             steps,
-        };
-        let (run, created) = self.store.create_run(new).await?;
-        self.control.changed(&run.id);
-        Ok((run, created))
+        })
     }
 
     /// Cancels a run: it ends as `cancelled` with `reason`, and its driver stops (at once in
@@ -204,14 +285,13 @@ impl Runner {
             };
             return self.execute_leased(lease).await;
         }
-        let lock = lock::RunLock::acquire(&self.lock_dir, run_id)?;
+        let lock = self.locks.acquire(run_id)?;
         let run = self
             .store
             .get_run(run_id)
             .await?
             .with_context(|| format!("no run {run_id}"))?;
         if run.status.is_final() {
-            lock.remove();
             return Ok(run);
         }
         if run.status == RunStatus::AwaitingReview {
@@ -219,7 +299,7 @@ impl Runner {
         }
         let workflow = self.definition(&run.workflow, &run.version).await?;
         let span = tracing::info_span!("run", run_id = %run.id, workflow = %run.workflow, version = %run.version);
-        async {
+        let ended = async {
             drive::Drive::new(self, &run, workflow, None)
                 .await?
                 .run()
@@ -227,11 +307,16 @@ impl Runner {
         }
         .instrument(span)
         .await?;
-        let run = self.store.get_run(run_id).await?.context("run vanished")?;
-        if run.status.is_final() {
-            lock.remove();
+        drop(lock);
+        match ended {
+            Some(run) => Ok(run),
+            None => self.finished(run_id).await,
         }
-        Ok(run)
+    }
+
+    /// The run as its driver left it, read back (when the driver did not end it itself).
+    async fn finished(&self, run_id: &str) -> anyhow::Result<RunRecord> {
+        self.store.get_run(run_id).await?.context("run vanished")
     }
 
     /// Drives a run this host holds `lease` on, renewing the lease while it drives and
@@ -274,15 +359,15 @@ impl Runner {
             }
             let workflow = self.definition(&run.workflow, &run.version).await?;
             let span = tracing::info_span!("run", run_id = %run.id, workflow = %run.workflow, version = %run.version, epoch = lease.epoch);
-            drive::Drive::new(self, &run, workflow, Some(lease.clone()))
+            let ended = drive::Drive::new(self, &run, workflow, Some(lease.clone()))
                 .await?
                 .run()
                 .instrument(span)
                 .await?;
-            self.store
-                .get_run(&lease.run_id)
-                .await?
-                .context("run vanished")
+            match ended {
+                Some(run) => Ok(run),
+                None => self.finished(&lease.run_id).await,
+            }
         }
         .await;
         heartbeat.abort();

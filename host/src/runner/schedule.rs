@@ -93,7 +93,9 @@ pub(crate) fn ready(
     let records: HashMap<&str, &StepRecord> = all.iter().map(|r| (r.step_id.as_str(), r)).collect();
     let raw_by_id: HashMap<&str, &StepRecord> =
         raw.iter().map(|r| (r.step_id.as_str(), r)).collect();
-    let view = steps_view(&all);
+    // Built on first use: most steps have neither a condition nor an input mapping.
+    let view = std::cell::OnceCell::new();
+    let view = || view.get_or_init(|| steps_view(&all));
     let mut decisions = Vec::new();
     for step in &wf.steps {
         let Some(record) = raw_by_id.get(step.id.as_str()) else {
@@ -160,7 +162,7 @@ pub(crate) fn ready(
             continue;
         }
         if let Some(when) = &step.when {
-            match when.eval_bool(input, &view) {
+            match when.eval_bool(input, view()) {
                 Ok(true) => {}
                 Ok(false) => {
                     decisions.push(skip(format!("condition is false: {}", when.source())));
@@ -183,7 +185,7 @@ pub(crate) fn ready(
         };
         decisions.push(Decision::Run {
             step: step.id.clone(),
-            input: step_input(source, input, &view, &records),
+            input: step_input(source, input, view, &records),
         });
     }
     decisions
@@ -191,15 +193,15 @@ pub(crate) fn ready(
 
 /// What `step` receives: its `input` mapping, else the run input (no dependencies) or its
 /// only dependency's output.
-fn step_input(
+fn step_input<'v>(
     step: &StepDef,
     input: &Value,
-    view: &Map<String, Value>,
+    view: impl FnOnce() -> &'v Map<String, Value>,
     records: &HashMap<&str, &StepRecord>,
 ) -> Result<Value, String> {
     match (&step.input, step.after.as_slice()) {
         (Some(mapping), _) => mapping
-            .eval(input, view)
+            .eval(input, view())
             .map_err(|e| format!("`input` {e}")),
         (None, []) => Ok(input.clone()),
         (None, [only]) => Ok(records

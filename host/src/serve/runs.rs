@@ -203,7 +203,7 @@ pub async fn submit(
             SubmitError::Store(e) if format!("{e}").starts_with("idempotency key") => {
                 ApiError::conflict(format!("{e:#}"))
             }
-            SubmitError::Store(e) => ApiError::internal(&e),
+            SubmitError::Store(e) | SubmitError::Execute(e) => ApiError::internal(&e),
         })?;
     if created {
         app.queue.enqueue(admission, run.id.clone());

@@ -56,6 +56,16 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a run (status `pending`) with one `pending` step row per step, or returns the
     /// run that already has this idempotency key (`created == false`).
     async fn create_run(&self, run: NewRun) -> anyhow::Result<(RunRecord, bool)>;
+    /// Creates a run and applies its first advance (`first.run_id` is replaced by the new
+    /// run's id) in one transaction: a run that starts at once takes one commit, not two,
+    /// and if the advance fails the run is not created either. When the idempotency key
+    /// names an existing run, nothing of `first` is applied and that run is returned
+    /// (`created == false`, no [`Advanced`]).
+    async fn create_started(
+        &self,
+        run: NewRun,
+        first: Advance,
+    ) -> anyhow::Result<(RunRecord, bool, Option<Advanced>)>;
     /// One run.
     async fn get_run(&self, id: &str) -> anyhow::Result<Option<RunRecord>>;
     /// Runs, newest first.

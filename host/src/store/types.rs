@@ -112,6 +112,9 @@ pub enum Registered {
 /// A run to create.
 #[derive(Debug, Clone)]
 pub struct NewRun {
+    /// The run's id when the caller chose it (a UUIDv7, so that ids sort by creation);
+    /// otherwise the store makes one.
+    pub id: Option<String>,
     /// Workflow name.
     pub workflow: String,
     /// Workflow version.
@@ -349,6 +352,26 @@ pub struct Advance {
     /// The lease the driver holds on the run, in a fleet: the advance applies only while
     /// the run's lease is still this one (fencing), else nothing is applied.
     pub lease: Option<Lease>,
+    /// What the driver knows of the run as of its previous advance. A backend may use it in
+    /// place of reading the steps' states back, but only once it has checked that the run's
+    /// log has not changed since; otherwise it ignores it.
+    pub basis: Option<Basis>,
+}
+
+/// The run as its driver last committed it: the sequence number of the log's last event
+/// then, and the journaled attempt count of each step this advance starts.
+///
+/// When the log still ends at `seq`, nothing but this driver has changed the run since its
+/// last commit (every change to a run appends an event), so the driver's own view of the
+/// steps it finishes and starts is the journal's, and the exactly-once checks hold by
+/// construction. A backend that finds another last event checks every rule against the
+/// journal as usual.
+#[derive(Debug, Clone, Default)]
+pub struct Basis {
+    /// The run's last event as of the driver's previous advance ([`Advanced::seq`]).
+    pub seq: i64,
+    /// Step id → attempts journaled so far, for each step this advance starts.
+    pub attempts: std::collections::HashMap<String, u32>,
 }
 
 /// A host's claim on a run: who holds it, and which grant of it this is. Every claim bumps
@@ -394,7 +417,7 @@ pub struct RunEnd {
 }
 
 /// What an [`Advance`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Advanced {
     /// False when the finished attempt's step already had a result: then nothing was applied.
     pub recorded: bool,
@@ -405,4 +428,10 @@ pub struct Advanced {
     pub run_over: bool,
     /// The driver's lease was taken over: nothing was applied, and it must stop.
     pub lost_lease: bool,
+    /// The run's last event after this advance, for the next advance's [`Basis`]; `None`
+    /// from a backend that does not use one.
+    pub seq: Option<i64>,
+    /// The run as this advance left it, when the advance changed the run itself (started
+    /// or ended it) and the backend reports it: the driver need not read it back.
+    pub run: Option<RunRecord>,
 }

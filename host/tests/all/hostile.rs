@@ -298,6 +298,38 @@ pub(crate) async fn hostile_log_flood() {
     assert_host_healthy().await;
 }
 
+/// A host with one pooled slot, so every attempt reuses the memory of the one before:
+/// whatever an attempt wrote is gone for the next, kept-resident pages included.
+#[tokio::test]
+pub(crate) async fn hostile_memory_residue() {
+    let host = weir::Host::new(weir::HostConfig {
+        pool_instances: 1,
+        ..weir::HostConfig::default()
+    })
+    .unwrap();
+    assert!(host.is_pooling(), "the test needs the pooling allocator");
+    let plugin = host
+        .load_plugin_file(artifacts::HOSTILE_MEMORY_RESIDUE.as_ref())
+        .await
+        .unwrap();
+    let words = ((3 << 20) + (1 << 20)) / 8;
+    for attempt in 1..=3 {
+        let report = host
+            .run_step(
+                &plugin,
+                &spec(tight()),
+                "{}",
+                weir::AttemptContext::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            ok(&report).payload,
+            json!({"found_static": 0, "found_heap": 0, "marked": words}),
+            "attempt {attempt} saw what the one before it left"
+        );
+    }
+}
 /// A spinning step yields at every epoch tick, so steps sharing its thread keep running.
 #[tokio::test(flavor = "current_thread")]
 async fn a_spinning_step_does_not_starve_others_on_its_thread() {

@@ -28,6 +28,8 @@ pub(super) async fn advance(c: &mut PgConnection, advance: &Advance) -> anyhow::
                 attempts: Vec::new(),
                 run_over: false,
                 lost_lease: true,
+                seq: None,
+                run: None,
             });
         }
     }
@@ -39,6 +41,8 @@ pub(super) async fn advance(c: &mut PgConnection, advance: &Advance) -> anyhow::
             attempts: Vec::new(),
             run_over: false,
             lost_lease: false,
+            seq: None,
+            run: None,
         });
     }
     if matches!(status.as_str(), "succeeded" | "failed" | "cancelled") {
@@ -47,6 +51,8 @@ pub(super) async fn advance(c: &mut PgConnection, advance: &Advance) -> anyhow::
             attempts: Vec::new(),
             run_over: true,
             lost_lease: false,
+            seq: None,
+            run: None,
         });
     }
     if status == "pending" {
@@ -98,6 +104,8 @@ pub(super) async fn advance(c: &mut PgConnection, advance: &Advance) -> anyhow::
         attempts,
         run_over: false,
         lost_lease: false,
+        seq: None,
+        run: None,
     })
 }
 

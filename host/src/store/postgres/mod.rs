@@ -202,6 +202,28 @@ impl Store for PostgresStore {
         finish(tx, result).await
     }
 
+    async fn create_started(
+        &self,
+        run: NewRun,
+        mut first: Advance,
+    ) -> anyhow::Result<(RunRecord, bool, Option<Advanced>)> {
+        let mut tx = self.pool.begin().await?;
+        let result = async {
+            let (record, created) = create_run(&mut tx, run).await?;
+            if !created {
+                return Ok((record, false, None));
+            }
+            first.run_id = record.id.clone();
+            let advanced = journal::advance(&mut tx, &first).await?;
+            let record = get_run(&mut tx, &record.id)
+                .await?
+                .context("run vanished")?;
+            Ok((record, true, Some(advanced)))
+        }
+        .await;
+        finish(tx, result).await
+    }
+
     async fn get_run(&self, id: &str) -> anyhow::Result<Option<RunRecord>> {
         let mut c = self.pool.acquire().await?;
         get_run(&mut c, id).await
@@ -518,7 +540,10 @@ async fn create_run(tx: &mut sqlx::PgConnection, run: NewRun) -> anyhow::Result<
             return Ok((record, false));
         }
     }
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = run
+        .id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let now = now_ms();
     sqlx::query(
         "INSERT INTO runs (id, workflow, version, status, input, input_digest, idempotency_key, created_ms, updated_ms)

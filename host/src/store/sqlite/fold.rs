@@ -273,7 +273,7 @@ mod tests {
     use crate::store::migrations::MIGRATIONS;
     use crate::store::sqlite::journal::advance;
     use crate::store::sqlite::writer::{migrate, open};
-    use crate::store::{Advance, Durability};
+    use crate::store::{Advance, Basis, Durability};
 
     fn result(step: &str, attempt: u32, output: Value) -> AttemptResult {
         AttemptResult {
@@ -431,5 +431,78 @@ mod tests {
             (steps[2].status, steps[2].skip_reason.as_deref()),
             (StepStatus::Skipped, Some("route"))
         );
+    }
+
+    #[test]
+    fn a_basis_counts_only_while_the_log_ends_where_its_driver_left_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = journal_written_before_the_event_log(&dir);
+        let mut again = Advance::new("r1");
+        again.started = vec![("b".into(), "ib".into())];
+        let started = advance(&c, &again).unwrap();
+        let seq = started.seq.expect("SQLite reports the log's end");
+        let basis = |attempts: &[(&str, u32)]| Basis {
+            seq,
+            attempts: attempts.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+        };
+
+        // Another driver records `b`'s result after this one's last commit.
+        let mut other = Advance::new("r1");
+        other.finished = Some(result("b", 2, json!("theirs")));
+        assert!(advance(&c, &other).unwrap().recorded);
+
+        // This driver's view is now stale: its result is checked, and refused.
+        let mut mine = Advance::new("r1");
+        mine.finished = Some(result("b", 2, json!("mine")));
+        mine.basis = Some(basis(&[]));
+        assert!(!advance(&c, &mine).unwrap().recorded);
+        // A stale count is not used either: `c` starts at 1, not at 6.
+        let mut start = Advance::new("r1");
+        start.started = vec![("c".into(), "ic".into())];
+        start.basis = Some(basis(&[("c", 5)]));
+        assert_eq!(advance(&c, &start).unwrap().attempts, [1]);
+        let (steps, _) = fold(&c, "r1", false).unwrap();
+        assert_eq!(steps[1].output, Some(json!("theirs")));
+    }
+
+    #[test]
+    fn an_advance_on_a_basis_stops_at_a_change_made_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = journal_written_before_the_event_log(&dir);
+        let mut again = Advance::new("r1");
+        again.started = vec![("b".into(), "ib".into())];
+        let seq = advance(&c, &again).unwrap().seq.unwrap();
+        let on_basis = |step: &str| {
+            let mut next = Advance::new("r1");
+            next.finished = Some(result(step, 2, json!(step)));
+            next.basis = Some(Basis {
+                seq,
+                attempts: Default::default(),
+            });
+            next
+        };
+
+        // Cancelled after the driver's last commit (a status change is an event too): the
+        // driver's result is still recorded, once, and it is told the run is over.
+        crate::store::sqlite::journal::set_status(
+            &c,
+            "r1",
+            crate::store::RunStatus::Cancelled,
+            None,
+            Some(json!({"reason": "stop"})),
+        )
+        .unwrap();
+        let over = advance(&c, &on_basis("b")).unwrap();
+        assert!(over.recorded && over.run_over, "{over:?}");
+        let kinds: Vec<String> = c
+            .prepare("SELECT kind FROM events WHERE run_id = 'r1' AND seq > ?1 ORDER BY seq")
+            .unwrap()
+            .query_map([seq], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(kinds, ["run_cancelled", "step_succeeded"]);
+        let (steps, _) = fold(&c, "r1", false).unwrap();
+        assert_eq!(steps[1].output, Some(json!("b")));
     }
 }

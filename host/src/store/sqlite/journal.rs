@@ -6,13 +6,146 @@
 use anyhow::{Context as _, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
+use sha2::Digest as _;
 
 use super::fold::{Change, step_state};
 use super::now_ms;
-use super::rows::{append_change, append_event};
-use crate::store::{Advance, Advanced, AttemptResult, RunStatus, StepStatus};
+use super::rows::{RUN_COLUMNS, append_event, get_run, insert_event, last_seq, run_row};
+use crate::store::{Advance, Advanced, AttemptResult, NewRun, RunRecord, RunStatus, StepStatus};
+
+/// Appends to one run's log at known sequence numbers: an advance reads where the log ends
+/// once, not once per event it appends.
+struct Log<'c> {
+    c: &'c Connection,
+    run_id: &'c str,
+    last: i64,
+    /// `last` is the driver's word, not read back: an event already at the next number
+    /// means someone else wrote to the run, and the append fails with [`Stale`].
+    optimistic: bool,
+}
+
+/// The run's log went on past the driver's [`Basis`](crate::store::Basis): nothing of the
+/// advance was written, and it must be checked against the journal.
+#[derive(Debug, thiserror::Error)]
+#[error("the run's log has moved on since its driver's last commit")]
+struct Stale;
+
+impl Log<'_> {
+    fn append(
+        &mut self,
+        kind: &str,
+        step_id: Option<&str>,
+        data: Value,
+        attempt: Option<u32>,
+        record: Option<&Change>,
+    ) -> anyhow::Result<()> {
+        self.last += 1;
+        let appended = insert_event(
+            self.c,
+            self.run_id,
+            Some(self.last),
+            kind,
+            step_id,
+            data,
+            attempt,
+            record,
+        );
+        if self.optimistic
+            && let Err(e) = &appended
+            && e.downcast_ref::<rusqlite::Error>()
+                .and_then(rusqlite::Error::sqlite_error)
+                .is_some_and(|e| e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+        {
+            return Err(Stale.into());
+        }
+        // Only the first append can find its number taken: the rest follow it in the same
+        // transaction, which holds the database's write lock.
+        self.optimistic = false;
+        appended
+    }
+}
+
+/// An advance that applied nothing, or stopped short.
+fn refused(recorded: bool, run_over: bool, lost_lease: bool) -> Advanced {
+    Advanced {
+        recorded,
+        attempts: Vec::new(),
+        run_over,
+        lost_lease,
+        seq: None,
+        run: None,
+    }
+}
+
+/// Creates a run with its steps, or finds the one with its idempotency key; see
+/// [`Store::create_run`](crate::store::Store::create_run).
+pub(super) fn create(c: &Connection, run: &NewRun) -> anyhow::Result<(RunRecord, bool)> {
+    let input_text = run.input.to_string();
+    let input_digest = hex::encode(sha2::Sha256::digest(input_text.as_bytes()));
+    if let Some(key) = &run.idempotency_key {
+        let existing: Option<(String, String)> = c
+            .prepare_cached("SELECT id, input_digest FROM runs WHERE idempotency_key = ?1")?
+            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((id, digest)) = existing {
+            if digest != input_digest {
+                bail!(
+                    "idempotency key {key:?} was already used for run {id} with a different input"
+                );
+            }
+            return Ok((get_run(c, &id)?.context("run vanished")?, false));
+        }
+    }
+    let id = run
+        .id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let now = now_ms();
+    c.prepare_cached(
+        "INSERT INTO runs (id, workflow, version, status, input, input_digest, idempotency_key, created_ms, updated_ms)
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?7)",
+    )?
+    .execute(params![id, run.workflow, run.version, input_text, input_digest, run.idempotency_key, now])?;
+    let mut insert_step = c.prepare_cached(
+        "INSERT INTO steps (run_id, step_id, position, plugin_digest, status) VALUES (?1, ?2, ?3, ?4, 'pending')",
+    )?;
+    for (position, (step_id, digest)) in run.steps.iter().enumerate() {
+        insert_step.execute(params![id, step_id, position as i64, digest])?;
+    }
+    drop(insert_step);
+    insert_event(
+        c,
+        &id,
+        Some(1),
+        "run_created",
+        None,
+        json!({"workflow": run.workflow, "version": run.version}),
+        None,
+        None,
+    )?;
+    // The row as just written, not read back.
+    let record = RunRecord {
+        id,
+        workflow: run.workflow.clone(),
+        version: run.version.clone(),
+        status: RunStatus::Pending,
+        input: run.input.clone(),
+        output: None,
+        failure: None,
+        idempotency_key: run.idempotency_key.clone(),
+        created_ms: now,
+        updated_ms: now,
+    };
+    Ok((record, true))
+}
 
 /// Applies `advance`; see [`Store::advance`](crate::store::Store::advance).
+///
+/// A driver whose [`Basis`](crate::store::Basis) still holds changes the run as it last left
+/// it, and most advances are such: for those nothing is read back. The advance appends its
+/// result's event at the number after the basis, which the log's primary key refuses if
+/// anyone else has written to the run since (every change to a run, its status included,
+/// appends an event); only then is the run read and every rule checked.
 pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advanced> {
     let run_id = advance.run_id.as_str();
     // Fencing: a driver whose lease was taken over records nothing.
@@ -22,70 +155,132 @@ pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advan
             .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         if held != Some((Some(lease.owner.clone()), lease.epoch)) {
-            return Ok(Advanced {
-                recorded: false,
-                attempts: Vec::new(),
-                run_over: false,
-                lost_lease: true,
-            });
+            return Ok(refused(false, false, true));
         }
     }
-    if let Some(result) = &advance.finished
-        && !finish_attempt(c, result)?
-    {
-        return Ok(Advanced {
-            recorded: false,
-            attempts: Vec::new(),
-            run_over: false,
-            lost_lease: false,
-        });
+    // The result's event is the advance's first write, so a refused append leaves nothing
+    // behind. (An advance with no result is a run's first or a resumed one: checked.)
+    if let (Some(basis), Some(_)) = (&advance.basis, &advance.finished) {
+        let known = Known {
+            status: RunStatus::Running,
+            last: basis.seq,
+            basis: Some(basis),
+            optimistic: true,
+        };
+        match apply(c, advance, known) {
+            Err(e) if e.is::<Stale>() => {}
+            applied => return applied,
+        }
     }
-    let status: String = c
-        .prepare_cached("SELECT status FROM runs WHERE id = ?1")?
-        .query_row([run_id], |r| r.get(0))
+    // The run's status and where its log ends, in one look-up.
+    let (status, last): (String, i64) = c
+        .prepare_cached(
+            "SELECT status, (SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?1)
+             FROM runs WHERE id = ?1",
+        )?
+        .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .with_context(|| format!("no run {run_id}"))?;
-    if matches!(status.as_str(), "succeeded" | "failed" | "cancelled") {
-        return Ok(Advanced {
-            recorded: true,
-            attempts: Vec::new(),
-            run_over: true,
-            lost_lease: false,
-        });
+    let known = Known {
+        status: status.parse().map_err(anyhow::Error::msg)?,
+        last,
+        // The driver's view stands in for reading the steps back only if no one else has
+        // touched the run since its last commit: see `Basis`.
+        basis: advance.basis.as_ref().filter(|b| b.seq == last),
+        optimistic: false,
+    };
+    apply(c, advance, known)
+}
+
+/// What an advance takes as given about its run.
+pub(super) struct Known<'b> {
+    /// The run's status.
+    pub(super) status: RunStatus,
+    /// The run's last event.
+    pub(super) last: i64,
+    /// The driver's view of the steps, when it holds.
+    pub(super) basis: Option<&'b crate::store::Basis>,
+    /// `last` and `status` are the driver's word: see [`Log::optimistic`].
+    pub(super) optimistic: bool,
+}
+
+/// Applies `advance` to a run in the state `known` describes.
+pub(super) fn apply(
+    c: &Connection,
+    advance: &Advance,
+    known: Known<'_>,
+) -> anyhow::Result<Advanced> {
+    let run_id = advance.run_id.as_str();
+    let Known {
+        status,
+        last,
+        basis,
+        optimistic,
+    } = known;
+    let mut log = Log {
+        c,
+        run_id,
+        last,
+        optimistic,
+    };
+    if let Some(result) = &advance.finished
+        && !finish_attempt(&mut log, result, basis.is_some())?
+    {
+        return Ok(refused(false, false, false));
     }
+    if status.is_final() {
+        return Ok(refused(true, true, false));
+    }
+    let mut run = None;
     // Only a run's first advance moves it on from `pending`; the others skip the statement.
-    if status == "pending" {
-        c.prepare_cached(
-            "UPDATE runs SET status = 'running', updated_ms = ?2 WHERE id = ?1 AND status = 'pending'",
-        )?
-        .execute(params![run_id, now_ms()])?;
-        append_event(c, run_id, "run_running", None, Value::Null)?;
+    if status == RunStatus::Pending {
+        log.append("run_running", None, Value::Null, None, None)?;
+        run = Some(
+            c.prepare_cached(&format!(
+                "UPDATE runs SET status = 'running', updated_ms = ?2 WHERE id = ?1 AND status = 'pending' RETURNING {RUN_COLUMNS}"
+            ))?
+            .query_row(params![run_id, now_ms()], run_row)?,
+        );
     }
     for (step_id, reason) in &advance.skipped {
-        skip_step(c, run_id, step_id, reason)?;
+        skip_step(&mut log, step_id, reason)?;
     }
     let attempts = advance
         .started
         .iter()
-        .map(|(step_id, digest)| start_attempt(c, run_id, step_id, digest))
+        .map(|(step_id, digest)| {
+            let known = basis.and_then(|b| b.attempts.get(step_id).copied());
+            start_attempt(&mut log, step_id, digest, known)
+        })
         .collect::<anyhow::Result<_>>()?;
     if let Some(review) = &advance.review {
         super::reviews::open(c, run_id, review)?;
+        // Opening a review appends to the log too.
+        log.last = last_seq(c, run_id)?;
     }
     if let Some(end) = &advance.end {
-        set_status(
+        log.append(
+            &format!("run_{}", end.status),
+            None,
+            end.failure.clone().unwrap_or(Value::Null),
+            None,
+            None,
+        )?;
+        run = Some(end_run(
             c,
             run_id,
             end.status,
             end.output.clone(),
             end.failure.clone(),
-        )?;
+        )?);
     }
     Ok(Advanced {
         recorded: true,
         attempts,
         run_over: false,
         lost_lease: false,
+        seq: Some(log.last),
+        run,
     })
 }
 
@@ -97,13 +292,7 @@ pub(super) fn set_status(
     output: Option<Value>,
     failure: Option<Value>,
 ) -> anyhow::Result<()> {
-    let changed = c.prepare_cached("UPDATE runs SET status = ?2, output = COALESCE(?3, output), failure = COALESCE(?4, failure), updated_ms = ?5
-         WHERE id = ?1 AND status NOT IN ('succeeded', 'failed', 'cancelled')")?.execute(
-                params![id, status.as_str(), output.as_ref().map(Value::to_string), failure.as_ref().map(Value::to_string), now_ms()],
-    )?;
-    if changed == 0 {
-        bail!("run {id} does not exist or has already ended");
-    }
+    end_run(c, id, status, output, failure.clone())?;
     append_event(
         c,
         id,
@@ -113,21 +302,56 @@ pub(super) fn set_status(
     )
 }
 
-fn start_attempt(
+/// The run row's side of [`set_status`] (its event is the caller's to append): the row as
+/// it now stands.
+fn end_run(
     c: &Connection,
-    run_id: &str,
+    id: &str,
+    status: RunStatus,
+    output: Option<Value>,
+    failure: Option<Value>,
+) -> anyhow::Result<RunRecord> {
+    c.prepare_cached(&format!("UPDATE runs SET status = ?2, output = COALESCE(?3, output), failure = COALESCE(?4, failure), updated_ms = ?5
+         WHERE id = ?1 AND status NOT IN ('succeeded', 'failed', 'cancelled') RETURNING {RUN_COLUMNS}"))?
+        .query_row(
+            params![id, status.as_str(), output.as_ref().map(Value::to_string), failure.as_ref().map(Value::to_string), now_ms()],
+            run_row,
+        )
+        .optional()?
+        .with_context(|| format!("run {id} does not exist or has already ended"))
+}
+
+/// Journals the start of a step's next attempt and returns its number. `known` is the
+/// driver's count of the step's attempts, when its [`Basis`](crate::store::Basis) holds; otherwise the journal
+/// is asked, and only a step still `pending` or `running` may start.
+fn start_attempt(
+    log: &mut Log<'_>,
     step_id: &str,
     input_digest: &str,
+    known: Option<u32>,
 ) -> anyhow::Result<u32> {
-    let attempt = match step_state(c, run_id, step_id)? {
-        Some((StepStatus::Pending | StepStatus::Running, attempts)) => attempts + 1,
-        _ => bail!(
-            "step {step_id} of run {run_id} cannot start: it does not exist or already has a result"
-        ),
+    let run_id = log.run_id;
+    let journaled = || -> anyhow::Result<u32> {
+        match step_state(log.c, run_id, step_id)? {
+            Some((StepStatus::Pending | StepStatus::Running, attempts)) => Ok(attempts + 1),
+            _ => bail!(
+                "step {step_id} of run {run_id} cannot start: it does not exist or already has a result"
+            ),
+        }
     };
-    append_change(
-        c,
-        run_id,
+    let attempt = match known {
+        Some(attempts) => {
+            // The test suite runs debug builds: every trusted start is checked there.
+            debug_assert_eq!(
+                journaled().ok(),
+                Some(attempts + 1),
+                "a driver's basis disagrees with the journal about step {step_id}"
+            );
+            attempts + 1
+        }
+        None => journaled()?,
+    };
+    log.append(
         "step_started",
         Some(step_id),
         json!({"attempt": attempt}),
@@ -141,16 +365,33 @@ fn start_attempt(
 }
 
 /// Records an attempt's result; false (recording nothing) when the step already has one.
-fn finish_attempt(c: &Connection, result: &AttemptResult) -> anyhow::Result<bool> {
+/// `trusted`: the driver's basis holds, and it started this attempt itself.
+fn finish_attempt(
+    log: &mut Log<'_>,
+    result: &AttemptResult,
+    trusted: bool,
+) -> anyhow::Result<bool> {
     // Exactly-once: only a step still `running` at this attempt takes a result.
-    let state = step_state(c, &result.run_id, &result.step_id)?;
-    if state != Some((StepStatus::Running, result.attempt)) {
+    let running = || -> anyhow::Result<bool> {
+        Ok(step_state(log.c, &result.run_id, &result.step_id)?
+            == Some((StepStatus::Running, result.attempt)))
+    };
+    if trusted {
+        // The test suite runs debug builds: there every trusted result is checked, once it
+        // is sure the basis holds (an optimistic append learns that only when it is made).
+        #[cfg(debug_assertions)]
+        if last_seq(log.c, log.run_id)? == log.last {
+            assert!(
+                running()?,
+                "a driver's basis disagrees with the journal about step {}",
+                result.step_id
+            );
+        }
+    } else if !running()? {
         return Ok(false);
     }
     let status = result.status();
-    append_change(
-        c,
-        &result.run_id,
+    log.append(
         &format!("step_{status}"),
         Some(&result.step_id),
         result.event_data(),
@@ -160,11 +401,11 @@ fn finish_attempt(c: &Connection, result: &AttemptResult) -> anyhow::Result<bool
     Ok(true)
 }
 
-fn skip_step(c: &Connection, run_id: &str, step_id: &str, reason: &str) -> anyhow::Result<()> {
-    if let Some((StepStatus::Pending, _)) = step_state(c, run_id, step_id)? {
-        append_change(
-            c,
-            run_id,
+/// Skips a step still `pending` (checked against the journal: skips are rare, and a step
+/// left `running` by a crash is not skipped).
+fn skip_step(log: &mut Log<'_>, step_id: &str, reason: &str) -> anyhow::Result<()> {
+    if let Some((StepStatus::Pending, _)) = step_state(log.c, log.run_id, step_id)? {
+        log.append(
             "step_skipped",
             Some(step_id),
             json!({"reason": reason}),

@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, anyhow, bail};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::Digest as _;
 
 mod checkpoint;
@@ -24,7 +24,7 @@ mod reviews;
 mod rows;
 mod writer;
 
-use rows::{RUN_COLUMNS, WORKFLOW_COLUMNS, append_event, get_run, json_col, run_row, workflow_row};
+use rows::{RUN_COLUMNS, WORKFLOW_COLUMNS, get_run, json_col, run_row, workflow_row};
 
 use super::*;
 use writer::{Writer, migrate, open};
@@ -281,37 +281,41 @@ impl Store for SqliteStore {
     }
 
     async fn create_run(&self, run: NewRun) -> anyhow::Result<(RunRecord, bool)> {
+        self.write(move |c| journal::create(c, &run)).await
+    }
+
+    async fn create_started(
+        &self,
+        run: NewRun,
+        mut first: Advance,
+    ) -> anyhow::Result<(RunRecord, bool, Option<Advanced>)> {
         self.write(move |c| {
-            let input_text = run.input.to_string();
-            let input_digest = hex::encode(sha2::Sha256::digest(input_text.as_bytes()));
-            if let Some(key) = &run.idempotency_key {
-                let existing: Option<(String, String)> = c
-                    .prepare_cached("SELECT id, input_digest FROM runs WHERE idempotency_key = ?1")?
-                    .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                if let Some((id, digest)) = existing {
-                    if digest != input_digest {
-                        bail!("idempotency key {key:?} was already used for run {id} with a different input");
-                    }
-                    return Ok((get_run(c, &id)?.context("run vanished")?, false));
-                }
+            let (record, created) = journal::create(c, &run)?;
+            if !created {
+                return Ok((record, false, None));
             }
-            let id = uuid::Uuid::now_v7().to_string();
-            let now = now_ms();
-            c.prepare_cached(
-                "INSERT INTO runs (id, workflow, version, status, input, input_digest, idempotency_key, created_ms, updated_ms)
-                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?7)",
-            )?
-            .execute(params![id, run.workflow, run.version, input_text, input_digest, run.idempotency_key, now])?;
-            let mut insert_step = c.prepare_cached(
-                "INSERT INTO steps (run_id, step_id, position, plugin_digest, status) VALUES (?1, ?2, ?3, ?4, 'pending')",
-            )?;
-            for (position, (step_id, digest)) in run.steps.iter().enumerate() {
-                insert_step.execute(params![id, step_id, position as i64, digest])?;
-            }
-            drop(insert_step);
-            append_event(c, &id, "run_created", None, json!({"workflow": run.workflow, "version": run.version}))?;
-            Ok((get_run(c, &id)?.context("run vanished")?, true))
+            // The run was created in this very transaction: it is `pending`, its log holds
+            // `run_created` alone, and none of its steps has an attempt yet. (A start of a
+            // step the run does not have is left to the journal's check, which refuses it.)
+            first.run_id = record.id.clone();
+            let basis = Basis {
+                seq: 1,
+                attempts: first
+                    .started
+                    .iter()
+                    .filter(|(step, _)| run.steps.iter().any(|(s, _)| s == step))
+                    .map(|(step, _)| (step.clone(), 0))
+                    .collect(),
+            };
+            let known = journal::Known {
+                status: RunStatus::Pending,
+                last: 1,
+                basis: Some(&basis),
+                optimistic: false,
+            };
+            let advanced = journal::apply(c, &first, known)?;
+            let record = advanced.run.clone().unwrap_or(record);
+            Ok((record, true, Some(advanced)))
         })
         .await
     }

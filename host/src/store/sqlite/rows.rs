@@ -28,12 +28,45 @@ pub(super) fn append_change(
     attempt: Option<u32>,
     record: Option<&Change>,
 ) -> anyhow::Result<()> {
+    insert_event(conn, run_id, None, kind, step_id, data, attempt, record)
+}
+
+/// Inserts an event at `seq`, or after the run's last event when `seq` is `None`.
+#[allow(clippy::too_many_arguments, reason = "the event's columns")]
+pub(super) fn insert_event(
+    conn: &Connection,
+    run_id: &str,
+    seq: Option<i64>,
+    kind: &str,
+    step_id: Option<&str>,
+    data: Value,
+    attempt: Option<u32>,
+    record: Option<&Change>,
+) -> anyhow::Result<()> {
     let record = record.map(serde_json::to_string).transpose()?;
-    conn.prepare_cached("INSERT INTO events (run_id, seq, at_ms, kind, step_id, data, attempt, record)
-         VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(
-                params![run_id, now_ms(), kind, step_id, data.to_string(), attempt, record],
-    )?;
+    let (at, data) = (now_ms(), data.to_string());
+    match seq {
+        Some(seq) => conn
+            .prepare_cached(
+                "INSERT INTO events (run_id, seq, at_ms, kind, step_id, data, attempt, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![run_id, seq, at, kind, step_id, data, attempt, record])?,
+        None => conn
+            .prepare_cached(
+                "INSERT INTO events (run_id, seq, at_ms, kind, step_id, data, attempt, record)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![run_id, at, kind, step_id, data, attempt, record])?,
+    };
     Ok(())
+}
+
+/// The sequence number of a run's last event (0 when it has none).
+pub(super) fn last_seq(conn: &Connection, run_id: &str) -> anyhow::Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?1")?
+        .query_row([run_id], |r| r.get(0))?)
 }
 
 pub(super) fn json_col(text: Option<String>) -> Option<Value> {
