@@ -5,17 +5,19 @@
 //!   runs, where group commit matters;
 //! - the raw floor: the same component called five times per run through a bare
 //!   `InstancePre`, with one rusqlite commit per step and nothing else, twice: with
-//!   wasmtime's default pooling (slots reset by `madvise`), and with the slot reset Weir
-//!   configures (`weir::engine::pool`), the like-for-like floor. Weir's `normal` row and the
-//!   floors run in alternating batches, so that a machine whose speed drifts during the run
-//!   weighs on all alike; each ratio's spread over the rounds is printed with it;
+//!   wasmtime's and SQLite's defaults (pooled slots reset by `madvise`, 4 KiB pages), and
+//!   tuned as Weir tunes them (`weir::engine::pool`, `weir::store::SQLITE_PAGE_SIZE_BYTES`),
+//!   the like-for-like floor. Weir's `normal` row and the floors run in alternating batches,
+//!   so that a machine whose speed drifts during the run weighs on all alike; each ratio's
+//!   spread over the rounds is printed with it;
 //! - LangGraph with `SqliteSaver`, a 5-node linear graph of trivial functions, when its venv
 //!   exists (`benches/langgraph/setup`): as it comes (SQLite's default `synchronous=FULL`,
 //!   an fsync per commit), and at `synchronous=NORMAL`, the durability of Weir's `normal`.
 //!
 //! Run with `cargo bench -p weir --bench workflows`; it prints a Markdown table. With
 //! `WEIR_BENCH_PROFILE_RUNS=<n>` it measures only Weir's `normal` row over `n` runs, for a
-//! profiler to look at.
+//! profiler to look at; `WEIR_BENCH_PAYLOAD_BYTES=<n>` pads every run's input, and so every
+//! step's output, with `n` bytes.
 
 mod common;
 
@@ -49,6 +51,20 @@ fn workflow_file(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("bench.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Run `n`'s input (and, through `echo`, every step's output): a ticket number, padded with
+/// `WEIR_BENCH_PAYLOAD_BYTES` bytes of text when that is set.
+fn input(n: usize) -> serde_json::Value {
+    let pad = std::env::var("WEIR_BENCH_PAYLOAD_BYTES").map_or(0, |v| {
+        v.parse()
+            .expect("WEIR_BENCH_PAYLOAD_BYTES is a number of bytes")
+    });
+    if pad == 0 {
+        json!({"ticket": n})
+    } else {
+        json!({"ticket": n, "pad": "x".repeat(pad)})
+    }
 }
 
 /// Weir with a SQLite journal of its own, the bench workflow registered and warmed up.
@@ -90,7 +106,7 @@ impl WeirSetup {
                 for i in (first + worker..first + runs).step_by(concurrency) {
                     // As `weir run` does: the run's creation and its first start are one commit.
                     let run = runner
-                        .submit_and_execute(&loaded, json!({"ticket": i}), None, |_, _| {})
+                        .submit_and_execute(&loaded, input(i), None, |_, _| {})
                         .await
                         .unwrap();
                     assert_eq!(run.status, RunStatus::Succeeded);
@@ -113,15 +129,26 @@ struct FloorSetup {
 }
 
 impl FloorSetup {
-    fn new(slots: common::Slots) -> Self {
+    /// A floor with wasmtime's and SQLite's defaults, or `tuned` as Weir tunes both (slots
+    /// reset by dirtied page, Weir's SQLite page size).
+    fn new(tuned: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let conn = rusqlite::Connection::open(dir.path().join("raw.db")).unwrap();
+        if tuned {
+            conn.pragma_update(None, "page_size", weir::store::SQLITE_PAGE_SIZE_BYTES)
+                .unwrap();
+        }
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
         conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
         conn.execute_batch(
             "CREATE TABLE results (run INTEGER, step INTEGER, output TEXT, PRIMARY KEY (run, step))",
         )
         .unwrap();
+        let slots = if tuned {
+            common::Slots::Warm
+        } else {
+            common::Slots::Default
+        };
         Self {
             floor: common::Floor::new(weir_artifacts::ECHO, slots),
             conn,
@@ -135,7 +162,7 @@ impl FloorSetup {
         for _ in 0..runs {
             let run = self.next;
             self.next += 1;
-            let mut payload = json!({"ticket": run}).to_string();
+            let mut payload = input(run).to_string();
             for step in 0..STEPS {
                 payload = self.floor.call(&payload).await;
                 self.conn
@@ -159,13 +186,10 @@ struct Row {
 }
 
 /// Weir `normal` and the two floors, in alternating batches so that the machine's drift
-/// falls on all alike: (Weir, floor with wasmtime's default slot reset, floor with Weir's).
+/// falls on all alike: (Weir, the floor with defaults, the floor tuned as Weir is).
 async fn normal_against_floors(host: &Host, runs: usize) -> (f64, Row, Row) {
     let mut weir = WeirSetup::new(host, Durability::Normal).await;
-    let mut floors = [
-        FloorSetup::new(common::Slots::Default),
-        FloorSetup::new(common::Slots::Warm),
-    ];
+    let mut floors = [FloorSetup::new(false), FloorSetup::new(true)];
     for floor in &mut floors {
         floor.batch(10).await;
     }
@@ -240,12 +264,12 @@ fn main() {
         println!("|---|---|---|");
         println!("| Weir, SQLite `normal`, sequential | {normal:.0} | 1.00× |");
         let warm_label = if weir::engine::pool::warm_reuse_available() {
-            "slots reset by dirtied page, as Weir does"
+            "tuned as Weir is: slots reset by dirtied page, 2 KiB SQLite pages"
         } else {
-            "no PAGEMAP_SCAN here: the same as the defaults"
+            "tuned as Weir is: 2 KiB SQLite pages (no PAGEMAP_SCAN here)"
         };
         for (label, row) in [
-            ("wasmtime's default slot reset", floor),
+            ("wasmtime's and SQLite's defaults", floor),
             (warm_label, warm),
         ] {
             println!(

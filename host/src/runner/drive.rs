@@ -116,17 +116,7 @@ impl<'a> Drive<'a> {
     ) -> Self {
         let records = steps
             .iter()
-            .map(|(step_id, digest)| StepRecord {
-                step_id: step_id.clone(),
-                plugin_digest: digest.clone(),
-                status: StepStatus::Pending,
-                output: None,
-                confidence: None,
-                route: None,
-                failure: None,
-                skip_reason: None,
-                attempts: 0,
-            })
+            .map(|(step_id, digest)| StepRecord::pending(step_id.clone(), digest.clone()))
             .collect();
         Self::with(runner, run, workflow, plugins, records)
     }

@@ -244,4 +244,42 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     ALTER TABLE events ADD COLUMN record TEXT;
     ",
     ),
+    (
+        7,
+        // SQLite only: what creating and ending a run writes.
+        // - A run created from here on lists its steps in its `run_created` event
+        //   (`record.steps`) instead of a row per step in `steps` (see `store/sqlite/fold.rs`).
+        //   The version is also what stops an older Weir, which would look for those rows,
+        //   from opening the database (see `writer::migrate`).
+        // - `runs` becomes clustered on its id (`WITHOUT ROWID`), and only runs that have an
+        //   idempotency key are in that key's index: a run's row and its key were three
+        //   b-trees (the table, the id's index, the key's index, where every run without a key
+        //   had an entry too), and are now one, or two with a key. Rebuilding `runs`, which
+        //   other tables reference, runs with foreign keys off; `writer::migrate` checks them
+        //   before it commits.
+        "
+    CREATE TABLE runs_clustered (
+        id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        version TEXT NOT NULL,
+        status TEXT NOT NULL,
+        input TEXT NOT NULL,
+        input_digest TEXT NOT NULL,
+        output TEXT,
+        failure TEXT,
+        idempotency_key TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        lease_owner TEXT,
+        lease_epoch INTEGER NOT NULL DEFAULT 0,
+        lease_expires_ms INTEGER
+    ) WITHOUT ROWID;
+    INSERT INTO runs_clustered (id, workflow, version, status, input, input_digest, output, failure, idempotency_key, created_ms, updated_ms, lease_owner, lease_epoch, lease_expires_ms)
+        SELECT id, workflow, version, status, input, input_digest, output, failure, idempotency_key, created_ms, updated_ms, lease_owner, lease_epoch, lease_expires_ms FROM runs;
+    DROP TABLE runs;
+    ALTER TABLE runs_clustered RENAME TO runs;
+    CREATE UNIQUE INDEX runs_by_idempotency_key ON runs (idempotency_key) WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX runs_unfinished ON runs (created_ms) WHERE status IN ('pending', 'running');
+    ",
+    ),
 ];

@@ -18,7 +18,7 @@ mod types;
 pub use model_types::*;
 pub use postgres::PostgresStore;
 pub(crate) use sqlite::now_ms;
-pub use sqlite::{Durability, SqliteStore};
+pub use sqlite::{Durability, PAGE_SIZE_BYTES as SQLITE_PAGE_SIZE_BYTES, SqliteStore};
 pub use types::*;
 
 use async_trait::async_trait;

@@ -192,6 +192,23 @@ pub struct StepRecord {
     pub attempts: u32,
 }
 
+impl StepRecord {
+    /// A step as its run was created: pending, pinned to `plugin_digest`, never attempted.
+    pub fn pending(step_id: String, plugin_digest: String) -> Self {
+        Self {
+            step_id,
+            plugin_digest,
+            status: StepStatus::Pending,
+            output: None,
+            confidence: None,
+            route: None,
+            failure: None,
+            skip_reason: None,
+            attempts: 0,
+        }
+    }
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttemptOutcome {

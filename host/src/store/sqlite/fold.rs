@@ -2,10 +2,12 @@
 //!
 //! An advance writes one table: the event log. An event that changes a step (an attempt
 //! started or finished, a skip, a reviewer's edit) carries a `record` with what the old
-//! `steps` and `attempts` rows held, so a step's state is its row in `steps` (a snapshot as
-//! of event `as_of_seq`: the run's creation for new runs, the upgrade for older ones) with the
-//! later events of the step applied in order. Attempts journaled before the upgrade stay rows
-//! of `attempts`; later ones exist only as events.
+//! `steps` and `attempts` rows held, so a step's state is where the run's creation left it
+//! with the later events of the step applied in order. A run created since schema version 7
+//! lists its steps (and their plugins) in its `run_created` event and has no `steps` rows;
+//! an older run has one row per step in `steps`, a snapshot as of event `as_of_seq` (its
+//! creation, or the upgrade to version 6). Attempts journaled before version 6 stay rows of
+//! `attempts`; later ones exist only as events.
 //!
 //! This keeps a step's commit to one b-tree page at the end of the log instead of three
 //! pages in three tables, while the journal's rules (exactly one result per step, an attempt
@@ -44,6 +46,10 @@ pub(super) struct Change {
     pub memory_peak: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logs: Option<Value>,
+    /// On `run_created`: the run's steps in workflow order, each with the digest of the
+    /// plugin it is pinned to. (Runs created before schema version 7 have `steps` rows.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<(String, String)>>,
 }
 
 impl Change {
@@ -87,7 +93,7 @@ pub(super) fn step_state(
         .prepare_cached(&format!(
             "SELECT kind, attempt FROM events
              WHERE run_id = ?1 AND step_id = ?2 AND kind IN {STEP_KINDS}
-               AND seq > (SELECT as_of_seq FROM steps WHERE run_id = ?1 AND step_id = ?2)
+               AND seq > COALESCE((SELECT as_of_seq FROM steps WHERE run_id = ?1 AND step_id = ?2), 0)
              ORDER BY seq DESC LIMIT 1"
         ))?
         .query_row(params![run_id, step_id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -106,9 +112,31 @@ pub(super) fn step_state(
         .prepare_cached("SELECT status, attempts FROM steps WHERE run_id = ?1 AND step_id = ?2")?
         .query_row(params![run_id, step_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    snapshot
-        .map(|(status, attempts)| Ok((status.parse().map_err(anyhow::Error::msg)?, attempts)))
-        .transpose()
+    if let Some((status, attempts)) = snapshot {
+        return Ok(Some((
+            status.parse().map_err(anyhow::Error::msg)?,
+            attempts,
+        )));
+    }
+    // A step with no change yet, of a run that lists its steps in `run_created`.
+    let listed =
+        created_steps(c, run_id)?.is_some_and(|steps| steps.iter().any(|(s, _)| s == step_id));
+    Ok(listed.then_some((StepStatus::Pending, 0)))
+}
+
+/// The steps a run's `run_created` event lists (runs created from schema version 7 on; older
+/// runs have rows in `steps` instead). The event is always the run's first.
+fn created_steps(c: &Connection, run_id: &str) -> anyhow::Result<Option<Vec<(String, String)>>> {
+    let record: Option<Option<String>> = c
+        .prepare_cached(
+            "SELECT record FROM events WHERE run_id = ?1 AND seq = 1 AND kind = 'run_created'",
+        )?
+        .query_row([run_id], |r| r.get(0))
+        .optional()?;
+    let Some(Some(record)) = record else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_str::<Change>(&record)?.steps)
 }
 
 /// A run's steps (in workflow order) and, when `with_attempts`, its attempts (by step, then
@@ -140,6 +168,14 @@ pub(super) fn fold(
             ))
         })?
         .collect::<Result<_, _>>()?;
+    if steps.is_empty() {
+        // Every step as the run was created, pending, before any of its events.
+        steps = created_steps(c, run_id)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(step_id, plugin_digest)| (StepRecord::pending(step_id, plugin_digest), 0))
+            .collect();
+    }
     let mut attempts = if with_attempts {
         legacy_attempts(c, run_id)?
     } else {
@@ -504,5 +540,48 @@ mod tests {
         assert_eq!(kinds, ["run_cancelled", "step_succeeded"]);
         let (steps, _) = fold(&c, "r1", false).unwrap();
         assert_eq!(steps[1].output, Some(json!("b")));
+    }
+
+    #[test]
+    fn a_new_run_lists_its_steps_in_its_first_event_and_has_no_step_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open(&dir.path().join("new.db"), Durability::Normal).unwrap();
+        migrate(&mut c).unwrap();
+        let new = crate::store::NewRun {
+            id: Some("r2".into()),
+            workflow: "wf".into(),
+            version: "1.0.0".into(),
+            input: json!({}),
+            idempotency_key: None,
+            steps: vec![("b".into(), "pb".into()), ("a".into(), "pa".into())],
+        };
+        crate::store::sqlite::journal::create(&c, &new).unwrap();
+        let rows: i64 = c
+            .query_row("SELECT COUNT(*) FROM steps WHERE run_id = 'r2'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(rows, 0);
+        let (steps, _) = fold(&c, "r2", true).unwrap();
+        assert_eq!(
+            steps,
+            [
+                StepRecord::pending("b".into(), "pb".into()),
+                StepRecord::pending("a".into(), "pa".into())
+            ],
+            "in workflow order, not by id"
+        );
+        assert_eq!(
+            step_state(&c, "r2", "a").unwrap(),
+            Some((StepStatus::Pending, 0))
+        );
+        assert_eq!(step_state(&c, "r2", "zz").unwrap(), None);
+        let mut start = Advance::new("r2");
+        start.started = vec![("a".into(), "ia".into())];
+        assert_eq!(advance(&c, &start).unwrap().attempts, [1]);
+        assert_eq!(
+            step_state(&c, "r2", "a").unwrap(),
+            Some((StepStatus::Running, 1))
+        );
     }
 }

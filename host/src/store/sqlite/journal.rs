@@ -77,6 +77,10 @@ fn refused(recorded: bool, run_over: bool, lost_lease: bool) -> Advanced {
     }
 }
 
+/// The run that has an idempotency key, through the index of the runs that have one.
+pub(super) const RUN_BY_IDEMPOTENCY_KEY: &str =
+    "SELECT id, input_digest FROM runs WHERE idempotency_key = ?1";
+
 /// Creates a run with its steps, or finds the one with its idempotency key; see
 /// [`Store::create_run`](crate::store::Store::create_run).
 pub(super) fn create(c: &Connection, run: &NewRun) -> anyhow::Result<(RunRecord, bool)> {
@@ -84,7 +88,7 @@ pub(super) fn create(c: &Connection, run: &NewRun) -> anyhow::Result<(RunRecord,
     let input_digest = hex::encode(sha2::Sha256::digest(input_text.as_bytes()));
     if let Some(key) = &run.idempotency_key {
         let existing: Option<(String, String)> = c
-            .prepare_cached("SELECT id, input_digest FROM runs WHERE idempotency_key = ?1")?
+            .prepare_cached(RUN_BY_IDEMPOTENCY_KEY)?
             .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         if let Some((id, digest)) = existing {
@@ -106,13 +110,11 @@ pub(super) fn create(c: &Connection, run: &NewRun) -> anyhow::Result<(RunRecord,
          VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?7)",
     )?
     .execute(params![id, run.workflow, run.version, input_text, input_digest, run.idempotency_key, now])?;
-    let mut insert_step = c.prepare_cached(
-        "INSERT INTO steps (run_id, step_id, position, plugin_digest, status) VALUES (?1, ?2, ?3, ?4, 'pending')",
-    )?;
-    for (position, (step_id, digest)) in run.steps.iter().enumerate() {
-        insert_step.execute(params![id, step_id, position as i64, digest])?;
-    }
-    drop(insert_step);
+    // The steps live in the run's first event: a run's creation writes no row per step.
+    let steps = Change {
+        steps: Some(run.steps.clone()),
+        ..Change::default()
+    };
     insert_event(
         c,
         &id,
@@ -121,7 +123,7 @@ pub(super) fn create(c: &Connection, run: &NewRun) -> anyhow::Result<(RunRecord,
         None,
         json!({"workflow": run.workflow, "version": run.version}),
         None,
-        None,
+        Some(&steps),
     )?;
     // The row as just written, not read back.
     let record = RunRecord {

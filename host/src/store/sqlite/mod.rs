@@ -27,6 +27,7 @@ mod writer;
 use rows::{RUN_COLUMNS, WORKFLOW_COLUMNS, get_run, json_col, run_row, workflow_row};
 
 use super::*;
+pub use writer::PAGE_SIZE_BYTES;
 use writer::{Writer, migrate, open};
 
 /// Writes committed together at most; bounds the latency one batch adds to its first write.
@@ -91,7 +92,7 @@ impl SqliteStore {
                 .with_context(|| format!("failed to create the data directory {dir:?}"))?;
         }
         let mut writer = open(path, durability)?;
-        migrate(&mut writer)?;
+        migrate(&mut writer).with_context(|| format!("failed to migrate the database {path:?}"))?;
         let checkpointer = checkpoint::spawn(path, durability)?;
         Ok(Self {
             _checkpointer: checkpointer,
