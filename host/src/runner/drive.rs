@@ -73,6 +73,32 @@ struct Pending {
     events: Vec<Progress>,
 }
 
+/// What is left to do once an advance has committed: start its attempts (on these inputs)
+/// and report this progress.
+struct Followup {
+    started: Vec<String>,
+    inputs: Vec<Result<Value, String>>,
+    events: Vec<Progress>,
+}
+
+impl Pending {
+    /// The advance to journal, and what follows once it has.
+    fn split(self) -> (Advance, Followup) {
+        let started = self
+            .advance
+            .started
+            .iter()
+            .map(|(s, _)| s.clone())
+            .collect();
+        let followup = Followup {
+            started,
+            inputs: self.inputs,
+            events: self.events,
+        };
+        (self.advance, followup)
+    }
+}
+
 impl<'a> Drive<'a> {
     pub(super) async fn new(
         runner: &'a Runner,
@@ -320,15 +346,10 @@ impl<'a> Drive<'a> {
     /// Journals `pending`, then starts its attempts and reports its progress; returns an
     /// empty `Pending` for the next round, and what became of the advance.
     async fn commit(&mut self, pending: Pending) -> anyhow::Result<(Pending, Committed)> {
-        let Pending {
-            advance,
-            inputs,
-            events,
-        } = pending;
-        let started: Vec<String> = advance.started.iter().map(|(s, _)| s.clone()).collect();
+        let (advance, followup) = pending.split();
         let advanced = self.runner.store.advance(advance).await?;
         self.runner.control.changed(&self.run.id);
-        let committed = self.applied(advanced, started, inputs, events).await?;
+        let committed = self.applied(advanced, followup).await?;
         Ok((self.empty(), committed))
     }
 
@@ -338,19 +359,14 @@ impl<'a> Drive<'a> {
     pub(super) async fn create(&mut self, new: NewRun) -> anyhow::Result<(RunRecord, bool)> {
         let mut pending = self.empty();
         self.decide(&mut pending)?;
-        let Pending {
-            advance,
-            inputs,
-            events,
-        } = pending;
-        let started: Vec<String> = advance.started.iter().map(|(s, _)| s.clone()).collect();
+        let (advance, followup) = pending.split();
         let ended = advance.end.as_ref().map(|end| end.status);
         let (record, created, advanced) = self.runner.store.create_started(new, advance).await?;
         let Some(advanced) = advanced else {
             return Ok((record, false));
         };
         self.runner.control.changed(&record.id);
-        self.applied(advanced, started, inputs, events).await?;
+        self.applied(advanced, followup).await?;
         if let Some(status) = ended {
             // Every step was skipped: the run ended as it was created.
             metrics::run_ended(&self.run.workflow, &self.run.version, status);
@@ -363,10 +379,13 @@ impl<'a> Drive<'a> {
     async fn applied(
         &mut self,
         advanced: crate::store::Advanced,
-        started: Vec<String>,
-        inputs: Vec<Result<Value, String>>,
-        mut events: Vec<Progress>,
+        followup: Followup,
     ) -> anyhow::Result<Committed> {
+        let Followup {
+            started,
+            inputs,
+            mut events,
+        } = followup;
         self.seq = advanced.seq;
         if let Some(run) = &advanced.run
             && !matches!(run.status, RunStatus::Pending | RunStatus::Running)

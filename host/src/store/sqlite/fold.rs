@@ -555,7 +555,7 @@ mod tests {
             idempotency_key: None,
             steps: vec![("b".into(), "pb".into()), ("a".into(), "pa".into())],
         };
-        crate::store::sqlite::journal::create(&c, &new).unwrap();
+        crate::store::sqlite::journal::create(&c, &new, crate::store::RunStatus::Pending).unwrap();
         let rows: i64 = c
             .query_row("SELECT COUNT(*) FROM steps WHERE run_id = 'r2'", [], |r| {
                 r.get(0)

@@ -82,8 +82,14 @@ pub(super) const RUN_BY_IDEMPOTENCY_KEY: &str =
     "SELECT id, input_digest FROM runs WHERE idempotency_key = ?1";
 
 /// Creates a run with its steps, or finds the one with its idempotency key; see
-/// [`Store::create_run`](crate::store::Store::create_run).
-pub(super) fn create(c: &Connection, run: &NewRun) -> anyhow::Result<(RunRecord, bool)> {
+/// [`Store::create_run`](crate::store::Store::create_run). A run created `running` (its
+/// driver starts it in this same transaction) is journaled as created and then running, as
+/// a `pending` one is by its first advance.
+pub(super) fn create(
+    c: &Connection,
+    run: &NewRun,
+    status: RunStatus,
+) -> anyhow::Result<(RunRecord, bool)> {
     let input_text = run.input.to_string();
     let input_digest = hex::encode(sha2::Sha256::digest(input_text.as_bytes()));
     if let Some(key) = &run.idempotency_key {
@@ -107,9 +113,9 @@ pub(super) fn create(c: &Connection, run: &NewRun) -> anyhow::Result<(RunRecord,
     let now = now_ms();
     c.prepare_cached(
         "INSERT INTO runs (id, workflow, version, status, input, input_digest, idempotency_key, created_ms, updated_ms)
-         VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
     )?
-    .execute(params![id, run.workflow, run.version, input_text, input_digest, run.idempotency_key, now])?;
+    .execute(params![id, run.workflow, run.version, status.as_str(), input_text, input_digest, run.idempotency_key, now])?;
     // The steps live in the run's first event: a run's creation writes no row per step.
     let steps = Change {
         steps: Some(run.steps.clone()),
@@ -125,12 +131,24 @@ pub(super) fn create(c: &Connection, run: &NewRun) -> anyhow::Result<(RunRecord,
         None,
         Some(&steps),
     )?;
+    if status == RunStatus::Running {
+        insert_event(
+            c,
+            &id,
+            Some(2),
+            "run_running",
+            None,
+            Value::Null,
+            None,
+            None,
+        )?;
+    }
     // The row as just written, not read back.
     let record = RunRecord {
         id,
         workflow: run.workflow.clone(),
         version: run.version.clone(),
-        status: RunStatus::Pending,
+        status,
         input: run.input.clone(),
         output: None,
         failure: None,

@@ -282,7 +282,8 @@ impl Store for SqliteStore {
     }
 
     async fn create_run(&self, run: NewRun) -> anyhow::Result<(RunRecord, bool)> {
-        self.write(move |c| journal::create(c, &run)).await
+        self.write(move |c| journal::create(c, &run, RunStatus::Pending))
+            .await
     }
 
     async fn create_started(
@@ -291,16 +292,19 @@ impl Store for SqliteStore {
         mut first: Advance,
     ) -> anyhow::Result<(RunRecord, bool, Option<Advanced>)> {
         self.write(move |c| {
-            let (record, created) = journal::create(c, &run)?;
+            // Created `running`, not `pending` and moved on by the first advance: one
+            // statement, not two, for the same row and events.
+            let (record, created) = journal::create(c, &run, RunStatus::Running)?;
             if !created {
                 return Ok((record, false, None));
             }
-            // The run was created in this very transaction: it is `pending`, its log holds
-            // `run_created` alone, and none of its steps has an attempt yet. (A start of a
-            // step the run does not have is left to the journal's check, which refuses it.)
+            // The run was created in this very transaction: it is `running`, its log holds
+            // `run_created` and `run_running`, and none of its steps has an attempt yet. (A
+            // start of a step the run does not have is left to the journal's check, which
+            // refuses it.)
             first.run_id = record.id.clone();
             let basis = Basis {
-                seq: 1,
+                seq: 2,
                 attempts: first
                     .started
                     .iter()
@@ -309,8 +313,8 @@ impl Store for SqliteStore {
                     .collect(),
             };
             let known = journal::Known {
-                status: RunStatus::Pending,
-                last: 1,
+                status: RunStatus::Running,
+                last: 2,
                 basis: Some(&basis),
                 optimistic: false,
             };
