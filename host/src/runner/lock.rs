@@ -6,8 +6,9 @@
 //! On Linux the locks are open-file-description locks (`F_OFD_SETLK`), which belong to this
 //! process's one open handle on the file. Elsewhere they are POSIX record locks, which
 //! belong to the process: sound while a process has one runner per lock directory, since
-//! closing any handle on the file drops all of the process's locks on it. Two runs of one process never share a lock: the runs it
-//! holds are also kept in a set, so it refuses to drive one run twice.
+//! closing any handle on the file drops all of the process's locks on it. A process never
+//! takes one run twice either: the runs it holds are also kept in a set, and a second
+//! driver of one of them is refused.
 
 use std::collections::HashSet;
 use std::fs::File;

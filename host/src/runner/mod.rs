@@ -166,19 +166,7 @@ impl Runner {
         new.id = Some(id.clone());
         // No one else knows this id yet: the lock is free, and held before the run exists.
         let lock = self.locks.acquire(&id)?;
-        let now = crate::store::now_ms();
-        let placeholder = RunRecord {
-            id,
-            workflow: new.workflow.clone(),
-            version: new.version.clone(),
-            status: RunStatus::Pending,
-            input: new.input.clone(),
-            output: None,
-            failure: None,
-            idempotency_key: new.idempotency_key.clone(),
-            created_ms: now,
-            updated_ms: now,
-        };
+        let placeholder = new.record(id, RunStatus::Pending, crate::store::now_ms());
         let span = tracing::info_span!("run", run_id = %placeholder.id, workflow = %placeholder.workflow, version = %placeholder.version);
         let driven = async {
             let mut drive = drive::Drive::fresh(

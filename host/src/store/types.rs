@@ -127,6 +127,25 @@ pub struct NewRun {
     pub steps: Vec<(String, String)>,
 }
 
+impl NewRun {
+    /// The record of this run once created under `id` in `status` at `now_ms`: nothing
+    /// has ended it yet.
+    pub fn record(&self, id: String, status: RunStatus, now_ms: i64) -> RunRecord {
+        RunRecord {
+            id,
+            workflow: self.workflow.clone(),
+            version: self.version.clone(),
+            status,
+            input: self.input.clone(),
+            output: None,
+            failure: None,
+            idempotency_key: self.idempotency_key.clone(),
+            created_ms: now_ms,
+            updated_ms: now_ms,
+        }
+    }
+}
+
 /// A run.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunRecord {

@@ -144,19 +144,7 @@ pub(super) fn create(
         )?;
     }
     // The row as just written, not read back.
-    let record = RunRecord {
-        id,
-        workflow: run.workflow.clone(),
-        version: run.version.clone(),
-        status,
-        input: run.input.clone(),
-        output: None,
-        failure: None,
-        idempotency_key: run.idempotency_key.clone(),
-        created_ms: now,
-        updated_ms: now,
-    };
-    Ok((record, true))
+    Ok((run.record(id, status, now), true))
 }
 
 /// Applies `advance`; see [`Store::advance`](crate::store::Store::advance).
