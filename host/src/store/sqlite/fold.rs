@@ -19,7 +19,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::rows::{json_col, parse_status};
+use super::rows::{EventKeys, json_col, parse_status};
 use crate::store::{AttemptOutcome, AttemptRecord, AttemptResult, StepRecord, StepStatus};
 
 /// What an event changes in its step and attempt: the columns the rows used to hold.
@@ -85,6 +85,7 @@ const STEP_KINDS: &str = "('step_started', 'step_succeeded', 'step_failed', 'ste
 pub(super) fn step_state(
     c: &Connection,
     run_id: &str,
+    keys: EventKeys,
     step_id: &str,
 ) -> anyhow::Result<Option<(StepStatus, u32)>> {
     // The latest change is found by walking the run's log back from its end (a step's last
@@ -92,11 +93,14 @@ pub(super) fn step_state(
     let latest: Option<(String, Option<u32>)> = c
         .prepare_cached(&format!(
             "SELECT kind, attempt FROM events
-             WHERE run_id = ?1 AND step_id = ?2 AND kind IN {STEP_KINDS}
-               AND seq > COALESCE((SELECT as_of_seq FROM steps WHERE run_id = ?1 AND step_id = ?2), 0)
-             ORDER BY seq DESC LIMIT 1"
+             WHERE key > ?3 + COALESCE((SELECT as_of_seq FROM steps WHERE run_id = ?1 AND step_id = ?2), 0)
+               AND key < ?4 AND step_id = ?2 AND kind IN {STEP_KINDS}
+             ORDER BY key DESC LIMIT 1"
         ))?
-        .query_row(params![run_id, step_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            params![run_id, step_id, keys.after(), keys.before()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
     if let Some((kind, attempt)) = latest {
         let status = match kind.as_str() {
@@ -120,18 +124,16 @@ pub(super) fn step_state(
     }
     // A step with no change yet, of a run that lists its steps in `run_created`.
     let listed =
-        created_steps(c, run_id)?.is_some_and(|steps| steps.iter().any(|(s, _)| s == step_id));
+        created_steps(c, keys)?.is_some_and(|steps| steps.iter().any(|(s, _)| s == step_id));
     Ok(listed.then_some((StepStatus::Pending, 0)))
 }
 
 /// The steps a run's `run_created` event lists (runs created from schema version 7 on; older
 /// runs have rows in `steps` instead). The event is always the run's first.
-fn created_steps(c: &Connection, run_id: &str) -> anyhow::Result<Option<Vec<(String, String)>>> {
+fn created_steps(c: &Connection, keys: EventKeys) -> anyhow::Result<Option<Vec<(String, String)>>> {
     let record: Option<Option<String>> = c
-        .prepare_cached(
-            "SELECT record FROM events WHERE run_id = ?1 AND seq = 1 AND kind = 'run_created'",
-        )?
-        .query_row([run_id], |r| r.get(0))
+        .prepare_cached("SELECT record FROM events WHERE key = ?1 AND kind = 'run_created'")?
+        .query_row([keys.key(1)?], |r| r.get(0))
         .optional()?;
     let Some(Some(record)) = record else {
         return Ok(None);
@@ -140,12 +142,15 @@ fn created_steps(c: &Connection, run_id: &str) -> anyhow::Result<Option<Vec<(Str
 }
 
 /// A run's steps (in workflow order) and, when `with_attempts`, its attempts (by step, then
-/// number), as of its last event.
+/// number), as of its last event; none for a run that does not exist.
 pub(super) fn fold(
     c: &Connection,
     run_id: &str,
     with_attempts: bool,
 ) -> anyhow::Result<(Vec<StepRecord>, Vec<AttemptRecord>)> {
+    let Some(keys) = EventKeys::find(c, run_id)? else {
+        return Ok((Vec::new(), Vec::new()));
+    };
     let mut steps: Vec<(StepRecord, i64)> = c
         .prepare_cached(
             "SELECT step_id, plugin_digest, status, output, confidence, route, failure, skip_reason, attempts, as_of_seq
@@ -170,7 +175,7 @@ pub(super) fn fold(
         .collect::<Result<_, _>>()?;
     if steps.is_empty() {
         // Every step as the run was created, pending, before any of its events.
-        steps = created_steps(c, run_id)?
+        steps = created_steps(c, keys)?
             .unwrap_or_default()
             .into_iter()
             .map(|(step_id, plugin_digest)| (StepRecord::pending(step_id, plugin_digest), 0))
@@ -188,10 +193,10 @@ pub(super) fn fold(
         .collect();
     let since = steps.iter().map(|(_, seq)| *seq).min().unwrap_or(0);
     let mut changes = c.prepare_cached(
-        "SELECT seq, at_ms, kind, step_id, attempt, record FROM events
-         WHERE run_id = ?1 AND seq > ?2 AND record IS NOT NULL ORDER BY seq",
+        "SELECT key - ?1, at_ms, kind, step_id, attempt, record FROM events
+         WHERE key > ?1 + ?2 AND key < ?3 AND record IS NOT NULL ORDER BY key",
     )?;
-    let mut rows = changes.query(params![run_id, since])?;
+    let mut rows = changes.query(params![keys.after(), since, keys.before()])?;
     while let Some(r) = rows.next()? {
         let (seq, at_ms, kind, step_id): (i64, i64, String, Option<String>) =
             (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
@@ -308,7 +313,8 @@ mod tests {
     use super::*;
     use crate::store::migrations::MIGRATIONS;
     use crate::store::sqlite::journal::advance;
-    use crate::store::sqlite::writer::{migrate, open};
+    use crate::store::sqlite::migrate::migrate;
+    use crate::store::sqlite::writer::open;
     use crate::store::{Advance, Basis, Durability};
 
     fn result(step: &str, attempt: u32, output: Value) -> AttemptResult {
@@ -530,10 +536,11 @@ mod tests {
         .unwrap();
         let over = advance(&c, &on_basis("b")).unwrap();
         assert!(over.recorded && over.run_over, "{over:?}");
+        let keys = EventKeys::of(&c, "r1").unwrap();
         let kinds: Vec<String> = c
-            .prepare("SELECT kind FROM events WHERE run_id = 'r1' AND seq > ?1 ORDER BY seq")
+            .prepare("SELECT kind FROM events WHERE key > ?1 AND key < ?2 ORDER BY key")
             .unwrap()
-            .query_map([seq], |r| r.get(0))
+            .query_map([keys.after() + seq, keys.before()], |r| r.get(0))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
@@ -555,7 +562,10 @@ mod tests {
             idempotency_key: None,
             steps: vec![("b".into(), "pb".into()), ("a".into(), "pa".into())],
         };
-        crate::store::sqlite::journal::create(&c, &new, crate::store::RunStatus::Pending).unwrap();
+        let (_, keys) =
+            crate::store::sqlite::journal::create(&c, &new, crate::store::RunStatus::Pending)
+                .unwrap();
+        let keys = keys.expect("created");
         let rows: i64 = c
             .query_row("SELECT COUNT(*) FROM steps WHERE run_id = 'r2'", [], |r| {
                 r.get(0)
@@ -572,15 +582,15 @@ mod tests {
             "in workflow order, not by id"
         );
         assert_eq!(
-            step_state(&c, "r2", "a").unwrap(),
+            step_state(&c, "r2", keys, "a").unwrap(),
             Some((StepStatus::Pending, 0))
         );
-        assert_eq!(step_state(&c, "r2", "zz").unwrap(), None);
+        assert_eq!(step_state(&c, "r2", keys, "zz").unwrap(), None);
         let mut start = Advance::new("r2");
         start.started = vec![("a".into(), "ia".into())];
         assert_eq!(advance(&c, &start).unwrap().attempts, [1]);
         assert_eq!(
-            step_state(&c, "r2", "a").unwrap(),
+            step_state(&c, "r2", keys, "a").unwrap(),
             Some((StepStatus::Running, 1))
         );
     }

@@ -10,7 +10,7 @@ use sha2::Digest as _;
 
 use super::fold::{Change, step_state};
 use super::now_ms;
-use super::rows::{RUN_COLUMNS, append_event, get_run, insert_event, last_seq, run_row};
+use super::rows::{EventKeys, RUN_COLUMNS, append_event, get_run, insert_event, last_seq, run_row};
 use crate::store::{Advance, Advanced, AttemptResult, NewRun, RunRecord, RunStatus, StepStatus};
 
 /// Appends to one run's log at known sequence numbers: an advance reads where the log ends
@@ -18,6 +18,7 @@ use crate::store::{Advance, Advanced, AttemptResult, NewRun, RunRecord, RunStatu
 struct Log<'c> {
     c: &'c Connection,
     run_id: &'c str,
+    keys: EventKeys,
     last: i64,
     /// `last` is the driver's word, not read back: an event already at the next number
     /// means someone else wrote to the run, and the append fails with [`Stale`].
@@ -41,14 +42,7 @@ impl Log<'_> {
     ) -> anyhow::Result<()> {
         self.last += 1;
         let appended = insert_event(
-            self.c,
-            self.run_id,
-            Some(self.last),
-            kind,
-            step_id,
-            data,
-            attempt,
-            record,
+            self.c, self.keys, self.last, kind, step_id, data, attempt, record,
         );
         if self.optimistic
             && let Err(e) = &appended
@@ -84,12 +78,13 @@ pub(super) const RUN_BY_IDEMPOTENCY_KEY: &str =
 /// Creates a run with its steps, or finds the one with its idempotency key; see
 /// [`Store::create_run`](crate::store::Store::create_run). A run created `running` (its
 /// driver starts it in this same transaction) is journaled as created and then running, as
-/// a `pending` one is by its first advance.
+/// a `pending` one is by its first advance. The keys of its events come back with a run
+/// just created, not with one found.
 pub(super) fn create(
     c: &Connection,
     run: &NewRun,
     status: RunStatus,
-) -> anyhow::Result<(RunRecord, bool)> {
+) -> anyhow::Result<(RunRecord, Option<EventKeys>)> {
     let input_text = run.input.to_string();
     let input_digest = hex::encode(sha2::Sha256::digest(input_text.as_bytes()));
     if let Some(key) = &run.idempotency_key {
@@ -103,7 +98,7 @@ pub(super) fn create(
                     "idempotency key {key:?} was already used for run {id} with a different input"
                 );
             }
-            return Ok((get_run(c, &id)?.context("run vanished")?, false));
+            return Ok((get_run(c, &id)?.context("run vanished")?, None));
         }
     }
     let id = run
@@ -111,11 +106,17 @@ pub(super) fn create(
         .clone()
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let now = now_ms();
+    // The run's number places its events in the log; the writer's transaction makes it the
+    // only run to get it.
+    let num: i64 = c
+        .prepare_cached("UPDATE run_numbers SET last = last + 1 RETURNING last")?
+        .query_row([], |r| r.get(0))?;
     c.prepare_cached(
-        "INSERT INTO runs (id, workflow, version, status, input, input_digest, idempotency_key, created_ms, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        "INSERT INTO runs (id, workflow, version, status, input, input_digest, idempotency_key, created_ms, updated_ms, num)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
     )?
-    .execute(params![id, run.workflow, run.version, status.as_str(), input_text, input_digest, run.idempotency_key, now])?;
+    .execute(params![id, run.workflow, run.version, status.as_str(), input_text, input_digest, run.idempotency_key, now, num])?;
+    let keys = EventKeys::numbered(num);
     // The steps live in the run's first event: a run's creation writes no row per step.
     let steps = Change {
         steps: Some(run.steps.clone()),
@@ -123,8 +124,8 @@ pub(super) fn create(
     };
     insert_event(
         c,
-        &id,
-        Some(1),
+        keys,
+        1,
         "run_created",
         None,
         json!({"workflow": run.workflow, "version": run.version}),
@@ -132,19 +133,10 @@ pub(super) fn create(
         Some(&steps),
     )?;
     if status == RunStatus::Running {
-        insert_event(
-            c,
-            &id,
-            Some(2),
-            "run_running",
-            None,
-            Value::Null,
-            None,
-            None,
-        )?;
+        insert_event(c, keys, 2, "run_running", None, Value::Null, None, None)?;
     }
     // The row as just written, not read back.
-    Ok((run.record(id, status, now), true))
+    Ok((run.record(id, status, now), Some(keys)))
 }
 
 /// Applies `advance`; see [`Store::advance`](crate::store::Store::advance).
@@ -168,8 +160,10 @@ pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advan
     }
     // The result's event is the advance's first write, so a refused append leaves nothing
     // behind. (An advance with no result is a run's first or a resumed one: checked.)
+    let keys = EventKeys::of(c, run_id)?;
     if let (Some(basis), Some(_)) = (&advance.basis, &advance.finished) {
         let known = Known {
+            keys,
             status: RunStatus::Running,
             last: basis.seq,
             basis: Some(basis),
@@ -180,16 +174,12 @@ pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advan
             applied => return applied,
         }
     }
-    // The run's status and where its log ends, in one look-up.
-    let (status, last): (String, i64) = c
-        .prepare_cached(
-            "SELECT status, (SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?1)
-             FROM runs WHERE id = ?1",
-        )?
-        .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-        .with_context(|| format!("no run {run_id}"))?;
+    let status: String = c
+        .prepare_cached("SELECT status FROM runs WHERE id = ?1")?
+        .query_row([run_id], |r| r.get(0))?;
+    let last = last_seq(c, keys)?;
     let known = Known {
+        keys,
         status: status.parse().map_err(anyhow::Error::msg)?,
         last,
         // The driver's view stands in for reading the steps back only if no one else has
@@ -202,6 +192,8 @@ pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advan
 
 /// What an advance takes as given about its run.
 pub(super) struct Known<'b> {
+    /// Where the run's events are.
+    pub(super) keys: EventKeys,
     /// The run's status.
     pub(super) status: RunStatus,
     /// The run's last event.
@@ -220,6 +212,7 @@ pub(super) fn apply(
 ) -> anyhow::Result<Advanced> {
     let run_id = advance.run_id.as_str();
     let Known {
+        keys,
         status,
         last,
         basis,
@@ -228,6 +221,7 @@ pub(super) fn apply(
     let mut log = Log {
         c,
         run_id,
+        keys,
         last,
         optimistic,
     };
@@ -264,7 +258,7 @@ pub(super) fn apply(
     if let Some(review) = &advance.review {
         super::reviews::open(c, run_id, review)?;
         // Opening a review appends to the log too.
-        log.last = last_seq(c, run_id)?;
+        log.last = last_seq(c, keys)?;
     }
     if let Some(end) = &advance.end {
         log.append(
@@ -340,7 +334,7 @@ fn start_attempt(
 ) -> anyhow::Result<u32> {
     let run_id = log.run_id;
     let journaled = || -> anyhow::Result<u32> {
-        match step_state(log.c, run_id, step_id)? {
+        match step_state(log.c, run_id, log.keys, step_id)? {
             Some((StepStatus::Pending | StepStatus::Running, attempts)) => Ok(attempts + 1),
             _ => bail!(
                 "step {step_id} of run {run_id} cannot start: it does not exist or already has a result"
@@ -381,14 +375,16 @@ fn finish_attempt(
 ) -> anyhow::Result<bool> {
     // Exactly-once: only a step still `running` at this attempt takes a result.
     let running = || -> anyhow::Result<bool> {
-        Ok(step_state(log.c, &result.run_id, &result.step_id)?
-            == Some((StepStatus::Running, result.attempt)))
+        Ok(
+            step_state(log.c, &result.run_id, log.keys, &result.step_id)?
+                == Some((StepStatus::Running, result.attempt)),
+        )
     };
     if trusted {
         // The test suite runs debug builds: there every trusted result is checked, once it
         // is sure the basis holds (an optimistic append learns that only when it is made).
         #[cfg(debug_assertions)]
-        if last_seq(log.c, log.run_id)? == log.last {
+        if last_seq(log.c, log.keys)? == log.last {
             assert!(
                 running()?,
                 "a driver's basis disagrees with the journal about step {}",
@@ -412,7 +408,7 @@ fn finish_attempt(
 /// Skips a step still `pending` (checked against the journal: skips are rare, and a step
 /// left `running` by a crash is not skipped).
 fn skip_step(log: &mut Log<'_>, step_id: &str, reason: &str) -> anyhow::Result<()> {
-    if let Some((StepStatus::Pending, _)) = step_state(log.c, log.run_id, step_id)? {
+    if let Some((StepStatus::Pending, _)) = step_state(log.c, log.run_id, log.keys, step_id)? {
         log.append(
             "step_skipped",
             Some(step_id),

@@ -19,16 +19,18 @@ mod checkpoint;
 mod fold;
 mod journal;
 mod lease;
+mod migrate;
 mod model;
 mod reviews;
 mod rows;
 mod writer;
 
-use rows::{RUN_COLUMNS, WORKFLOW_COLUMNS, get_run, json_col, run_row, workflow_row};
+use rows::{EventKeys, RUN_COLUMNS, WORKFLOW_COLUMNS, get_run, json_col, run_row, workflow_row};
 
 use super::*;
+use migrate::migrate;
 pub use writer::PAGE_SIZE_BYTES;
-use writer::{Writer, migrate, open};
+use writer::{Writer, open};
 
 /// Writes committed together at most; bounds the latency one batch adds to its first write.
 const MAX_BATCH: usize = 256;
@@ -282,8 +284,10 @@ impl Store for SqliteStore {
     }
 
     async fn create_run(&self, run: NewRun) -> anyhow::Result<(RunRecord, bool)> {
-        self.write(move |c| journal::create(c, &run, RunStatus::Pending))
-            .await
+        self.write(move |c| {
+            journal::create(c, &run, RunStatus::Pending).map(|(run, keys)| (run, keys.is_some()))
+        })
+        .await
     }
 
     async fn create_started(
@@ -294,10 +298,10 @@ impl Store for SqliteStore {
         self.write(move |c| {
             // Created `running`, not `pending` and moved on by the first advance: one
             // statement, not two, for the same row and events.
-            let (record, created) = journal::create(c, &run, RunStatus::Running)?;
-            if !created {
+            let (record, keys) = journal::create(c, &run, RunStatus::Running)?;
+            let Some(keys) = keys else {
                 return Ok((record, false, None));
-            }
+            };
             // The run was created in this very transaction: it is `running`, its log holds
             // `run_created` and `run_running`, and none of its steps has an attempt yet. (A
             // start of a step the run does not have is left to the journal's check, which
@@ -313,6 +317,7 @@ impl Store for SqliteStore {
                     .collect(),
             };
             let known = journal::Known {
+                keys,
                 status: RunStatus::Running,
                 last: 2,
                 basis: Some(&basis),
@@ -416,10 +421,13 @@ impl Store for SqliteStore {
     async fn events(&self, run_id: &str) -> anyhow::Result<Vec<EventRecord>> {
         let run_id = run_id.to_string();
         self.read(move |c| {
+            let Some(keys) = EventKeys::find(c, &run_id)? else {
+                return Ok(Vec::new());
+            };
             Ok(c.prepare_cached(
-                "SELECT seq, at_ms, kind, step_id, data FROM events WHERE run_id = ?1 ORDER BY seq",
+                "SELECT key - ?1, at_ms, kind, step_id, data FROM events WHERE key > ?1 AND key < ?2 ORDER BY key",
             )?
-            .query_map([run_id], |r| {
+            .query_map([keys.after(), keys.before()], |r| {
                 Ok(EventRecord {
                     seq: r.get(0)?,
                     at_ms: r.get(1)?,

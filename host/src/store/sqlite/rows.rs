@@ -1,11 +1,74 @@
 //! Row mapping and small SQL helpers shared by the SQLite store's operations.
 
+use anyhow::{Context as _, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::fold::Change;
 use super::now_ms;
 use crate::store::{RunRecord, WorkflowVersion};
+
+/// Where a run's events are in the log: an event's key is its run's number (`runs.num`)
+/// shifted left by [`SEQ_BITS`], plus its sequence number in the run (1, 2, …), so a run's
+/// events are the keys of one range, in order (see migration 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct EventKeys {
+    /// The key before the run's first event.
+    base: i64,
+}
+
+/// The bits of an event's key that hold its sequence number: room for 16,777,215 events
+/// in a run.
+pub(super) const SEQ_BITS: u32 = 24;
+
+impl EventKeys {
+    /// The keys of the run numbered `num`.
+    pub(super) fn numbered(num: i64) -> Self {
+        Self {
+            base: num << SEQ_BITS,
+        }
+    }
+
+    /// The keys of run `run_id`'s events.
+    pub(super) fn of(conn: &Connection, run_id: &str) -> anyhow::Result<Self> {
+        Self::find(conn, run_id)?.with_context(|| format!("no run {run_id}"))
+    }
+
+    /// The keys of run `run_id`'s events, if there is such a run.
+    pub(super) fn find(conn: &Connection, run_id: &str) -> anyhow::Result<Option<Self>> {
+        let num: Option<Option<i64>> = conn
+            .prepare_cached("SELECT num FROM runs WHERE id = ?1")?
+            .query_row([run_id], |r| r.get(0))
+            .optional()?;
+        // Every run is numbered, by its creation or by migration 8.
+        num.map(|num| {
+            num.map(Self::numbered)
+                .with_context(|| format!("run {run_id} has no number in the journal"))
+        })
+        .transpose()
+    }
+
+    /// The key of the run's event `seq`.
+    pub(super) fn key(self, seq: i64) -> anyhow::Result<i64> {
+        if !(1..1 << SEQ_BITS).contains(&seq) {
+            bail!(
+                "a run's log holds events 1 to {}: event {seq} cannot be journaled",
+                (1i64 << SEQ_BITS) - 1
+            );
+        }
+        Ok(self.base + seq)
+    }
+
+    /// The run's events are the keys after this one…
+    pub(super) fn after(self) -> i64 {
+        self.base
+    }
+
+    /// …and before this one.
+    pub(super) fn before(self) -> i64 {
+        self.base + (1 << SEQ_BITS)
+    }
+}
 
 pub(super) fn append_event(
     conn: &Connection,
@@ -17,8 +80,8 @@ pub(super) fn append_event(
     append_change(conn, run_id, kind, step_id, data, None, None)
 }
 
-/// Appends an event that changes its step: `attempt` is the attempt it concerns, `record`
-/// what it changes (see [`fold`](super::fold)).
+/// Appends an event after the run's last one. `attempt` is the attempt it concerns, `record`
+/// what it changes in its step (see [`fold`](super::fold)), when it changes one.
 pub(super) fn append_change(
     conn: &Connection,
     run_id: &str,
@@ -28,15 +91,17 @@ pub(super) fn append_change(
     attempt: Option<u32>,
     record: Option<&Change>,
 ) -> anyhow::Result<()> {
-    insert_event(conn, run_id, None, kind, step_id, data, attempt, record)
+    let keys = EventKeys::of(conn, run_id)?;
+    let seq = last_seq(conn, keys)? + 1;
+    insert_event(conn, keys, seq, kind, step_id, data, attempt, record)
 }
 
-/// Inserts an event at `seq`, or after the run's last event when `seq` is `None`.
+/// Inserts the run's event `seq`.
 #[allow(clippy::too_many_arguments, reason = "the event's columns")]
 pub(super) fn insert_event(
     conn: &Connection,
-    run_id: &str,
-    seq: Option<i64>,
+    keys: EventKeys,
+    seq: i64,
     kind: &str,
     step_id: Option<&str>,
     data: Value,
@@ -44,29 +109,31 @@ pub(super) fn insert_event(
     record: Option<&Change>,
 ) -> anyhow::Result<()> {
     let record = record.map(serde_json::to_string).transpose()?;
-    let (at, data) = (now_ms(), data.to_string());
-    match seq {
-        Some(seq) => conn
-            .prepare_cached(
-                "INSERT INTO events (run_id, seq, at_ms, kind, step_id, data, attempt, record)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![run_id, seq, at, kind, step_id, data, attempt, record])?,
-        None => conn
-            .prepare_cached(
-                "INSERT INTO events (run_id, seq, at_ms, kind, step_id, data, attempt, record)
-                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![run_id, at, kind, step_id, data, attempt, record])?,
-    };
+    conn.prepare_cached(
+        "INSERT INTO events (key, at_ms, kind, step_id, data, attempt, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        keys.key(seq)?,
+        now_ms(),
+        kind,
+        step_id,
+        data.to_string(),
+        attempt,
+        record
+    ])?;
     Ok(())
 }
 
 /// The sequence number of a run's last event (0 when it has none).
-pub(super) fn last_seq(conn: &Connection, run_id: &str) -> anyhow::Result<i64> {
-    Ok(conn
-        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?1")?
-        .query_row([run_id], |r| r.get(0))?)
+pub(super) fn last_seq(conn: &Connection, keys: EventKeys) -> anyhow::Result<i64> {
+    let last: Option<i64> = conn
+        .prepare_cached(
+            "SELECT key FROM events WHERE key > ?1 AND key < ?2 ORDER BY key DESC LIMIT 1",
+        )?
+        .query_row([keys.after(), keys.before()], |r| r.get(0))
+        .optional()?;
+    Ok(last.map_or(0, |key| key - keys.after()))
 }
 
 pub(super) fn json_col(text: Option<String>) -> Option<Value> {
@@ -121,3 +188,22 @@ pub(super) fn workflow_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Workflow
 
 pub(super) const WORKFLOW_COLUMNS: &str =
     "name, version, digest, source, base_dir, pins, registered_ms";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runs_keys_hold_its_events_and_no_others() {
+        let (one, two) = (EventKeys::numbered(1), EventKeys::numbered(2));
+        assert_eq!(one.key(1).unwrap(), (1 << SEQ_BITS) + 1);
+        assert_eq!(one.before(), two.after(), "the ranges meet");
+        assert!(one.key((1 << SEQ_BITS) - 1).unwrap() < two.key(1).unwrap());
+        for seq in [0, 1 << SEQ_BITS] {
+            assert_eq!(
+                one.key(seq).unwrap_err().to_string(),
+                format!("a run's log holds events 1 to 16777215: event {seq} cannot be journaled")
+            );
+        }
+    }
+}

@@ -1,15 +1,14 @@
-//! The writer side of the SQLite store: opening connections, migrating the schema, and group
-//! commit, which runs every queued write of a batch in one transaction.
+//! The writer side of the SQLite store: opening connections, and group commit, which runs
+//! every queued write of a batch in one transaction.
 
 use std::path::Path;
 use std::sync::{Mutex, TryLockError};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, anyhow};
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
+use rusqlite::{Connection, Transaction};
 
-use super::{Durability, MAX_BATCH, now_ms};
-use crate::store::migrations::MIGRATIONS;
+use super::{Durability, MAX_BATCH};
 
 pub(super) fn open(path: &Path, durability: Durability) -> anyhow::Result<Connection> {
     let conn =
@@ -188,60 +187,10 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>) {
     }
 }
 
-pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")?;
-    // A migration that rebuilds a table others reference (drop it, rename its copy in) must
-    // run with foreign keys off, which SQLite allows only outside a transaction; they are
-    // checked before the migrations commit instead, and back on for every write after.
-    conn.pragma_update(None, "foreign_keys", "OFF")?;
-    let migrated = apply_migrations(conn);
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    migrated
-}
-
-fn apply_migrations(conn: &mut Connection) -> anyhow::Result<()> {
-    // IMMEDIATE: two processes opening a new database together must not both migrate it.
-    let txn = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let current: i64 = txn.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-        [],
-        |r| r.get(0),
-    )?;
-    let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
-    if current > known {
-        // What it wrote may not be what this version reads: refuse rather than misread.
-        bail!(
-            "the database is at schema version {current}, written by a newer Weir; this Weir knows versions up to {known}: upgrade Weir to open it"
-        );
-    }
-    if current == known {
-        return Ok(());
-    }
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        txn.execute_batch(sql)
-            .with_context(|| format!("migration {version} failed"))?;
-        txn.execute(
-            "INSERT INTO schema_migrations (version, applied_ms) VALUES (?1, ?2)",
-            params![version, now_ms()],
-        )?;
-    }
-    let broken: Option<String> = txn
-        .query_row(
-            "SELECT \"table\" FROM pragma_foreign_key_check LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(table) = broken {
-        bail!("migrating left rows of {table} that refer to no row; nothing was changed");
-    }
-    txn.commit()?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sqlite::migrate::migrate;
 
     fn writer(dir: &tempfile::TempDir) -> Writer {
         let conn = open(&dir.path().join("w.db"), Durability::Normal).unwrap();
@@ -319,12 +268,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = open(&dir.path().join("q.db"), Durability::Normal).unwrap();
         migrate(&mut conn).unwrap();
-        // The event append: a subquery over the bound run id, which SQLite would re-plan
-        // for every new value unless the plan is pinned.
-        let sql = "INSERT INTO events (run_id, seq, at_ms, kind, step_id, data)
-             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = ?1), 0, 'k', NULL, '{}')";
-        for run in ["a", "b", "c", "d"] {
-            conn.prepare_cached(sql).unwrap().execute([run]).unwrap();
+        // A step's latest change: a range of keys bound to new values on every use, with a
+        // subquery over bound values, which SQLite would re-plan for every new value unless
+        // the plan is pinned.
+        let sql = "SELECT kind FROM events
+             WHERE key > ?1 + COALESCE((SELECT as_of_seq FROM steps WHERE run_id = ?3 AND step_id = 'a'), 0)
+               AND key < ?2 ORDER BY key DESC LIMIT 1";
+        for run in 1..=4i64 {
+            conn.prepare_cached(sql)
+                .unwrap()
+                .query([
+                    (run << 24).to_string(),
+                    ((run + 1) << 24).to_string(),
+                    format!("r{run}"),
+                ])
+                .unwrap()
+                .next()
+                .unwrap();
         }
         let stmt = conn.prepare_cached(sql).unwrap();
         assert_eq!(
@@ -332,132 +292,6 @@ mod tests {
             0,
             "the cached statement was re-parsed"
         );
-    }
-
-    /// The plan SQLite picks for `sql`, one line per step.
-    fn plan(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Vec<String> {
-        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .unwrap()
-            .query_map(params, |r| r.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    }
-
-    #[test]
-    fn runs_are_found_through_their_partial_indexes() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut conn = open(&dir.path().join("plan.db"), Durability::Normal).unwrap();
-        migrate(&mut conn).unwrap();
-        // Unfinished runs, without reading finished ones.
-        let unfinished = plan(&conn, super::super::UNFINISHED_RUNS, []);
-        assert!(
-            unfinished
-                .iter()
-                .any(|step| step.contains("USING INDEX runs_unfinished")),
-            "{unfinished:?}"
-        );
-        // A run by its idempotency key, through the index of the runs that have one.
-        let keyed = plan(&conn, super::super::journal::RUN_BY_IDEMPOTENCY_KEY, ["k"]);
-        assert!(
-            keyed
-                .iter()
-                .any(|step| step.contains("USING INDEX runs_by_idempotency_key")),
-            "{keyed:?}"
-        );
-    }
-
-    #[test]
-    fn upgrading_keeps_every_row() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut conn = open(&dir.path().join("old.db"), Durability::Normal).unwrap();
-        // A database at version 2, with a run in it.
-        conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")
-            .unwrap();
-        for (version, sql) in &MIGRATIONS[..2] {
-            conn.execute_batch(sql).unwrap();
-            conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version])
-                .unwrap();
-        }
-        conn.execute_batch(
-            "INSERT INTO runs VALUES ('r1', 'wf', '1.0.0', 'running', '{}', 'd', NULL, NULL, NULL, 1, 1);
-             INSERT INTO steps VALUES ('r1', 'a', 0, 'p', 'succeeded', '{\"x\":1}', 0.5, 'ok', NULL, NULL, 1);
-             INSERT INTO attempts VALUES ('r1', 'a', 1, 'i', 'succeeded', NULL, 1, 2, 3, NULL, 4, '{}');
-             INSERT INTO events VALUES ('r1', 1, 1, 'run_created', NULL, '{}');
-             INSERT INTO state VALUES ('r1', 'k', 'v');",
-        )
-        .unwrap();
-
-        migrate(&mut conn).unwrap();
-
-        let count = |table: &str| -> i64 {
-            conn.query_row(
-                &format!("SELECT COUNT(*) FROM {table} WHERE run_id = 'r1'"),
-                [],
-                |r| r.get(0),
-            )
-            .unwrap()
-        };
-        for table in ["steps", "attempts", "events", "state"] {
-            assert_eq!(count(table), 1, "{table} kept its row");
-        }
-        let run: (String, Option<String>, i64) = conn
-            .query_row(
-                "SELECT status, idempotency_key, lease_epoch FROM runs WHERE id = 'r1'",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .unwrap();
-        assert_eq!(run, ("running".into(), None, 0), "runs kept its row");
-        // Foreign keys are back on once the migrations are done.
-        let fk: i64 = conn
-            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(fk, 1);
-        let output: String = conn
-            .query_row(
-                "SELECT output FROM steps WHERE run_id = 'r1' AND step_id = 'a'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(output, "{\"x\":1}");
-        let without_rowid: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('runs', 'steps', 'attempts', 'events', 'state') AND sql LIKE '%WITHOUT ROWID%'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(without_rowid, 5);
-        let version: i64 = conn
-            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(version, MIGRATIONS.last().unwrap().0);
-    }
-
-    #[test]
-    fn a_database_from_a_newer_weir_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("new.db");
-        let mut conn = open(&path, Durability::Normal).unwrap();
-        migrate(&mut conn).unwrap();
-        let known = MIGRATIONS.last().unwrap().0;
-        conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [known + 1])
-            .unwrap();
-        let err = migrate(&mut conn).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "the database is at schema version {}, written by a newer Weir; this Weir knows versions up to {known}: upgrade Weir to open it",
-                known + 1
-            )
-        );
-        // Opening the store says which file.
-        let err = crate::store::SqliteStore::open(&path, Durability::Normal).unwrap_err();
-        assert!(format!("{err:#}").contains("new.db"), "{err:#}");
     }
 
     #[test]
@@ -480,41 +314,5 @@ mod tests {
         drop(old);
         let reopened = open(&old_path, Durability::Normal).unwrap();
         assert_eq!(page_size(&reopened), 4096);
-    }
-
-    #[test]
-    fn a_migration_that_would_leave_dangling_rows_changes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut conn = open(&dir.path().join("dangling.db"), Durability::Normal).unwrap();
-        conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")
-            .unwrap();
-        let before = MIGRATIONS.len() - 1;
-        for (version, sql) in &MIGRATIONS[..before] {
-            conn.execute_batch(sql).unwrap();
-            conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version])
-                .unwrap();
-        }
-        // A step of a run that is not there (written with foreign keys off).
-        conn.execute_batch(
-            "PRAGMA foreign_keys = OFF;
-             INSERT INTO steps (run_id, step_id, position, plugin_digest, status) VALUES ('ghost', 'a', 0, 'p', 'pending');
-             PRAGMA foreign_keys = ON;",
-        )
-        .unwrap();
-        let err = migrate(&mut conn).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "migrating left rows of steps that refer to no row; nothing was changed"
-        );
-        let version: i64 = conn
-            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(
-            version,
-            MIGRATIONS[before - 1].0,
-            "still at the old version"
-        );
     }
 }
