@@ -250,12 +250,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         // - A run created from here on lists its steps in its `run_created` event
         //   (`record.steps`) instead of a row per step in `steps` (see `store/sqlite/fold.rs`).
         //   The version is also what stops an older Weir, which would look for those rows,
-        //   from opening the database (see `writer::migrate`).
+        //   from opening the database (see `sqlite::migrate`).
         // - `runs` becomes clustered on its id (`WITHOUT ROWID`), and only runs that have an
         //   idempotency key are in that key's index: a run's row and its key were three
         //   b-trees (the table, the id's index, the key's index, where every run without a key
         //   had an entry too), and are now one, or two with a key. Rebuilding `runs`, which
-        //   other tables reference, runs with foreign keys off; `writer::migrate` checks them
+        //   other tables reference, runs with foreign keys off; `sqlite::migrate` checks them
         //   before it commits.
         "
     CREATE TABLE runs_clustered (
@@ -290,7 +290,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         // one range of keys, in order. A table keyed by (run id, seq) is an index b-tree, which
         // SQLite rebalances across three pages whenever its last page fills; a rowid table
         // growing at its end just starts a new page. Measured in `benches/README.md`: the WAL
-        // frames a run writes fall by almost half. `writer::precheck` refuses the upgrade
+        // frames a run writes fall by almost half. `sqlite::migrate::precheck` refuses the upgrade
         // if an event belongs to no run (it would have no key) or a run has 2^24 events.
         "
     CREATE TABLE run_numbers (last INTEGER NOT NULL);

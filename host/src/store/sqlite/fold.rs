@@ -174,11 +174,12 @@ pub(super) fn fold(
         })?
         .collect::<Result<_, _>>()?;
     if steps.is_empty() {
-        // Every step as the run was created, pending, before any of its events.
+        // Every step as the run was created, pending, as of its first event (which lists
+        // them, and which the scan below need not read again).
         steps = created_steps(c, keys)?
             .unwrap_or_default()
             .into_iter()
-            .map(|(step_id, plugin_digest)| (StepRecord::pending(step_id, plugin_digest), 0))
+            .map(|(step_id, plugin_digest)| (StepRecord::pending(step_id, plugin_digest), 1))
             .collect();
     }
     let mut attempts = if with_attempts {
