@@ -158,9 +158,9 @@ pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advan
             return Ok(refused(false, false, true));
         }
     }
+    let keys = EventKeys::of(c, run_id)?;
     // The result's event is the advance's first write, so a refused append leaves nothing
     // behind. (An advance with no result is a run's first or a resumed one: checked.)
-    let keys = EventKeys::of(c, run_id)?;
     if let (Some(basis), Some(_)) = (&advance.basis, &advance.finished) {
         let known = Known {
             keys,
