@@ -290,8 +290,8 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         // one range of keys, in order. A table keyed by (run id, seq) is an index b-tree, which
         // SQLite rebalances across three pages whenever its last page fills; a rowid table
         // growing at its end just starts a new page. Measured in `benches/README.md`: the WAL
-        // frames a run writes fall by almost half. `sqlite::migrate::precheck` refuses the upgrade
-        // if an event belongs to no run (it would have no key) or a run has 2^24 events.
+        // frames a run writes fall by about a third. `sqlite::migrate::precheck` refuses the
+        // upgrade if an event belongs to no run (it would have no key) or a run has 2^24 events.
         "
     CREATE TABLE run_numbers (last INTEGER NOT NULL);
     ALTER TABLE runs ADD COLUMN num INTEGER;
