@@ -3,9 +3,8 @@
 use serde_json::json;
 
 use super::*;
-use crate::store::migrations::MIGRATIONS;
 use crate::store::sqlite::journal::advance;
-use crate::store::sqlite::migrate::migrate;
+use crate::store::sqlite::migrate::{database_at, migrate};
 use crate::store::sqlite::writer::open;
 use crate::store::{Advance, Basis, Durability};
 
@@ -29,16 +28,7 @@ fn result(step: &str, attempt: u32, output: Value) -> AttemptResult {
 /// A database at version 5 holding run `r1` in the middle of its journal: step `a`
 /// succeeded, `b` is running its first attempt, `c` has not started.
 fn journal_written_before_the_event_log(dir: &tempfile::TempDir) -> Connection {
-    let mut c = open(&dir.path().join("old.db"), Durability::Normal).unwrap();
-    c.execute_batch(
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)",
-    )
-    .unwrap();
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 5) {
-        c.execute_batch(sql).unwrap();
-        c.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version])
-            .unwrap();
-    }
+    let mut c = database_at(&dir.path().join("old.db"), 5);
     c.execute_batch(
         "INSERT INTO runs (id, workflow, version, status, input, input_digest, created_ms, updated_ms) VALUES ('r1', 'wf', '1.0.0', 'running', '{}', 'd', 1, 1);
          INSERT INTO steps VALUES ('r1', 'a', 0, 'pa', 'succeeded', '{\"x\":1}', 0.5, 'ok', NULL, NULL, 1);

@@ -148,17 +148,23 @@ pub(super) fn create(
 /// appends an event); only then is the run read and every rule checked.
 pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advanced> {
     let run_id = advance.run_id.as_str();
+    // The run's row, read once: its lease, its status, and its number.
+    let row: Option<(Option<String>, i64, String, Option<i64>)> = c
+        .prepare_cached("SELECT lease_owner, lease_epoch, status, num FROM runs WHERE id = ?1")?
+        .query_row([run_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
     // Fencing: a driver whose lease was taken over records nothing.
-    if let Some(lease) = &advance.lease {
-        let held: Option<(Option<String>, i64)> = c
-            .prepare_cached("SELECT lease_owner, lease_epoch FROM runs WHERE id = ?1")?
-            .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        if held != Some((Some(lease.owner.clone()), lease.epoch)) {
-            return Ok(refused(false, false, true));
-        }
+    if let Some(lease) = &advance.lease
+        && row.as_ref().is_none_or(|(owner, epoch, _, _)| {
+            owner.as_deref() != Some(lease.owner.as_str()) || *epoch != lease.epoch
+        })
+    {
+        return Ok(refused(false, false, true));
     }
-    let keys = EventKeys::of(c, run_id)?;
+    let (_, _, status, num) = row.with_context(|| format!("no run {run_id}"))?;
+    let keys = EventKeys::numbered_run(run_id, num)?;
     // The result's event is the advance's first write, so a refused append leaves nothing
     // behind. (An advance with no result is a run's first or a resumed one: checked.)
     if let (Some(basis), Some(_)) = (&advance.basis, &advance.finished) {
@@ -174,9 +180,6 @@ pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advan
             applied => return applied,
         }
     }
-    let status: String = c
-        .prepare_cached("SELECT status FROM runs WHERE id = ?1")?
-        .query_row([run_id], |r| r.get(0))?;
     let last = last_seq(c, keys)?;
     let known = Known {
         keys,

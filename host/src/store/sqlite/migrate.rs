@@ -8,8 +8,11 @@ use super::now_ms;
 use super::rows::SEQ_BITS;
 use crate::store::migrations::MIGRATIONS;
 
+/// The versions applied so far.
+const SCHEMA_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)";
+
 pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")?;
+    conn.execute_batch(SCHEMA_MIGRATIONS_TABLE)?;
     // A migration that rebuilds a table others reference (drop it, rename its copy in) must
     // run with foreign keys off, which SQLite allows only outside a transaction; they are
     // checked before the migrations commit instead, and back on for every write after.
@@ -97,6 +100,20 @@ fn precheck(txn: &Transaction<'_>, version: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A new database at `path` with the migrations up to `version` applied, as an older Weir
+/// left it: for tests of upgrades.
+#[cfg(test)]
+pub(super) fn database_at(path: &std::path::Path, version: i64) -> Connection {
+    let conn = super::writer::open(path, crate::store::Durability::Normal).unwrap();
+    conn.execute_batch(SCHEMA_MIGRATIONS_TABLE).unwrap();
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= version) {
+        conn.execute_batch(sql).unwrap();
+        conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version])
+            .unwrap();
+    }
+    conn
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,15 +156,8 @@ mod tests {
     #[test]
     fn upgrading_keeps_every_row() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = open(&dir.path().join("old.db"), Durability::Normal).unwrap();
         // A database at version 2, with a run in it.
-        conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")
-            .unwrap();
-        for (version, sql) in &MIGRATIONS[..2] {
-            conn.execute_batch(sql).unwrap();
-            conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version])
-                .unwrap();
-        }
+        let mut conn = database_at(&dir.path().join("old.db"), 2);
         conn.execute_batch(
             "INSERT INTO runs VALUES ('r1', 'wf', '1.0.0', 'running', '{}', 'd', NULL, NULL, NULL, 1, 1);
              INSERT INTO steps VALUES ('r1', 'a', 0, 'p', 'succeeded', '{\"x\":1}', 0.5, 'ok', NULL, NULL, 1);
@@ -241,15 +251,8 @@ mod tests {
     #[test]
     fn a_migration_that_would_leave_dangling_rows_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = open(&dir.path().join("dangling.db"), Durability::Normal).unwrap();
-        conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")
-            .unwrap();
-        let before = MIGRATIONS.len() - 1;
-        for (version, sql) in &MIGRATIONS[..before] {
-            conn.execute_batch(sql).unwrap();
-            conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version])
-                .unwrap();
-        }
+        let before = MIGRATIONS[MIGRATIONS.len() - 2].0;
+        let mut conn = database_at(&dir.path().join("dangling.db"), before);
         // A step of a run that is not there (written with foreign keys off).
         conn.execute_batch(
             "PRAGMA foreign_keys = OFF;
@@ -267,24 +270,13 @@ mod tests {
                 r.get(0)
             })
             .unwrap();
-        assert_eq!(
-            version,
-            MIGRATIONS[before - 1].0,
-            "still at the old version"
-        );
+        assert_eq!(version, before, "still at the old version");
     }
 
     /// A database at schema version 7 with runs `r1` (three events) and `r2` (one), created
     /// in that order; `extra` runs before the upgrade.
     fn journal_at_version_7(dir: &tempfile::TempDir, extra: &str) -> Connection {
-        let conn = open(&dir.path().join("v7.db"), Durability::Normal).unwrap();
-        conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")
-            .unwrap();
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 7) {
-            conn.execute_batch(sql).unwrap();
-            conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version])
-                .unwrap();
-        }
+        let conn = database_at(&dir.path().join("v7.db"), 7);
         conn.execute_batch(&format!(
             "INSERT INTO runs (id, workflow, version, status, input, input_digest, created_ms, updated_ms) VALUES ('r2', 'wf', '1.0.0', 'pending', '{{}}', 'd', 20, 20);
              INSERT INTO runs (id, workflow, version, status, input, input_digest, created_ms, updated_ms) VALUES ('r1', 'wf', '1.0.0', 'running', '{{}}', 'd', 10, 10);

@@ -40,12 +40,14 @@ impl EventKeys {
             .prepare_cached("SELECT num FROM runs WHERE id = ?1")?
             .query_row([run_id], |r| r.get(0))
             .optional()?;
+        num.map(|num| Self::numbered_run(run_id, num)).transpose()
+    }
+
+    /// The keys of run `run_id`, from its row's `num`.
+    pub(super) fn numbered_run(run_id: &str, num: Option<i64>) -> anyhow::Result<Self> {
         // Every run is numbered, by its creation or by migration 8.
-        num.map(|num| {
-            num.map(Self::numbered)
-                .with_context(|| format!("run {run_id} has no number in the journal"))
-        })
-        .transpose()
+        num.map(Self::numbered)
+            .with_context(|| format!("run {run_id} has no number in the journal"))
     }
 
     /// The key of the run's event `seq`.
