@@ -25,6 +25,20 @@ fn result(step: &str, attempt: u32, output: Value) -> AttemptResult {
     }
 }
 
+/// An advance of run `r1` that starts `step` (its input digest `i<step>`).
+fn starting(step: &str) -> Advance {
+    let mut advance = Advance::new("r1");
+    advance.started = vec![(step.into(), format!("i{step}"))];
+    advance
+}
+
+/// An advance of run `r1` that records this result.
+fn finishing(step: &str, attempt: u32, output: Value) -> Advance {
+    let mut advance = Advance::new("r1");
+    advance.finished = Some(result(step, attempt, output));
+    advance
+}
+
 /// A database at version 5 holding run `r1` in the middle of its journal: step `a`
 /// succeeded, `b` is running its first attempt, `c` has not started.
 fn journal_written_before_the_event_log(dir: &tempfile::TempDir) -> Connection {
@@ -67,8 +81,7 @@ fn a_run_journaled_before_the_upgrade_folds_to_its_rows_and_goes_on() {
     assert_eq!(attempts.len(), 2);
 
     // `b`'s attempt, started before the upgrade, finishes after it, and `c` starts.
-    let mut next = Advance::new("r1");
-    next.finished = Some(result("b", 1, json!({"y": 2})));
+    let mut next = finishing("b", 1, json!({"y": 2}));
     next.started = vec![("c".into(), "ic".into())];
     let done = advance(&c, &next).unwrap();
     assert!(done.recorded);
@@ -126,16 +139,13 @@ fn a_step_takes_one_result_and_only_from_its_latest_attempt() {
     let dir = tempfile::tempdir().unwrap();
     let c = journal_written_before_the_event_log(&dir);
     // After a crash, `b` starts again: attempt 2.
-    let mut again = Advance::new("r1");
-    again.started = vec![("b".into(), "ib".into())];
+    let again = starting("b");
     assert_eq!(advance(&c, &again).unwrap().attempts, [2]);
 
-    let mut stale = Advance::new("r1");
-    stale.finished = Some(result("b", 1, json!("late")));
+    let stale = finishing("b", 1, json!("late"));
     assert!(!advance(&c, &stale).unwrap().recorded, "attempt 1 is stale");
 
-    let mut current = Advance::new("r1");
-    current.finished = Some(result("b", 2, json!("now")));
+    let current = finishing("b", 2, json!("now"));
     assert!(advance(&c, &current).unwrap().recorded);
     assert!(
         !advance(&c, &current).unwrap().recorded,
@@ -145,8 +155,7 @@ fn a_step_takes_one_result_and_only_from_its_latest_attempt() {
     assert_eq!(steps[1].output, Some(json!("now")));
 
     // A finished step neither starts again nor is skipped; a pending one is skipped.
-    let mut restart = Advance::new("r1");
-    restart.started = vec![("b".into(), "ib".into())];
+    let restart = starting("b");
     assert!(advance(&c, &restart).is_err());
     let mut skip = Advance::new("r1");
     skip.skipped = vec![("b".into(), "late".into()), ("c".into(), "route".into())];
@@ -163,8 +172,7 @@ fn a_step_takes_one_result_and_only_from_its_latest_attempt() {
 fn a_basis_counts_only_while_the_log_ends_where_its_driver_left_it() {
     let dir = tempfile::tempdir().unwrap();
     let c = journal_written_before_the_event_log(&dir);
-    let mut again = Advance::new("r1");
-    again.started = vec![("b".into(), "ib".into())];
+    let again = starting("b");
     let started = advance(&c, &again).unwrap();
     let seq = started.seq.expect("SQLite reports the log's end");
     let basis = |attempts: &[(&str, u32)]| Basis {
@@ -173,18 +181,15 @@ fn a_basis_counts_only_while_the_log_ends_where_its_driver_left_it() {
     };
 
     // Another driver records `b`'s result after this one's last commit.
-    let mut other = Advance::new("r1");
-    other.finished = Some(result("b", 2, json!("theirs")));
+    let other = finishing("b", 2, json!("theirs"));
     assert!(advance(&c, &other).unwrap().recorded);
 
     // This driver's view is now stale: its result is checked, and refused.
-    let mut mine = Advance::new("r1");
-    mine.finished = Some(result("b", 2, json!("mine")));
+    let mut mine = finishing("b", 2, json!("mine"));
     mine.basis = Some(basis(&[]));
     assert!(!advance(&c, &mine).unwrap().recorded);
     // A stale count is not used either: `c` starts at 1, not at 6.
-    let mut start = Advance::new("r1");
-    start.started = vec![("c".into(), "ic".into())];
+    let mut start = starting("c");
     start.basis = Some(basis(&[("c", 5)]));
     assert_eq!(advance(&c, &start).unwrap().attempts, [1]);
     let (steps, _) = fold(&c, "r1", false).unwrap();
@@ -195,12 +200,10 @@ fn a_basis_counts_only_while_the_log_ends_where_its_driver_left_it() {
 fn an_advance_on_a_basis_stops_at_a_change_made_since() {
     let dir = tempfile::tempdir().unwrap();
     let c = journal_written_before_the_event_log(&dir);
-    let mut again = Advance::new("r1");
-    again.started = vec![("b".into(), "ib".into())];
+    let again = starting("b");
     let seq = advance(&c, &again).unwrap().seq.unwrap();
     let on_basis = |step: &str| {
-        let mut next = Advance::new("r1");
-        next.finished = Some(result(step, 2, json!(step)));
+        let mut next = finishing(step, 2, json!(step));
         next.basis = Some(Basis {
             seq,
             attempts: Default::default(),
