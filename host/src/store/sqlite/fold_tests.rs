@@ -280,3 +280,44 @@ fn a_new_run_lists_its_steps_in_its_first_event_and_has_no_step_rows() {
         Some((StepStatus::Running, 1))
     );
 }
+
+#[test]
+fn a_driver_that_knows_its_runs_keys_still_finds_a_run_cancelled_behind_its_back() {
+    use crate::store::RunStatus;
+    use crate::store::sqlite::journal::{advance_with, create, set_status};
+    use crate::store::sqlite::rows::KnownKeys;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = open(&dir.path().join("known.db"), Durability::Normal).unwrap();
+    migrate(&mut c).unwrap();
+    let new = crate::store::NewRun {
+        id: Some("r1".into()),
+        workflow: "wf".into(),
+        version: "1.0.0".into(),
+        input: json!({}),
+        idempotency_key: None,
+        steps: vec![("a".into(), "pa".into()), ("b".into(), "pb".into())],
+    };
+    let known = KnownKeys::default();
+    let (_, keys) = create(&c, &new, RunStatus::Pending).unwrap();
+    known.remember("r1", keys.unwrap());
+    let started = advance_with(&c, &starting("a"), &known).unwrap();
+    assert_eq!(started.attempts, [1]);
+    let basis = |seq| Basis {
+        seq,
+        attempts: [("b".to_string(), 0)].into(),
+    };
+
+    // Cancelled between the driver's commits: its next advance, on the driver's word about
+    // where the log ends, finds the log moved on and is checked against the journal.
+    set_status(&c, "r1", RunStatus::Cancelled, None, None).unwrap();
+    let mut next = finishing("a", 1, json!({}));
+    next.started = vec![("b".into(), "ib".into())];
+    next.basis = Some(basis(started.seq.unwrap()));
+    let refused = advance_with(&c, &next, &known).unwrap();
+    assert!(refused.run_over, "{refused:?}");
+    assert!(refused.attempts.is_empty(), "b does not start");
+    assert_eq!(known.get("r1"), None, "a run that is over is forgotten");
+    let (steps, _) = fold(&c, "r1", true).unwrap();
+    assert_eq!(steps[1].status, StepStatus::Pending);
+}

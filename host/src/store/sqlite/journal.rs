@@ -10,7 +10,9 @@ use sha2::Digest as _;
 
 use super::fold::{Change, step_state};
 use super::now_ms;
-use super::rows::{EventKeys, RUN_COLUMNS, append_event, get_run, insert_event, last_seq, run_row};
+use super::rows::{
+    EventKeys, KnownKeys, RUN_COLUMNS, append_event, get_run, insert_event, last_seq, run_row,
+};
 use crate::store::{Advance, Advanced, AttemptResult, NewRun, RunRecord, RunStatus, StepStatus};
 
 /// Appends to one run's log at known sequence numbers: an advance reads where the log ends
@@ -146,8 +148,33 @@ pub(super) fn create(
 /// result's event at the number after the basis, which the log's primary key refuses if
 /// anyone else has written to the run since (every change to a run, its status included,
 /// appends an event); only then is the run read and every rule checked.
+#[cfg(test)]
 pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advanced> {
+    advance_with(c, advance, &KnownKeys::default())
+}
+
+/// [`advance`], learning where the run's events are from `known` when it can, and telling it
+/// about the run: forgotten once the run ends.
+///
+/// A driver with no lease whose basis holds needs nothing else of the run's row: fencing is
+/// for leases, and its optimistic append proves that no one else has written to the run
+/// (a cancel, a resume by another driver) since its last commit. Such an advance, most of
+/// a run's, reads nothing at all.
+pub(super) fn advance_with(
+    c: &Connection,
+    advance: &Advance,
+    known: &KnownKeys,
+) -> anyhow::Result<Advanced> {
     let run_id = advance.run_id.as_str();
+    let cached = known.get(run_id);
+    if let (None, Some(keys), Some(basis), Some(_)) =
+        (&advance.lease, cached, &advance.basis, &advance.finished)
+    {
+        match apply(c, advance, Known::optimistic(keys, basis)) {
+            Err(e) if e.is::<Stale>() => {}
+            applied => return remembered(applied, advance, keys, known),
+        }
+    }
     // The run's row, read once: its lease, its status, and its number.
     let row: Option<(Option<String>, i64, String, Option<i64>)> = c
         .prepare_cached("SELECT lease_owner, lease_epoch, status, num FROM runs WHERE id = ?1")?
@@ -166,22 +193,20 @@ pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advan
     let (_, _, status, num) = row.with_context(|| format!("no run {run_id}"))?;
     let keys = EventKeys::numbered_run(run_id, num)?;
     // The result's event is the advance's first write, so a refused append leaves nothing
-    // behind. (An advance with no result is a run's first or a resumed one: checked.)
-    if let (Some(basis), Some(_)) = (&advance.basis, &advance.finished) {
-        let known = Known {
-            keys,
-            status: RunStatus::Running,
-            last: basis.seq,
-            basis: Some(basis),
-            optimistic: true,
-        };
-        match apply(c, advance, known) {
+    // behind. (An advance with no result is a run's first or a resumed one: checked.) One
+    // that has just been refused above is not tried again.
+    if let (Some(basis), Some(_), false) = (
+        &advance.basis,
+        &advance.finished,
+        advance.lease.is_none() && cached.is_some(),
+    ) {
+        match apply(c, advance, Known::optimistic(keys, basis)) {
             Err(e) if e.is::<Stale>() => {}
-            applied => return applied,
+            applied => return remembered(applied, advance, keys, known),
         }
     }
     let last = last_seq(c, keys)?;
-    let known = Known {
+    let checked = Known {
         keys,
         status: status.parse().map_err(anyhow::Error::msg)?,
         last,
@@ -190,7 +215,25 @@ pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advan
         basis: advance.basis.as_ref().filter(|b| b.seq == last),
         optimistic: false,
     };
-    apply(c, advance, known)
+    remembered(apply(c, advance, checked), advance, keys, known)
+}
+
+/// Tells `known` where the events of `advance`'s run are, or forgets them once it has ended,
+/// and passes `applied` on.
+fn remembered(
+    applied: anyhow::Result<Advanced>,
+    advance: &Advance,
+    keys: EventKeys,
+    known: &KnownKeys,
+) -> anyhow::Result<Advanced> {
+    if let Ok(advanced) = &applied {
+        if advanced.run_over || advance.end.is_some() {
+            known.forget(&advance.run_id);
+        } else {
+            known.remember(&advance.run_id, keys);
+        }
+    }
+    applied
 }
 
 /// What an advance takes as given about its run.
@@ -205,6 +248,19 @@ pub(super) struct Known<'b> {
     pub(super) basis: Option<&'b crate::store::Basis>,
     /// `last` and `status` are the driver's word: see [`Log::optimistic`].
     pub(super) optimistic: bool,
+}
+
+impl<'b> Known<'b> {
+    /// A running run whose log ends where the driver's `basis` says, on the driver's word.
+    fn optimistic(keys: EventKeys, basis: &'b crate::store::Basis) -> Self {
+        Self {
+            keys,
+            status: RunStatus::Running,
+            last: basis.seq,
+            basis: Some(basis),
+            optimistic: true,
+        }
+    }
 }
 
 /// Applies `advance` to a run in the state `known` describes.

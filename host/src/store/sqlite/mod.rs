@@ -69,6 +69,8 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     durability: Durability,
     path: PathBuf,
+    /// Where recent runs' events are, so most advances need not read their run's row.
+    known: std::sync::Arc<rows::KnownKeys>,
     _checkpointer: checkpoint::Checkpointer,
 }
 
@@ -102,6 +104,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             durability,
             path: path.to_path_buf(),
+            known: Default::default(),
         })
     }
 
@@ -284,8 +287,13 @@ impl Store for SqliteStore {
     }
 
     async fn create_run(&self, run: NewRun) -> anyhow::Result<(RunRecord, bool)> {
+        let known = self.known.clone();
         self.write(move |c| {
-            journal::create(c, &run, RunStatus::Pending).map(|(run, keys)| (run, keys.is_some()))
+            let (run, keys) = journal::create(c, &run, RunStatus::Pending)?;
+            if let Some(keys) = keys {
+                known.remember(&run.id, keys);
+            }
+            Ok((run, keys.is_some()))
         })
         .await
     }
@@ -295,6 +303,7 @@ impl Store for SqliteStore {
         run: NewRun,
         mut first: Advance,
     ) -> anyhow::Result<(RunRecord, bool, Option<Advanced>)> {
+        let known = self.known.clone();
         self.write(move |c| {
             // Created `running`, not `pending` and moved on by the first advance: one
             // statement, not two, for the same row and events.
@@ -302,6 +311,9 @@ impl Store for SqliteStore {
             let Some(keys) = keys else {
                 return Ok((record, false, None));
             };
+            if first.end.is_none() {
+                known.remember(&record.id, keys);
+            }
             // The run was created in this very transaction: it is `running`, its log holds
             // `run_created` and `run_running`, and none of its steps has an attempt yet. (A
             // start of a step the run does not have is left to the journal's check, which
@@ -379,7 +391,9 @@ impl Store for SqliteStore {
     }
 
     async fn advance(&self, advance: Advance) -> anyhow::Result<Advanced> {
-        self.write(move |c| journal::advance(c, &advance)).await
+        let known = self.known.clone();
+        self.write(move |c| journal::advance_with(c, &advance, &known))
+            .await
     }
 
     async fn reviews(

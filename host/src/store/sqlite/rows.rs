@@ -72,6 +72,38 @@ impl EventKeys {
     }
 }
 
+/// Where the events of runs this store has written to lately are: a run's number never
+/// changes once it is created, so an advance that finds its run here need not read the
+/// run's row to learn it. Bounded: when full it starts over, and a run it has forgotten is
+/// looked up in the journal again.
+#[derive(Debug, Default)]
+pub(super) struct KnownKeys(std::sync::Mutex<std::collections::HashMap<String, EventKeys>>);
+
+/// Runs [`KnownKeys`] holds at most.
+const KNOWN_KEYS_CAPACITY: usize = 4096;
+
+impl KnownKeys {
+    pub(super) fn get(&self, run_id: &str) -> Option<EventKeys> {
+        self.0
+            .lock()
+            .expect("known keys poisoned")
+            .get(run_id)
+            .copied()
+    }
+
+    pub(super) fn remember(&self, run_id: &str, keys: EventKeys) {
+        let mut known = self.0.lock().expect("known keys poisoned");
+        if known.len() >= KNOWN_KEYS_CAPACITY && !known.contains_key(run_id) {
+            known.clear();
+        }
+        known.insert(run_id.to_string(), keys);
+    }
+
+    pub(super) fn forget(&self, run_id: &str) {
+        self.0.lock().expect("known keys poisoned").remove(run_id);
+    }
+}
+
 pub(super) fn append_event(
     conn: &Connection,
     run_id: &str,
