@@ -141,25 +141,23 @@ pub(super) fn create(
     Ok((run.record(id, status, now), Some(keys)))
 }
 
-/// Applies `advance`; see [`Store::advance`](crate::store::Store::advance).
-///
-/// A driver whose [`Basis`](crate::store::Basis) still holds changes the run as it last left
-/// it, and most advances are such: for those nothing is read back. The advance appends its
-/// result's event at the number after the basis, which the log's primary key refuses if
-/// anyone else has written to the run since (every change to a run, its status included,
-/// appends an event); only then is the run read and every rule checked.
+/// [`advance_with`] by a store that knows no run yet.
 #[cfg(test)]
 pub(super) fn advance(c: &Connection, advance: &Advance) -> anyhow::Result<Advanced> {
     advance_with(c, advance, &KnownKeys::default())
 }
 
-/// [`advance`], learning where the run's events are from `known` when it can, and telling it
-/// about the run: forgotten once the run ends.
+/// Applies `advance`; see [`Store::advance`](crate::store::Store::advance). Where the run's
+/// events are comes from `known` when it can, and `known` learns it (or forgets it once the
+/// run ends).
 ///
-/// A driver with no lease whose basis holds needs nothing else of the run's row: fencing is
-/// for leases, and its optimistic append proves that no one else has written to the run
-/// (a cancel, a resume by another driver) since its last commit. Such an advance, most of
-/// a run's, reads nothing at all.
+/// A driver whose [`Basis`](crate::store::Basis) still holds changes the run as it last left
+/// it, and most advances are such: for those nothing is read back. The advance appends its
+/// result's event at the number after the basis, which the log's primary key refuses if
+/// anyone else has written to the run since (every change to a run, its status included,
+/// appends an event); only then is the run read and every rule checked. A driver with no
+/// lease needs nothing else of the run's row either (fencing is for leases), so when `known`
+/// holds its run, its advance reads nothing at all.
 pub(super) fn advance_with(
     c: &Connection,
     advance: &Advance,
