@@ -39,6 +39,31 @@ fn finishing(step: &str, attempt: u32, output: Value) -> Advance {
     advance
 }
 
+/// A new database in `dir` holding run `id`, just created with these steps (step id, plugin
+/// digest) and `pending`; with the keys of its events.
+fn database_with_new_run(
+    dir: &tempfile::TempDir,
+    id: &str,
+    steps: &[(&str, &str)],
+) -> (Connection, EventKeys) {
+    let mut c = open(&dir.path().join("new.db"), Durability::Normal).unwrap();
+    migrate(&mut c).unwrap();
+    let new = crate::store::NewRun {
+        id: Some(id.into()),
+        workflow: "wf".into(),
+        version: "1.0.0".into(),
+        input: json!({}),
+        idempotency_key: None,
+        steps: steps
+            .iter()
+            .map(|(s, p)| (s.to_string(), p.to_string()))
+            .collect(),
+    };
+    let (_, keys) =
+        crate::store::sqlite::journal::create(&c, &new, crate::store::RunStatus::Pending).unwrap();
+    (c, keys.expect("created"))
+}
+
 /// A database at version 5 holding run `r1` in the middle of its journal: step `a`
 /// succeeded, `b` is running its first attempt, `c` has not started.
 fn journal_written_before_the_event_log(dir: &tempfile::TempDir) -> Connection {
@@ -239,19 +264,7 @@ fn an_advance_on_a_basis_stops_at_a_change_made_since() {
 #[test]
 fn a_new_run_lists_its_steps_in_its_first_event_and_has_no_step_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = open(&dir.path().join("new.db"), Durability::Normal).unwrap();
-    migrate(&mut c).unwrap();
-    let new = crate::store::NewRun {
-        id: Some("r2".into()),
-        workflow: "wf".into(),
-        version: "1.0.0".into(),
-        input: json!({}),
-        idempotency_key: None,
-        steps: vec![("b".into(), "pb".into()), ("a".into(), "pa".into())],
-    };
-    let (_, keys) =
-        crate::store::sqlite::journal::create(&c, &new, crate::store::RunStatus::Pending).unwrap();
-    let keys = keys.expect("created");
+    let (c, keys) = database_with_new_run(&dir, "r2", &[("b", "pb"), ("a", "pa")]);
     let rows: i64 = c
         .query_row("SELECT COUNT(*) FROM steps WHERE run_id = 'r2'", [], |r| {
             r.get(0)
@@ -284,23 +297,13 @@ fn a_new_run_lists_its_steps_in_its_first_event_and_has_no_step_rows() {
 #[test]
 fn a_driver_that_knows_its_runs_keys_still_finds_a_run_cancelled_behind_its_back() {
     use crate::store::RunStatus;
-    use crate::store::sqlite::journal::{advance_with, create, set_status};
+    use crate::store::sqlite::journal::{advance_with, set_status};
     use crate::store::sqlite::rows::KnownKeys;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut c = open(&dir.path().join("known.db"), Durability::Normal).unwrap();
-    migrate(&mut c).unwrap();
-    let new = crate::store::NewRun {
-        id: Some("r1".into()),
-        workflow: "wf".into(),
-        version: "1.0.0".into(),
-        input: json!({}),
-        idempotency_key: None,
-        steps: vec![("a".into(), "pa".into()), ("b".into(), "pb".into())],
-    };
+    let (c, keys) = database_with_new_run(&dir, "r1", &[("a", "pa"), ("b", "pb")]);
     let known = KnownKeys::default();
-    let (_, keys) = create(&c, &new, RunStatus::Pending).unwrap();
-    known.remember("r1", keys.unwrap());
+    known.remember("r1", keys);
     let started = advance_with(&c, &starting("a"), &known).unwrap();
     assert_eq!(started.attempts, [1]);
     let basis = |seq| Basis {

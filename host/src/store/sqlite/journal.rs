@@ -164,14 +164,20 @@ pub(super) fn advance_with(
     known: &KnownKeys,
 ) -> anyhow::Result<Advanced> {
     let run_id = advance.run_id.as_str();
-    let cached = known.get(run_id);
-    if let (None, Some(keys), Some(basis), Some(_)) =
-        (&advance.lease, cached, &advance.basis, &advance.finished)
-    {
+    // The result's event is the advance's first write, so a refused append leaves nothing
+    // behind. (An advance with no result is a run's first or a resumed one: checked.)
+    let optimistic = |keys: EventKeys| -> Option<anyhow::Result<Advanced>> {
+        let (Some(basis), Some(_)) = (&advance.basis, &advance.finished) else {
+            return None;
+        };
         match apply(c, advance, Known::optimistic(keys, basis)) {
-            Err(e) if e.is::<Stale>() => {}
-            applied => return remembered(applied, advance, keys, known),
+            Err(e) if e.is::<Stale>() => None,
+            applied => Some(remembered(applied, advance, keys, known)),
         }
+    };
+    let cached = known.get(run_id).filter(|_| advance.lease.is_none());
+    if let Some(applied) = cached.and_then(optimistic) {
+        return applied;
     }
     // The run's row, read once: its lease, its status, and its number.
     let row: Option<(Option<String>, i64, String, Option<i64>)> = c
@@ -190,18 +196,11 @@ pub(super) fn advance_with(
     }
     let (_, _, status, num) = row.with_context(|| format!("no run {run_id}"))?;
     let keys = EventKeys::numbered_run(run_id, num)?;
-    // The result's event is the advance's first write, so a refused append leaves nothing
-    // behind. (An advance with no result is a run's first or a resumed one: checked.) One
-    // that has just been refused above is not tried again.
-    if let (Some(basis), Some(_), false) = (
-        &advance.basis,
-        &advance.finished,
-        advance.lease.is_none() && cached.is_some(),
-    ) {
-        match apply(c, advance, Known::optimistic(keys, basis)) {
-            Err(e) if e.is::<Stale>() => {}
-            applied => return remembered(applied, advance, keys, known),
-        }
+    // An optimistic append just refused above is not tried again.
+    if cached.is_none()
+        && let Some(applied) = optimistic(keys)
+    {
+        return applied;
     }
     let last = last_seq(c, keys)?;
     let checked = Known {
@@ -218,7 +217,7 @@ pub(super) fn advance_with(
 
 /// Tells `known` where the events of `advance`'s run are, or forgets them once it has ended,
 /// and passes `applied` on.
-fn remembered(
+pub(super) fn remembered(
     applied: anyhow::Result<Advanced>,
     advance: &Advance,
     keys: EventKeys,

@@ -311,9 +311,6 @@ impl Store for SqliteStore {
             let Some(keys) = keys else {
                 return Ok((record, false, None));
             };
-            if first.end.is_none() {
-                known.remember(&record.id, keys);
-            }
             // The run was created in this very transaction: it is `running`, its log holds
             // `run_created` and `run_running`, and none of its steps has an attempt yet. (A
             // start of a step the run does not have is left to the journal's check, which
@@ -328,14 +325,15 @@ impl Store for SqliteStore {
                     .map(|(step, _)| (step.clone(), 0))
                     .collect(),
             };
-            let known = journal::Known {
+            let assumed = journal::Known {
                 keys,
                 status: RunStatus::Running,
                 last: 2,
                 basis: Some(&basis),
                 optimistic: false,
             };
-            let advanced = journal::apply(c, &first, known)?;
+            let advanced =
+                journal::remembered(journal::apply(c, &first, assumed), &first, keys, &known)?;
             let record = advanced.run.clone().unwrap_or(record);
             Ok((record, true, Some(advanced)))
         })
