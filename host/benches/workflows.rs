@@ -1,7 +1,8 @@
 //! Durable workflow throughput, against baselines measured in the same run:
 //!
 //! - Weir: a 5-step linear workflow of a trivial step, journaled in SQLite (`normal`), one
-//!   run after another; and with `full` durability (fsync per commit) at 1 and 64 concurrent
+//!   run after another; the same with [`CONCURRENT`] runs at a time, against LangGraph at the
+//!   same concurrency; and with `full` durability (fsync per commit) at 1 and 64 concurrent
 //!   runs, where group commit matters;
 //! - the raw floor: the same component called five times per run through a bare
 //!   `InstancePre`, with one rusqlite commit per step and nothing else, twice: with
@@ -16,7 +17,7 @@
 //!
 //! Run with `cargo bench -p weir --bench workflows`; it prints a Markdown table. With
 //! `WEIR_BENCH_PROFILE_RUNS=<n>` it measures only Weir's `normal` row over `n` runs, for a
-//! profiler to look at; `WEIR_BENCH_PAYLOAD_BYTES=<n>` pads every run's input, and so every
+//! profiler to look at (`WEIR_BENCH_PROFILE_CONCURRENCY=<c>`: `c` runs at a time); `WEIR_BENCH_PAYLOAD_BYTES=<n>` pads every run's input, and so every
 //! step's output, with `n` bytes.
 
 mod common;
@@ -36,6 +37,9 @@ const STEPS: usize = 5;
 /// Runs of Weir `normal` and of the floor, measured in turns: this many batches each.
 const NORMAL_RUNS: usize = 4000;
 const ROUNDS: usize = 20;
+/// Runs in flight at once for the concurrent comparison: enough to keep both cores of a
+/// small machine busy and to give LangGraph's thread pool as much overlap as it can use.
+const CONCURRENT: usize = 16;
 
 fn workflow_file(dir: &Path) -> std::path::PathBuf {
     let mut text = String::from("name = \"bench\"\nversion = \"1.0.0\"\n");
@@ -217,7 +221,8 @@ async fn normal_against_floors(host: &Host, runs: usize) -> (f64, Row, Row) {
 
 /// LangGraph's runs/s with its checkpointer's connection at SQLite `synchronous` setting
 /// `synchronous` (`FULL`, its default, or `NORMAL`).
-fn langgraph_runs_per_sec(runs: usize, synchronous: &str) -> Option<f64> {
+/// `concurrency` runs at a time, on a pool of threads sharing the checkpointer.
+fn langgraph_runs_per_sec(runs: usize, synchronous: &str, concurrency: usize) -> Option<f64> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/langgraph");
     let python = root.join(".venv/bin/python");
     if !python.exists() {
@@ -227,6 +232,7 @@ fn langgraph_runs_per_sec(runs: usize, synchronous: &str) -> Option<f64> {
         .arg(root.join("bench.py"))
         .arg(runs.to_string())
         .arg(synchronous)
+        .arg(concurrency.to_string())
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -247,17 +253,24 @@ fn main() {
             let runs = runs
                 .parse()
                 .expect("WEIR_BENCH_PROFILE_RUNS is a number of runs");
+            let concurrency = std::env::var("WEIR_BENCH_PROFILE_CONCURRENCY").map_or(1, |c| {
+                c.parse()
+                    .expect("WEIR_BENCH_PROFILE_CONCURRENCY is a number of runs")
+            });
             let mut weir = WeirSetup::new(&host, Durability::Normal).await;
-            let took = weir.batch(1, runs).await;
+            let took = weir.batch(concurrency, runs).await;
             let normal = runs as f64 / took.as_secs_f64();
-            println!("Weir, SQLite `normal`, sequential: {normal:.0} runs/s");
+            println!("Weir, SQLite `normal`, {concurrency} at a time: {normal:.0} runs/s");
             return;
         }
         let (normal, floor, warm) = normal_against_floors(&host, NORMAL_RUNS).await;
         let full_1 = runs_per_sec(&host, Durability::Full, 1, RUNS / 3).await;
         let full_64 = runs_per_sec(&host, Durability::Full, 64, RUNS).await;
-        let langgraph = langgraph_runs_per_sec(RUNS, "FULL");
-        let langgraph_normal = langgraph_runs_per_sec(RUNS, "NORMAL");
+        let langgraph = langgraph_runs_per_sec(RUNS, "FULL", 1);
+        let langgraph_normal = langgraph_runs_per_sec(RUNS, "NORMAL", 1);
+        let concurrent = runs_per_sec(&host, Durability::Normal, CONCURRENT, NORMAL_RUNS).await;
+        let langgraph_concurrent = langgraph_runs_per_sec(RUNS, "FULL", CONCURRENT);
+        let langgraph_normal_concurrent = langgraph_runs_per_sec(RUNS, "NORMAL", CONCURRENT);
 
         println!("## Durable {STEPS}-step workflow, {RUNS} runs (trivial step), this machine\n");
         println!("| system | runs/s | Weir normal ÷ this |");
@@ -302,6 +315,26 @@ fn main() {
             "| Weir, SQLite `full` (fsync per commit), 1 run at a time | {full_1:.0} | {full_vs_langgraph} |"
         );
         println!("| Weir, SQLite `full`, 64 concurrent runs (group commit) | {full_64:.0} | |");
+        println!();
+        println!("## The same, {CONCURRENT} runs at a time\n");
+        println!("| system | runs/s | Weir normal ÷ this |");
+        println!("|---|---|---|");
+        println!("| Weir, SQLite `normal`, {CONCURRENT} at a time | {concurrent:.0} | 1.00× |");
+        match (langgraph_concurrent, langgraph_normal_concurrent) {
+            (Some(lg), Some(lg_normal)) => {
+                println!(
+                    "| LangGraph + SqliteSaver, {CONCURRENT} threads (its default: fsync per commit) | {lg:.0} | {:.1}× |",
+                    concurrent / lg
+                );
+                println!(
+                    "| LangGraph + SqliteSaver, {CONCURRENT} threads, `synchronous=NORMAL` | {lg_normal:.0} | {:.1}× |",
+                    concurrent / lg_normal
+                );
+            }
+            _ => println!(
+                "| LangGraph + SqliteSaver | not measured: run benches/langgraph/setup first | |"
+            ),
+        }
         println!();
     });
 }
