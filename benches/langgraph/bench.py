@@ -1,11 +1,12 @@
 """LangGraph baseline for Weir's workflow benchmark: a 5-node linear graph of trivial
 functions, checkpointed to SQLite with SqliteSaver, one run (thread) per input.
 
-Usage: bench.py [RUNS] [SYNCHRONOUS] [CONCURRENCY]. SYNCHRONOUS is SQLite's `synchronous` setting for the
-checkpointer's connection: FULL (SQLite's default, which SqliteSaver keeps: an fsync per
-commit) or NORMAL (no fsync per commit in WAL mode, the durability of Weir's `normal`).
-CONCURRENCY is how many runs are in flight at once, each on a worker thread of a pool
-sharing the one checkpointer (1, the default, runs them one after another). Prints runs_per_sec=<float>."""
+Usage: bench.py [RUNS] [SYNCHRONOUS] [CONCURRENCY]. SYNCHRONOUS is SQLite's `synchronous`
+setting for the checkpointer's connection: FULL (SQLite's default, which SqliteSaver keeps:
+an fsync per commit) or NORMAL (no fsync per commit in WAL mode, the durability of Weir's
+`normal`). CONCURRENCY is how many runs are in flight at once, each on a worker thread of a
+pool sharing the one checkpointer (1, the default, runs them one after another on the main
+thread, as the sequential rows always have). Prints runs_per_sec=<float>."""
 import os
 import sqlite3
 import sys

@@ -17,8 +17,9 @@
 //!
 //! Run with `cargo bench -p weir --bench workflows`; it prints a Markdown table. With
 //! `WEIR_BENCH_PROFILE_RUNS=<n>` it measures only Weir's `normal` row over `n` runs, for a
-//! profiler to look at (`WEIR_BENCH_PROFILE_CONCURRENCY=<c>`: `c` runs at a time); `WEIR_BENCH_PAYLOAD_BYTES=<n>` pads every run's input, and so every
-//! step's output, with `n` bytes.
+//! profiler to look at (`WEIR_BENCH_PROFILE_CONCURRENCY=<c>`: `c` runs at a time);
+//! `WEIR_BENCH_PAYLOAD_BYTES=<n>` pads every run's input, and so every step's output, with
+//! `n` bytes.
 
 mod common;
 
@@ -220,8 +221,8 @@ async fn normal_against_floors(host: &Host, runs: usize) -> (f64, Row, Row) {
 }
 
 /// LangGraph's runs/s with its checkpointer's connection at SQLite `synchronous` setting
-/// `synchronous` (`FULL`, its default, or `NORMAL`).
-/// `concurrency` runs at a time, on a pool of threads sharing the checkpointer.
+/// `synchronous` (`FULL`, its default, or `NORMAL`), `concurrency` runs at a time (on a pool
+/// of threads sharing the checkpointer when more than one).
 fn langgraph_runs_per_sec(runs: usize, synchronous: &str, concurrency: usize) -> Option<f64> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/langgraph");
     let python = root.join(".venv/bin/python");
@@ -293,21 +294,7 @@ fn main() {
                 row.high
             );
         }
-        match (langgraph, langgraph_normal) {
-            (Some(lg), Some(lg_normal)) => {
-                println!(
-                    "| LangGraph + SqliteSaver, 5 trivial nodes (its default: fsync per commit) | {lg:.0} | {:.1}× |",
-                    normal / lg
-                );
-                println!(
-                    "| LangGraph + SqliteSaver, `synchronous=NORMAL` (the durability of Weir `normal`) | {lg_normal:.0} | {:.1}× |",
-                    normal / lg_normal
-                );
-            }
-            _ => println!(
-                "| LangGraph + SqliteSaver | not measured: run benches/langgraph/setup first | |"
-            ),
-        }
+        print_langgraph_rows(normal, "5 trivial nodes", langgraph, langgraph_normal);
         let full_vs_langgraph = langgraph
             .map(|lg| format!("{:.1}× LangGraph's default", full_1 / lg))
             .unwrap_or_default();
@@ -320,23 +307,31 @@ fn main() {
         println!("| system | runs/s | Weir normal ÷ this |");
         println!("|---|---|---|");
         println!("| Weir, SQLite `normal`, {CONCURRENT} at a time | {concurrent:.0} | 1.00× |");
-        match (langgraph_concurrent, langgraph_normal_concurrent) {
-            (Some(lg), Some(lg_normal)) => {
-                println!(
-                    "| LangGraph + SqliteSaver, {CONCURRENT} threads (its default: fsync per commit) | {lg:.0} | {:.1}× |",
-                    concurrent / lg
-                );
-                println!(
-                    "| LangGraph + SqliteSaver, {CONCURRENT} threads, `synchronous=NORMAL` | {lg_normal:.0} | {:.1}× |",
-                    concurrent / lg_normal
-                );
-            }
-            _ => println!(
-                "| LangGraph + SqliteSaver | not measured: run benches/langgraph/setup first | |"
-            ),
-        }
+        print_langgraph_rows(
+            concurrent,
+            &format!("{CONCURRENT} threads"),
+            langgraph_concurrent,
+            langgraph_normal_concurrent,
+        );
         println!();
     });
+}
+
+/// LangGraph's two rows, as it comes and at `synchronous=NORMAL`, each with `weir`'s runs/s
+/// divided by its own; `how` says how its runs were driven.
+fn print_langgraph_rows(weir: f64, how: &str, as_it_comes: Option<f64>, normal: Option<f64>) {
+    let (Some(lg), Some(lg_normal)) = (as_it_comes, normal) else {
+        println!("| LangGraph + SqliteSaver | not measured: run benches/langgraph/setup first | |");
+        return;
+    };
+    println!(
+        "| LangGraph + SqliteSaver, {how} (its default: fsync per commit) | {lg:.0} | {:.1}× |",
+        weir / lg
+    );
+    println!(
+        "| LangGraph + SqliteSaver, {how}, `synchronous=NORMAL` (the durability of Weir `normal`) | {lg_normal:.0} | {:.1}× |",
+        weir / lg_normal
+    );
 }
 
 /// Weir's runs/s at `durability`, `concurrency` runs at a time.
