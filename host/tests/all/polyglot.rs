@@ -545,7 +545,12 @@ fn dev_rebuilds_and_reruns_on_save() {
             let _ = tx2.send(line);
         }
     });
+    // stdout and stderr arrive on two threads, so their lines interleave in either order: a
+    // needle may already be among the lines seen while waiting for another.
     let wait_for = |needle: &str, seen: &mut Vec<String>| {
+        if seen.iter().any(|l| l.contains(needle)) {
+            return true;
+        }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
         while std::time::Instant::now() < deadline {
             if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
