@@ -25,6 +25,8 @@ use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
         description = "Run sandboxed WebAssembly workflow steps as durable workflows, over HTTP."
     ),
     modifiers(&BearerAuth),
+    // The journal event each server-sent event of `/v1/runs/{id}/events` carries as its data.
+    components(schemas(crate::store::EventRecord)),
     tags(
         (name = "runs", description = "Submit, inspect, cancel and follow runs"),
         (name = "reviews", description = "The human review queue"),
