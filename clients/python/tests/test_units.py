@@ -50,9 +50,16 @@ def test_retry_after_reads_seconds_and_dates() -> None:
 
 
 def test_errors_map_by_code_then_by_status() -> None:
-    body = {"error": {"code": "invalid_input", "message": "bad", "details": {"violations": [{"path": "/a"}]}}}
+    lines = ['at /subject: 42 is not of type "string"', "at /: \"body\" is a required property", "odd"]
+    body = {"error": {"code": "invalid_input", "message": "bad", "details": {"violations": lines}}}
     err = error_from_response(422, body, None)
-    assert isinstance(err, InvalidInput) and err.violations == [{"path": "/a"}]
+    assert isinstance(err, InvalidInput)
+    assert [(v.path, v.message) for v in err.violations] == [
+        ("/subject", '42 is not of type "string"'),
+        ("/", '"body" is a required property'),
+        (None, "odd"),
+    ]
+    assert str(err.violations[0]) == lines[0]
     assert isinstance(error_from_response(429, {"error": {"code": "overloaded", "message": "full"}}, 1.0), Overloaded)
     plain = error_from_response(404, "Not Found", None)
     assert isinstance(plain, NotFound) and plain.message == "Not Found"

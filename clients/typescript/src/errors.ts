@@ -33,20 +33,31 @@ export class BadRequest extends ApiError {
   override name = "BadRequest";
 }
 
-/** One schema violation: its JSON path and what is wrong. */
+/**
+ * One schema violation: the JSON pointer of the offending value (`/` for the whole input)
+ * and what is wrong with it; `text` is the server's line as sent.
+ */
 export interface Violation {
-  path?: string;
-  message?: string;
-  [key: string]: unknown;
+  path: string | null;
+  message: string;
+  text: string;
+}
+
+/** A violation from the server's `at <path>: <message>` line. */
+export function parseViolation(text: string): Violation {
+  const sep = text.indexOf(": ");
+  if (text.startsWith("at ") && sep > 3) return { path: text.slice(3, sep), message: text.slice(sep + 2), text };
+  return { path: null, message: text, text };
 }
 
 /** 422 `invalid_input`: the input does not match a schema; see `violations`. */
 export class InvalidInput extends ApiError {
   override name = "InvalidInput";
-  /** Every violation, each naming its JSON path. */
+  /** Every violation, each naming its JSON path and what is wrong. */
   get violations(): Violation[] {
     const details = this.details as { violations?: unknown } | null;
-    return Array.isArray(details?.violations) ? (details.violations as Violation[]) : [];
+    if (!Array.isArray(details?.violations)) return [];
+    return details.violations.map((v: unknown) => parseViolation(typeof v === "string" ? v : JSON.stringify(v)));
   }
 }
 

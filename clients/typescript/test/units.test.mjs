@@ -41,9 +41,13 @@ test("Retry-After reads seconds and dates; waits encode as milliseconds", () => 
 });
 
 test("errors map by code, then by status", () => {
-  const err = errorFromResponse(422, { error: { code: "invalid_input", message: "bad", details: { violations: [{ path: "/a" }] } } }, null);
+  const lines = ['at /subject: 42 is not of type "string"', "odd"];
+  const err = errorFromResponse(422, { error: { code: "invalid_input", message: "bad", details: { violations: lines } } }, null);
   assert.ok(err instanceof InvalidInput);
-  assert.deepEqual(err.violations, [{ path: "/a" }]);
+  assert.deepEqual(err.violations, [
+    { path: "/subject", message: '42 is not of type "string"', text: lines[0] },
+    { path: null, message: "odd", text: "odd" },
+  ]);
   assert.ok(errorFromResponse(404, "Not Found", null) instanceof NotFound);
   assert.ok(errorFromResponse(502, "", null) instanceof InternalError);
 });

@@ -27,6 +27,7 @@ from .errors import (
     Unauthorized,
     Unavailable,
     UnsupportedMediaType,
+    Violation,
     WeirError,
 )
 from .models import (
@@ -74,6 +75,7 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "UnsupportedMediaType",
+    "Violation",
     "WeirError",
     "WorkflowList",
     "WorkflowView",

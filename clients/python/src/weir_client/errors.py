@@ -7,6 +7,7 @@ turns it into the exception named by its ``code`` (``InvalidInput`` for ``invali
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Type
 
 
@@ -41,17 +42,41 @@ class BadRequest(ApiError):
     """400 ``bad_request``: the request is malformed (a bad filter, body or parameter)."""
 
 
+@dataclass(frozen=True)
+class Violation:
+    """One schema violation: the JSON pointer of the offending value (``/`` for the whole
+    input) and what is wrong with it; ``text`` is the server's line as sent."""
+
+    path: Optional[str]
+    message: str
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Violation":
+        """A violation from the server's ``at <path>: <message>`` line."""
+        if text.startswith("at ") and ": " in text:
+            path, message = text[3:].split(": ", 1)
+            return cls(path, message, text)
+        return cls(None, text, text)
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class InvalidInput(ApiError):
     """422 ``invalid_input``: the input does not match a schema; see ``violations``."""
 
     @property
-    def violations(self) -> List[Dict[str, Any]]:
-        """Every violation, each naming its JSON path (``path``) and what is wrong."""
-        if isinstance(self.details, dict):
-            found = self.details.get("violations")
-            if isinstance(found, list):
-                return found
-        return []
+    def violations(self) -> List[Violation]:
+        """Every violation, each naming its JSON path and what is wrong."""
+        found = self.details.get("violations") if isinstance(self.details, dict) else None
+        if not isinstance(found, list):
+            return []
+        return [Violation.parse(v) if isinstance(v, str) else Violation(
+            str(v.get("path")) if isinstance(v, dict) and v.get("path") is not None else None,
+            str(v.get("message", v)) if isinstance(v, dict) else str(v),
+            str(v),
+        ) for v in found]
 
 
 class Unauthorized(ApiError):
