@@ -65,7 +65,8 @@ async def triage(ticket: Ticket, response: Response) -> Dict[str, Any]:
             wait=20,
         )
     except InvalidInput as err:
-        raise HTTPException(422, {"message": err.message, "violations": err.violations}) from err
+        violations = [{"path": v.path, "message": v.message} for v in err.violations]
+        raise HTTPException(422, {"message": err.message, "violations": violations}) from err
     except Overloaded as err:
         raise HTTPException(503, "triage is busy, try again shortly", {"Retry-After": str(int(err.retry_after or 1))}) from err
     run = submitted.run
