@@ -55,11 +55,21 @@ pub async fn require_token(State(tokens): State<Tokens>, request: Request, next:
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     match presented {
-        Some(token) if tokens.allows(token.trim()) => next.run(request).await,
+        Some(token) if tokens.allows(token) => next.run(request).await,
         _ => ApiError::unauthorized().into_response(),
     }
+}
+
+/// The token of an `Authorization` value `Bearer <token>`: the scheme is matched without
+/// regard to case and may be followed by any run of spaces (RFC 9110 section 11.4).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -75,5 +85,15 @@ mod tests {
         assert!(!tokens.allows("alph"));
         assert!(!tokens.allows(""));
         assert!(!Tokens::new([" "]).required());
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_matched_in_any_case() {
+        for value in ["Bearer abc", "bearer abc", "BEARER  abc", " bEaReR\tabc "] {
+            assert_eq!(bearer_token(value), Some("abc"), "{value:?}");
+        }
+        for value in ["Bearer", "Bearer ", "Basic abc", "Bearerabc", "abc"] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
     }
 }

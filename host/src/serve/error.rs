@@ -1,7 +1,9 @@
 //! The API's errors: one JSON shape for every failure,
 //! `{"error": {"code", "message", "details"}}`, with a stable machine-readable `code`.
 
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
@@ -18,8 +20,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable code: `bad_request`, `invalid_input`, `unauthorized`, `not_found`,
-    /// `conflict`, `payload_too_large`, `unsupported_media_type`, `overloaded`,
-    /// `unavailable`, `internal`.
+    /// `conflict`, `payload_too_large`, `unsupported_media_type`, `method_not_allowed`,
+    /// `overloaded`, `unavailable`, `internal`.
     pub code: String,
     /// For humans: what is wrong and where.
     pub message: String,
@@ -114,6 +116,10 @@ impl ApiError {
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::CONFLICT => "conflict",
+            StatusCode::TOO_MANY_REQUESTS => "overloaded",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             s if s.is_server_error() => "internal",
             _ => "bad_request",
         };
@@ -142,6 +148,50 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 9110 section 11.6.1: a 401 names the scheme that would be accepted.
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         response
     }
+}
+
+/// The most of a plain-text error body kept as the message of its JSON replacement (the
+/// texts axum and its layers write are one line; this bounds what is buffered).
+const MAX_PLAIN_ERROR: usize = 4096;
+
+/// Middleware: an error answered in anything but JSON (a layer's or an extractor's plain-text
+/// rejection, including ones no handler sees) is rewritten into the API's error shape, so
+/// every error a client gets can be parsed the same way.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_PLAIN_ERROR)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut shaped = ApiError::from_status(status, message).into_response();
+    // Keep what the original said beyond its body (Retry-After, Allow, ...).
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            shaped.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    shaped
 }

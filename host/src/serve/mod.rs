@@ -9,6 +9,7 @@ mod error;
 mod extract;
 mod fleet;
 mod health;
+mod listener;
 mod offer;
 mod queue;
 mod reviews;
@@ -79,7 +80,11 @@ pub(crate) struct App {
     catalog: Arc<Catalog>,
     queue: Queue,
     prometheus: PrometheusHandle,
+    /// Turns true when a shutdown begins: no new runs, `/readyz` answers 503.
     shutdown: signal::Receiver<bool>,
+    /// Turns true when the drain is over and the listener closes: waits return and event
+    /// streams end with a `shutdown` event.
+    closing: signal::Receiver<bool>,
 }
 
 impl App {
@@ -146,6 +151,7 @@ impl Server {
             config.plugins_dir.clone(),
         ));
         let (stop, shutdown) = signal::channel(false);
+        let (close, closing) = signal::channel(false);
         let (queue, workers) = Queue::start(
             runner.clone(),
             config.workers,
@@ -158,6 +164,7 @@ impl Server {
             queue: queue.clone(),
             prometheus,
             shutdown: shutdown.clone(),
+            closing: closing.clone(),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -198,13 +205,11 @@ impl Server {
 
         let sweeper = tokio::spawn(sweep_reviews(app.clone()));
         let router = router::build(app, tokens, &config);
-        let mut stopped = shutdown.clone();
         let drain_timeout = config.drain_timeout;
         let done = tokio::spawn(async move {
-            let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            });
-            let serving = tokio::spawn(server.into_future());
+            // The listener keeps serving through the drain: probes see 503 from /readyz,
+            // and requests in flight are answered.
+            let serving = tokio::spawn(listener::serve(listener, router, closing));
             let mut stopped = shutdown;
             let _ = stopped.wait_for(|stop| *stop).await;
             tracing::info!("shutting down: no new runs; letting steps in flight finish");
@@ -222,11 +227,9 @@ impl Server {
                     "drain timeout ({drain_timeout:?}) passed with steps still in flight; their runs resume on the next start"
                 );
             }
-            match tokio::time::timeout(Duration::from_secs(5), serving).await {
-                Ok(Ok(Ok(()))) | Err(_) => Ok(()),
-                Ok(Ok(Err(e))) => Err(e.into()),
-                Ok(Err(e)) => Err(e.into()),
-            }
+            let _ = close.send(true);
+            serving.await?;
+            Ok(())
         });
         tracing::info!(%addr, "weir serve is listening");
         Ok(Self { addr, stop, done })

@@ -1,6 +1,5 @@
 //! `/v1/workflows` and `/v1/plugins`: what the server offers, and uploading a component.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
@@ -10,6 +9,7 @@ use utoipa::ToSchema;
 use super::App;
 use super::catalog::{Rejected, UploadError};
 use super::error::{ApiError, ErrorBody};
+use super::extract::ApiBytes;
 use crate::plugin::Plugin;
 
 /// The active workflow versions, and the files that failed to load.
@@ -164,7 +164,7 @@ pub async fn plugins(State(app): State<App>) -> axum::Json<PluginList> {
     security(("bearer" = [])))]
 pub async fn upload(
     State(app): State<App>,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<(StatusCode, axum::Json<PluginView>), ApiError> {
     let plugin = app
         .catalog

@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{self, ApiError};
 use super::{App, ServeConfig, Tokens, auth, health, offer, reviews, runs};
 use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
 
@@ -94,6 +94,7 @@ pub(super) fn build(app: App, tokens: Tokens, config: &ServeConfig) -> Router {
         .route("/openapi.json", get(move || async move { doc.clone() }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn(record))
         .with_state(app)
 }

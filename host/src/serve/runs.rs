@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::App;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiBytes, ApiJson, ApiQuery};
 use crate::registry::RegistryError;
 use crate::runner::{CancelError, SubmitError};
 use crate::store::{AttemptRecord, RunFilter, RunRecord, RunStatus, StepRecord};
@@ -136,11 +136,23 @@ pub struct SseEvent {
     /// The journal event's sequence number (absent on `done`); send it back as
     /// `Last-Event-ID` to resume after it.
     id: Option<String>,
-    /// The journal event's kind (`run_created`, `step_started`, …), or `done`.
+    /// The journal event's kind (`run_created`, `step_started`, …), `done`, or `shutdown`.
     event: String,
-    /// JSON text: the journal event (`EventRecord`), or for `done` the settled run
-    /// (`RunRecord`).
+    /// JSON text: the journal event (`EventRecord`); for `done` the settled run
+    /// (`RunRecord`); for `shutdown` `{"message", "last_event_id"}`.
     data: String,
+}
+
+/// The last event of a stream the server ends because it is shutting down: the client
+/// reconnects (to another host, or after the restart) with `Last-Event-ID` and misses nothing.
+fn going_away(last_event_id: i64) -> Event {
+    Event::default()
+        .event("shutdown")
+        .json_data(json!({
+            "message": "the server is shutting down; reconnect with Last-Event-ID to resume the stream",
+            "last_event_id": last_event_id,
+        }))
+        .unwrap_or_default()
 }
 
 /// Why a run is cancelled.
@@ -237,7 +249,7 @@ fn settled(status: RunStatus) -> bool {
 /// The run once it has settled, or as it stands when `limit` runs out or the server stops.
 async fn wait_for(app: &App, run: RunRecord, limit: Duration) -> Result<RunRecord, ApiError> {
     let mut changes = app.runner.subscribe();
-    let mut shutdown = app.shutdown.clone();
+    let mut closing = app.closing.clone();
     let deadline = tokio::time::Instant::now() + limit;
     let mut run = run;
     loop {
@@ -246,7 +258,7 @@ async fn wait_for(app: &App, run: RunRecord, limit: Duration) -> Result<RunRecor
         }
         tokio::select! {
             () = tokio::time::sleep_until(deadline) => return Ok(run),
-            _ = shutdown.changed() => return Ok(run),
+            _ = closing.wait_for(|closing| *closing) => return Ok(run),
             () = tokio::time::sleep(POLL) => {}
             changed = changes.recv() => {
                 if matches!(&changed, Ok(id) if *id != run.id) {
@@ -351,12 +363,13 @@ pub async fn list(
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 409, description = "The run has already ended", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn cancel(
     State(app): State<App>,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<axum::Json<RunRecord>, ApiError> {
     // The body is optional: nothing, or `{"reason": …}`.
     let body: CancelRun = if body.iter().all(u8::is_ascii_whitespace) {
@@ -380,10 +393,11 @@ pub async fn cancel(
 }
 
 /// The run's event log as server-sent events, from the start (or after `Last-Event-ID`),
-/// live until the run settles; then a final `done` event with the run.
+/// live until the run settles; then a final `done` event with the run. A server shutting
+/// down ends the stream instead with a `shutdown` event.
 #[utoipa::path(get, path = "/v1/runs/{id}/events", tag = "runs", params(("id" = String, Path, description = "Run id")),
     responses(
-        (status = 200, description = "Event stream: `id` is the event's sequence number, `event` its kind, `data` the event as JSON; the last event is `done`, whose data is the run", content_type = "text/event-stream", body = SseEvent),
+        (status = 200, description = "Event stream: `id` is the event's sequence number, `event` its kind, `data` the event as JSON; the last event is `done`, whose data is the run, or `shutdown` when the server is going away (reconnect with `Last-Event-ID`)", content_type = "text/event-stream", body = SseEvent),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
     ),
@@ -404,7 +418,7 @@ pub async fn events(
         .unwrap_or(0);
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let mut changes = app.runner.subscribe();
-    let mut shutdown = app.shutdown.clone();
+    let mut closing = app.closing.clone();
     tokio::spawn(async move {
         loop {
             // Subscribed before reading, so no change between the read and the wait is lost.
@@ -436,9 +450,14 @@ pub async fn events(
             }
             let poll = tokio::time::sleep(POLL);
             tokio::pin!(poll);
+            let mut going = false;
             loop {
                 tokio::select! {
-                    _ = shutdown.changed() => return,
+                    // (The watch's guard must not be held across the send.)
+                    _ = closing.wait_for(|closing| *closing) => {
+                        going = true;
+                        break;
+                    }
                     () = tx.closed() => return,
                     () = &mut poll => break,
                     changed = changes.recv() => match changed {
@@ -446,6 +465,10 @@ pub async fn events(
                         _ => break,
                     },
                 }
+            }
+            if going {
+                let _ = tx.send(Ok(going_away(after))).await;
+                return;
             }
         }
     });

@@ -1,5 +1,6 @@
 //! Weir's integration tests: one binary, real components built from `plugins/`.
 
+mod api_errors;
 mod backend;
 mod cli;
 mod crash;

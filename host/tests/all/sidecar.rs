@@ -111,7 +111,7 @@ async fn sigterm_drains_in_flight_steps_and_a_restart_finishes_the_runs() {
     let text = workflow_text(
         "slow",
         &[
-            ("first", echo, "config = { sleep_ms = 800 }"),
+            ("first", echo, "config = { sleep_ms = 1500 }"),
             ("second", echo, "config = { sleep_ms = 100 }"),
         ],
         "",
@@ -146,9 +146,46 @@ async fn sigterm_drains_in_flight_steps_and_a_restart_finishes_the_runs() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+    // A stream open when the drain starts ends with an event saying why.
+    let stream = {
+        let request = client
+            .get(format!("{url}/v1/runs/{}/events", ids[0]))
+            .bearer_auth(TOKEN);
+        tokio::spawn(async move {
+            let r = request.send().await.unwrap();
+            assert_eq!(r.status(), reqwest::StatusCode::OK);
+            r.text().await.unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
     sigterm(&child);
+    // The listener stays open through the drain: readiness says 503, health still 200.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = client.get(format!("{url}/readyz")).send().await;
+        let r = r.expect("the listener serves during the drain");
+        if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["code"], json!("unavailable"), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "/readyz never said 503");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let r = client.get(format!("{url}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK, "alive while draining");
     let status = wait_exit(&mut child, Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "a drained shutdown exits 0");
+    let events = stream.await.unwrap();
+    let kinds: Vec<&str> = events
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(kinds.last(), Some(&"shutdown"), "{events}");
+    assert!(
+        kinds.contains(&"step_succeeded"),
+        "the drain's events were streamed: {events}"
+    );
 
     // The first steps finished during the drain; nothing else started.
     let store = SqliteStore::open(&data.join("weir.db"), Durability::Normal).unwrap();
