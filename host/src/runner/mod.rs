@@ -30,7 +30,7 @@ pub use review::ReviewError;
 use crate::engine::Host;
 use crate::plugin::Plugin;
 use crate::registry::{self, Loaded};
-use crate::store::{Lease, NewRun, RunRecord, RunStatus, Store};
+use crate::store::{IdempotencyError, Lease, NewRun, RunRecord, RunStatus, Store};
 use crate::workflow::Workflow;
 
 /// Runs workflows against a store.
@@ -71,12 +71,34 @@ pub enum SubmitError {
         /// One line per violation, each naming its JSON path.
         violations: Vec<String>,
     },
-    /// The store refused (e.g. an idempotency key reused with another input).
+    /// The idempotency key is empty, or names a run of another workflow version or input.
     #[error(transparent)]
-    Store(#[from] anyhow::Error),
+    Idempotency(#[from] IdempotencyError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(anyhow::Error),
     /// The run was submitted, but driving it failed.
     #[error(transparent)]
     Execute(anyhow::Error),
+}
+
+impl SubmitError {
+    /// A store error, told apart from a refused idempotency key.
+    fn store(e: anyhow::Error) -> Self {
+        match e.downcast::<IdempotencyError>() {
+            Ok(refused) => Self::Idempotency(refused),
+            Err(e) => Self::Store(e),
+        }
+    }
+
+    /// A driver's error, told apart from a refused idempotency key (a run's creation is
+    /// its driver's first commit).
+    fn execute(e: anyhow::Error) -> Self {
+        match e.downcast::<IdempotencyError>() {
+            Ok(refused) => Self::Idempotency(refused),
+            Err(e) => Self::Execute(e),
+        }
+    }
 }
 
 impl Runner {
@@ -139,7 +161,11 @@ impl Runner {
         idempotency_key: Option<String>,
     ) -> Result<(RunRecord, bool), SubmitError> {
         let new = self.new_run(loaded, input, idempotency_key)?;
-        let (run, created) = self.store.create_run(new).await?;
+        let (run, created) = self
+            .store
+            .create_run(new)
+            .await
+            .map_err(SubmitError::store)?;
         self.control.changed(&run.id);
         Ok((run, created))
     }
@@ -165,7 +191,7 @@ impl Runner {
         let id = uuid::Uuid::now_v7().to_string();
         new.id = Some(id.clone());
         // No one else knows this id yet: the lock is free, and held before the run exists.
-        let lock = self.locks.acquire(&id)?;
+        let lock = self.locks.acquire(&id).map_err(SubmitError::Store)?;
         let placeholder = new.record(id, RunStatus::Pending, crate::store::now_ms());
         let span = tracing::info_span!("run", run_id = %placeholder.id, workflow = %placeholder.workflow, version = %placeholder.version);
         let driven = async {
@@ -186,7 +212,7 @@ impl Runner {
         }
         .instrument(span)
         .await
-        .map_err(SubmitError::Execute)?;
+        .map_err(SubmitError::execute)?;
         drop(lock);
         match driven {
             (_, Some(ended)) => Ok(ended),
@@ -206,6 +232,9 @@ impl Runner {
         input: Value,
         idempotency_key: Option<String>,
     ) -> Result<NewRun, SubmitError> {
+        if let Some(key) = &idempotency_key {
+            crate::store::check_idempotency_key(key)?;
+        }
         let wf = &loaded.workflow;
         if let Some(schema) = &wf.input_schema {
             let violations = schema.violations(&input);

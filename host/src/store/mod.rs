@@ -9,12 +9,15 @@
 //! the same transaction, a workflow version's definition never changes once registered, and
 //! a run keeps the plugin digests it was submitted with.
 
+mod idempotency;
 mod migrations;
 mod model_types;
 mod postgres;
 mod sqlite;
 mod types;
 
+pub use idempotency::IdempotencyError;
+pub(crate) use idempotency::check_key as check_idempotency_key;
 pub use model_types::*;
 pub use postgres::PostgresStore;
 pub(crate) use sqlite::now_ms;
