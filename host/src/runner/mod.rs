@@ -10,6 +10,7 @@ mod control;
 mod drive;
 mod lock;
 mod progress;
+mod retry;
 mod review;
 mod schedule;
 mod step;
@@ -207,7 +208,15 @@ impl Runner {
             if !is_new {
                 return Ok((run.id, None));
             }
-            let ended = drive.run().await?;
+            // Created: from here on the run is in the journal, and a transient store error
+            // must not leave it behind; it is driven again from the journal.
+            let ended = match drive.run().await {
+                Ok(ended) => ended,
+                Err(e) => {
+                    let workflow = loaded.workflow.clone();
+                    self.drive_retrying(&run, workflow, None, Some(e)).await?
+                }
+            };
             anyhow::Ok((run.id, ended))
         }
         .instrument(span)
@@ -316,14 +325,10 @@ impl Runner {
         }
         let workflow = self.definition(&run.workflow, &run.version).await?;
         let span = tracing::info_span!("run", run_id = %run.id, workflow = %run.workflow, version = %run.version);
-        let ended = async {
-            drive::Drive::new(self, &run, workflow, None)
-                .await?
-                .run()
-                .await
-        }
-        .instrument(span)
-        .await?;
+        let ended = self
+            .drive_retrying(&run, workflow, None, None)
+            .instrument(span)
+            .await?;
         drop(lock);
         match ended {
             Some(run) => Ok(run),
@@ -376,9 +381,8 @@ impl Runner {
             }
             let workflow = self.definition(&run.workflow, &run.version).await?;
             let span = tracing::info_span!("run", run_id = %run.id, workflow = %run.workflow, version = %run.version, epoch = lease.epoch);
-            let ended = drive::Drive::new(self, &run, workflow, Some(lease.clone()))
-                .await?
-                .run()
+            let ended = self
+                .drive_retrying(&run, workflow, Some(lease.clone()), None)
                 .instrument(span)
                 .await?;
             match ended {

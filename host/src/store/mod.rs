@@ -26,6 +26,15 @@ pub use types::*;
 
 use async_trait::async_trait;
 
+/// Whether a store error is worth trying again: another process holds the SQLite database
+/// past the busy timeout, or PostgreSQL was briefly unreachable or aborted the transaction
+/// (serialization failure, deadlock, failover). A refusal that would come back the same
+/// (a constraint, a full disk, a conflict the journal reports) is not.
+pub fn is_transient(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|cause| sqlite::is_busy(cause) || postgres::is_transient(cause))
+}
+
 /// Where runs live.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

@@ -30,6 +30,7 @@ use rows::{EventKeys, RUN_COLUMNS, WORKFLOW_COLUMNS, get_run, json_col, run_row,
 use super::*;
 use migrate::migrate;
 pub use writer::PAGE_SIZE_BYTES;
+pub(super) use writer::is_busy;
 use writer::{Writer, open};
 
 /// Writes committed together at most; bounds the latency one batch adds to its first write.
