@@ -427,8 +427,17 @@ impl Store for SqliteStore {
 
     async fn attempts(&self, run_id: &str) -> anyhow::Result<Vec<AttemptRecord>> {
         let run_id = run_id.to_string();
-        self.read(move |c| Ok(fold::fold(c, &run_id, true)?.1))
-            .await
+        self.read(move |c| {
+            let mut attempts = fold::fold(c, &run_id, true)?.1;
+            if attempts.iter().any(|a| a.status == StepStatus::Running) {
+                let ended_ms = get_run(c, &run_id)?
+                    .filter(|run| run.status.is_final())
+                    .map(|run| run.updated_ms);
+                fold::close_interrupted(&mut attempts, ended_ms);
+            }
+            Ok(attempts)
+        })
+        .await
     }
 
     async fn events(&self, run_id: &str) -> anyhow::Result<Vec<EventRecord>> {
