@@ -16,6 +16,8 @@ use crate::backend::TestStore;
 use crate::crash::weir;
 use crate::sidecar::{ready, serve_with};
 
+mod skew;
+
 const TOKEN: &str = "fleet-token";
 const WORKERS: usize = 8;
 
