@@ -176,6 +176,16 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         min_age_ms: i64,
     ) -> anyhow::Result<Vec<Lease>>;
+    /// Claims up to `limit` unfinished runs, oldest first, that a host held and let go of:
+    /// its lease ran out (the host died or was cut off) or it gave the lease up (it drained).
+    /// Runs no host ever claimed are left alone: they may be waiting in their host's queue.
+    /// How a fleet takes over a dead host's runs ahead of its own new work.
+    async fn claim_abandoned(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Lease>>;
     /// Extends a lease; false when it is no longer held (taken over, or the run ended).
     async fn renew_lease(&self, lease: &Lease, lease_ms: i64) -> anyhow::Result<bool>;
     /// Gives a lease up, so another host may claim the run at once.

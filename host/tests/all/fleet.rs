@@ -17,6 +17,7 @@ use crate::crash::weir;
 use crate::sidecar::{ready, serve_with};
 
 mod skew;
+mod takeover;
 
 const TOKEN: &str = "fleet-token";
 const WORKERS: usize = 8;

@@ -64,6 +64,34 @@ pub(super) async fn claim_orphans(
     .bind(min_age_ms)
     .fetch_all(pool)
     .await?;
+    leases(&rows, owner)
+}
+
+pub(super) async fn claim_abandoned(
+    pool: &PgPool,
+    owner: &str,
+    lease_ms: i64,
+    limit: usize,
+) -> anyhow::Result<Vec<Lease>> {
+    let rows = sqlx::query(&format!(
+        "UPDATE runs SET lease_owner = $1, lease_epoch = lease_epoch + 1, lease_expires_ms = {DB_NOW_MS} + $2
+         WHERE id IN (
+             SELECT id FROM runs
+             WHERE status IN ('pending', 'running') AND lease_owner IS NOT NULL
+               AND (lease_expires_ms IS NULL OR lease_expires_ms < {DB_NOW_MS})
+             ORDER BY created_ms LIMIT $3 FOR UPDATE SKIP LOCKED)
+         RETURNING id, lease_epoch",
+    ))
+    .bind(owner)
+    .bind(lease_ms)
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await?;
+    leases(&rows, owner)
+}
+
+/// The leases an `UPDATE … RETURNING id, lease_epoch` took for `owner`.
+fn leases(rows: &[sqlx::postgres::PgRow], owner: &str) -> anyhow::Result<Vec<Lease>> {
     rows.iter()
         .map(|r| {
             Ok(Lease {

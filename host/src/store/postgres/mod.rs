@@ -471,6 +471,15 @@ impl Store for PostgresStore {
         lease::claim_orphans(&self.pool, owner, lease_ms, limit, min_age_ms).await
     }
 
+    async fn claim_abandoned(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Lease>> {
+        lease::claim_abandoned(&self.pool, owner, lease_ms, limit).await
+    }
+
     async fn renew_lease(&self, held: &Lease, lease_ms: i64) -> anyhow::Result<bool> {
         lease::renew(&self.pool, held, lease_ms).await
     }

@@ -575,6 +575,17 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn claim_abandoned(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Lease>> {
+        let owner = owner.to_string();
+        self.write(move |c| lease::claim_abandoned(c, &owner, lease_ms, limit))
+            .await
+    }
+
     async fn renew_lease(&self, held: &Lease, lease_ms: i64) -> anyhow::Result<bool> {
         let held = held.clone();
         self.write(move |c| lease::renew(c, &held, lease_ms)).await
