@@ -65,7 +65,7 @@ impl std::str::FromStr for Durability {
 
 /// The SQLite store.
 pub struct SqliteStore {
-    writer: Writer,
+    writer: std::sync::Arc<Writer>,
     /// Idle read connections; a read takes one (opening another when none is idle).
     readers: Mutex<Vec<Connection>>,
     durability: Durability,

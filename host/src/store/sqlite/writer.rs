@@ -2,7 +2,7 @@
 //! every queued write of a batch in one transaction.
 
 use std::path::Path;
-use std::sync::{Mutex, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
 
 use anyhow::{Context as _, anyhow};
 use rusqlite::config::DbConfig;
@@ -148,28 +148,40 @@ fn isolated<T>(
 /// The writes waiting to be committed, and the connection that commits them.
 ///
 /// Group commit without a thread hop: a write queues itself and, if no other caller is
-/// committing at that moment, becomes the leader and commits everything queued, its own
-/// write and any that arrive meanwhile, one transaction per batch, on its own thread. A
-/// write that finds a leader at work just waits for its reply; the leader, before it lets
-/// go, looks at the queue once more, so no write is left behind. One run after another thus
-/// commits on the thread it runs on, with no wake-up of another thread on either side, and
-/// many runs at once still share each transaction (and its fsync, with `full` durability).
+/// committing at that moment, becomes the leader and commits the queue, its own write and
+/// any that arrived meanwhile, in one transaction on its own thread. A write that finds a
+/// leader at work just waits for its reply; the leader, before it lets go, looks at the
+/// queue once more, so no write is left behind. One run after another thus commits on the
+/// thread it runs on, with no wake-up of another thread on either side, and many runs at
+/// once still share each transaction (and its fsync, with `full` durability).
+///
+/// A caller leads one batch only. If writes queued up meanwhile, it hands the queue to a
+/// thread of its own, which commits until the queue is empty, and returns: under a steady
+/// stream of writes the queue may never empty, and a caller that led until it did would
+/// keep its task (and the async worker thread under it, with the tasks its commits woke
+/// there) from running for as long as the stream lasted.
 pub(super) struct Writer {
     conn: Mutex<Connection>,
     queue: Mutex<Vec<Job>>,
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection) -> Self {
-        Self {
+    pub(super) fn new(conn: Connection) -> Arc<Self> {
+        Arc::new(Self {
             conn: Mutex::new(conn),
             queue: Mutex::new(Vec::new()),
-        }
+        })
     }
 
     /// Queues `job` and commits the queue unless another caller is already doing so.
-    pub(super) fn submit(&self, job: Job) {
+    pub(super) fn submit(self: &Arc<Self>, job: Job) {
         self.queue.lock().expect("writer queue poisoned").push(job);
+        self.lead(Some(1));
+    }
+
+    /// Commits queued writes unless another leader holds the connection: at most `batches`
+    /// batches before handing what is left to a thread, or until the queue is empty.
+    fn lead(self: &Arc<Self>, batches: Option<usize>) {
         loop {
             let mut conn = match self.conn.try_lock() {
                 Ok(conn) => conn,
@@ -179,9 +191,23 @@ impl Writer {
                 // unwound, so the connection is sound.
                 Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             };
+            let mut led = 0;
             loop {
                 let batch: Vec<Job> = {
                     let mut queue = self.queue.lock().expect("writer queue poisoned");
+                    if batches.is_some_and(|most| led >= most) && !queue.is_empty() {
+                        drop(queue);
+                        drop(conn);
+                        let this = self.clone();
+                        let spawned = std::thread::Builder::new()
+                            .name("weir-sqlite-writer".into())
+                            .spawn(move || this.lead(None));
+                        if spawned.is_ok() {
+                            return;
+                        }
+                        // No thread to hand over to: lead on here instead.
+                        return self.lead(None);
+                    }
                     let n = queue.len().min(MAX_BATCH);
                     queue.drain(..n).collect()
                 };
@@ -189,6 +215,7 @@ impl Writer {
                     break;
                 }
                 commit_batch(&mut conn, batch);
+                led += 1;
             }
             drop(conn);
             // A write queued between the last look and the release found the connection
@@ -240,7 +267,7 @@ mod tests {
     use super::*;
     use crate::store::sqlite::migrate::migrate;
 
-    fn writer(dir: &tempfile::TempDir) -> Writer {
+    fn writer(dir: &tempfile::TempDir) -> Arc<Writer> {
         let conn = open(&dir.path().join("w.db"), Durability::Normal).unwrap();
         conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")
             .unwrap();
@@ -291,6 +318,50 @@ mod tests {
             .map_err(anyhow::Error::from)
             .unwrap_err();
         assert!(!crate::store::is_transient(&duplicate), "{duplicate:#}");
+    }
+
+    /// Writes that keep arriving while a caller commits (here each write queues the next
+    /// as it runs, as 32 busy drivers do) do not keep that caller committing: it leads one
+    /// batch and returns, and a thread of the writer's commits the rest.
+    #[test]
+    fn a_caller_leads_one_batch_and_hands_a_busy_queue_over() {
+        use std::sync::atomic::{AtomicI64, Ordering};
+        const CHAIN: i64 = 20_000;
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(&dir);
+        let committed = Arc::new(AtomicI64::new(0));
+        let (done, finished) = std::sync::mpsc::channel();
+        fn link(
+            w: Arc<Writer>,
+            k: i64,
+            committed: Arc<AtomicI64>,
+            done: std::sync::mpsc::Sender<()>,
+        ) -> Job {
+            let (reply, _ignored) = tokio::sync::oneshot::channel();
+            job(
+                move |c| {
+                    c.execute("INSERT INTO t (k) VALUES (?1)", [k])?;
+                    committed.fetch_add(1, Ordering::SeqCst);
+                    if k < CHAIN {
+                        w.submit(link(w.clone(), k + 1, committed, done));
+                    } else {
+                        let _ = done.send(());
+                    }
+                    Ok(k)
+                },
+                reply,
+            )
+        }
+        w.submit(link(w.clone(), 0, committed.clone(), done));
+        let when_returned = committed.load(Ordering::SeqCst);
+        assert!(
+            when_returned < CHAIN / 2,
+            "the caller committed {when_returned} of {CHAIN} writes before it returned"
+        );
+        finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the rest was committed");
+        assert_eq!(keys(&w).len() as i64, CHAIN + 1);
     }
 
     #[test]
