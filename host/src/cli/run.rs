@@ -121,6 +121,10 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
             }
             return Ok(ExitCode::from(EXIT_ERROR));
         }
+        Err(SubmitError::Idempotency(e)) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
         Err(SubmitError::Store(e) | SubmitError::Execute(e)) => return Err(e),
     };
     drop(runner);

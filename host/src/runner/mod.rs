@@ -10,6 +10,7 @@ mod control;
 mod drive;
 mod lock;
 mod progress;
+mod retry;
 mod review;
 mod schedule;
 mod step;
@@ -30,7 +31,7 @@ pub use review::ReviewError;
 use crate::engine::Host;
 use crate::plugin::Plugin;
 use crate::registry::{self, Loaded};
-use crate::store::{Lease, NewRun, RunRecord, RunStatus, Store};
+use crate::store::{IdempotencyError, Lease, NewRun, RunRecord, RunStatus, Store};
 use crate::workflow::Workflow;
 
 /// Runs workflows against a store.
@@ -71,12 +72,34 @@ pub enum SubmitError {
         /// One line per violation, each naming its JSON path.
         violations: Vec<String>,
     },
-    /// The store refused (e.g. an idempotency key reused with another input).
+    /// The idempotency key is empty, or names a run of another workflow version or input.
     #[error(transparent)]
-    Store(#[from] anyhow::Error),
+    Idempotency(#[from] IdempotencyError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(anyhow::Error),
     /// The run was submitted, but driving it failed.
     #[error(transparent)]
     Execute(anyhow::Error),
+}
+
+impl SubmitError {
+    /// A store error, told apart from a refused idempotency key.
+    fn store(e: anyhow::Error) -> Self {
+        match e.downcast::<IdempotencyError>() {
+            Ok(refused) => Self::Idempotency(refused),
+            Err(e) => Self::Store(e),
+        }
+    }
+
+    /// A driver's error, told apart from a refused idempotency key (a run's creation is
+    /// its driver's first commit).
+    fn execute(e: anyhow::Error) -> Self {
+        match e.downcast::<IdempotencyError>() {
+            Ok(refused) => Self::Idempotency(refused),
+            Err(e) => Self::Execute(e),
+        }
+    }
 }
 
 impl Runner {
@@ -139,7 +162,11 @@ impl Runner {
         idempotency_key: Option<String>,
     ) -> Result<(RunRecord, bool), SubmitError> {
         let new = self.new_run(loaded, input, idempotency_key)?;
-        let (run, created) = self.store.create_run(new).await?;
+        let (run, created) = self
+            .store
+            .create_run(new)
+            .await
+            .map_err(SubmitError::store)?;
         self.control.changed(&run.id);
         Ok((run, created))
     }
@@ -165,7 +192,7 @@ impl Runner {
         let id = uuid::Uuid::now_v7().to_string();
         new.id = Some(id.clone());
         // No one else knows this id yet: the lock is free, and held before the run exists.
-        let lock = self.locks.acquire(&id)?;
+        let lock = self.locks.acquire(&id).map_err(SubmitError::Store)?;
         let placeholder = new.record(id, RunStatus::Pending, crate::store::now_ms());
         let span = tracing::info_span!("run", run_id = %placeholder.id, workflow = %placeholder.workflow, version = %placeholder.version);
         let driven = async {
@@ -181,12 +208,20 @@ impl Runner {
             if !is_new {
                 return Ok((run.id, None));
             }
-            let ended = drive.run().await?;
+            // Created: from here on the run is in the journal, and a transient store error
+            // must not leave it behind; it is driven again from the journal.
+            let ended = match drive.run().await {
+                Ok(ended) => ended,
+                Err(e) => {
+                    let workflow = loaded.workflow.clone();
+                    self.drive_retrying(&run, workflow, None, Some(e)).await?
+                }
+            };
             anyhow::Ok((run.id, ended))
         }
         .instrument(span)
         .await
-        .map_err(SubmitError::Execute)?;
+        .map_err(SubmitError::execute)?;
         drop(lock);
         match driven {
             (_, Some(ended)) => Ok(ended),
@@ -206,6 +241,9 @@ impl Runner {
         input: Value,
         idempotency_key: Option<String>,
     ) -> Result<NewRun, SubmitError> {
+        if let Some(key) = &idempotency_key {
+            crate::store::check_idempotency_key(key)?;
+        }
         let wf = &loaded.workflow;
         if let Some(schema) = &wf.input_schema {
             let violations = schema.violations(&input);
@@ -287,14 +325,10 @@ impl Runner {
         }
         let workflow = self.definition(&run.workflow, &run.version).await?;
         let span = tracing::info_span!("run", run_id = %run.id, workflow = %run.workflow, version = %run.version);
-        let ended = async {
-            drive::Drive::new(self, &run, workflow, None)
-                .await?
-                .run()
-                .await
-        }
-        .instrument(span)
-        .await?;
+        let ended = self
+            .drive_retrying(&run, workflow, None, None)
+            .instrument(span)
+            .await?;
         drop(lock);
         match ended {
             Some(run) => Ok(run),
@@ -347,9 +381,8 @@ impl Runner {
             }
             let workflow = self.definition(&run.workflow, &run.version).await?;
             let span = tracing::info_span!("run", run_id = %run.id, workflow = %run.workflow, version = %run.version, epoch = lease.epoch);
-            let ended = drive::Drive::new(self, &run, workflow, Some(lease.clone()))
-                .await?
-                .run()
+            let ended = self
+                .drive_retrying(&run, workflow, Some(lease.clone()), None)
                 .instrument(span)
                 .await?;
             match ended {

@@ -82,6 +82,14 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
 
+    /// 409, with what it conflicts with in `details`.
+    pub fn conflict_with(message: impl Into<String>, details: Value) -> Self {
+        Self {
+            details,
+            ..Self::conflict(message)
+        }
+    }
+
     /// 429: the run queue is full; try again after `seconds`.
     pub fn overloaded(seconds: u64) -> Self {
         Self {

@@ -1,6 +1,8 @@
 //! Sharing runs with other hosts on one database: each host claims runs that nobody holds
-//! (new ones no host has started, and those of hosts whose leases ran out because they died
-//! or were cut off) whenever it has room, and drives them under its lease.
+//! and drives them under its lease. Orphans (runs of hosts whose leases ran out because they
+//! died or were cut off, or that gave them up draining) are claimed first and go ahead of
+//! this host's own queue, however long it is; runs no host has started yet are claimed only
+//! as idle workers allow.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +24,23 @@ pub(super) async fn take_over(store: Arc<dyn Store>, queue: Queue, fleet: Fleet)
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // Orphans first, busy or not: a dead host's runs were submitted before this host's
+        // backlog and have waited a lease already. A batch at a time, once the last one has
+        // gone to workers, so claimed runs do not sit on their leases in the lane.
+        if queue.orphans_waiting() == 0 {
+            let limit = queue.workers().min(CLAIM_BATCH);
+            match store.claim_abandoned(&fleet.owner, lease_ms, limit).await {
+                Ok(claimed) => {
+                    for lease in claimed {
+                        tracing::info!(run_id = %lease.run_id, epoch = lease.epoch, "took over a run");
+                        queue.enqueue_orphan(lease);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "claiming orphaned runs failed");
+                }
+            }
+        }
         // Only as many as idle workers can start: a claimed run waiting in the queue would
         // let its lease run out and bounce to another host.
         let room = queue.idle_workers().min(CLAIM_BATCH);

@@ -1,6 +1,10 @@
 //! Backpressure: a bounded run queue in front of a fixed pool of workers. A submission is
 //! admitted only while fewer than `workers + queue` runs are admitted and unfinished;
 //! otherwise the API answers 429 with `Retry-After` and creates nothing.
+//!
+//! In a fleet, runs taken over from a host that died go in a lane of their own that every
+//! worker empties first: they were submitted before anything in this host's queue, and have
+//! waited a lease already.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,7 +26,15 @@ struct Ticket {
     run_id: String,
     /// Set when the run was claimed before it was queued (taken over from another host).
     lease: Option<Lease>,
-    _admission: Admission,
+    /// Taken over from a host that let it go: in the first lane, with no place in the queue.
+    orphan: bool,
+    _admission: Option<Admission>,
+}
+
+/// What the workers take runs from: the orphans' lane first, then the queue.
+struct Lanes {
+    orphans: mpsc::UnboundedReceiver<Ticket>,
+    tickets: mpsc::UnboundedReceiver<Ticket>,
 }
 
 /// The run queue.
@@ -30,7 +42,9 @@ struct Ticket {
 pub struct Queue {
     permits: Arc<Semaphore>,
     tickets: mpsc::UnboundedSender<Ticket>,
+    orphans: mpsc::UnboundedSender<Ticket>,
     waiting: Arc<AtomicUsize>,
+    orphans_waiting: Arc<AtomicUsize>,
     active: Arc<AtomicUsize>,
     workers: usize,
 }
@@ -45,15 +59,21 @@ impl Queue {
         queue: usize,
         stop: watch::Receiver<bool>,
     ) -> (Self, JoinSet<()>) {
-        let (tickets, receiver) = mpsc::unbounded_channel();
+        let (tickets, queued) = mpsc::unbounded_channel();
+        let (orphans, taken_over) = mpsc::unbounded_channel();
         let this = Self {
             permits: Arc::new(Semaphore::new(workers + queue)),
             tickets,
+            orphans,
             waiting: Arc::default(),
+            orphans_waiting: Arc::default(),
             active: Arc::default(),
             workers: workers.max(1),
         };
-        let receiver = Arc::new(Mutex::new(receiver));
+        let receiver = Arc::new(Mutex::new(Lanes {
+            orphans: taken_over,
+            tickets: queued,
+        }));
         let mut pool = JoinSet::new();
         for _ in 0..workers.max(1) {
             pool.spawn(
@@ -89,14 +109,39 @@ impl Queue {
         self.send(admission, lease.run_id.clone(), Some(lease));
     }
 
+    /// Queues a run taken over from a host that let it go, ahead of every queued run and
+    /// outside the queue's bound (the claims that make these are bounded instead).
+    pub fn enqueue_orphan(&self, lease: Lease) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.orphans_waiting.fetch_add(1, Ordering::SeqCst);
+        self.report();
+        let _ = self.orphans.send(Ticket {
+            run_id: lease.run_id.clone(),
+            lease: Some(lease),
+            orphan: true,
+            _admission: None,
+        });
+    }
+
     fn send(&self, admission: Admission, run_id: String, lease: Option<Lease>) {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         self.report();
         let _ = self.tickets.send(Ticket {
             run_id,
             lease,
-            _admission: admission,
+            orphan: false,
+            _admission: Some(admission),
         });
+    }
+
+    /// Runs taken over and waiting for a worker.
+    pub fn orphans_waiting(&self) -> usize {
+        self.orphans_waiting.load(Ordering::SeqCst)
+    }
+
+    /// How many runs this host drives at once.
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// Workers with nothing to do: how many runs this host can start at once.
@@ -117,7 +162,7 @@ impl Queue {
     async fn work(
         self,
         runner: Runner,
-        receiver: Arc<Mutex<mpsc::UnboundedReceiver<Ticket>>>,
+        receiver: Arc<Mutex<Lanes>>,
         mut stop: watch::Receiver<bool>,
     ) {
         loop {
@@ -125,14 +170,20 @@ impl Queue {
                 return;
             }
             let ticket = {
-                let mut receiver = receiver.lock().await;
+                let mut lanes = receiver.lock().await;
+                let Lanes { orphans, tickets } = &mut *lanes;
                 tokio::select! {
-                    ticket = receiver.recv() => ticket,
+                    biased;
+                    Some(ticket) = orphans.recv() => Some(ticket),
+                    ticket = tickets.recv() => ticket,
                     _ = stop.changed() => None,
                 }
             };
             let Some(ticket) = ticket else { return };
             self.waiting.fetch_sub(1, Ordering::SeqCst);
+            if ticket.orphan {
+                self.orphans_waiting.fetch_sub(1, Ordering::SeqCst);
+            }
             if runner.draining() {
                 // Left `pending`: the next start resumes it.
                 return;

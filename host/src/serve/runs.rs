@@ -48,7 +48,9 @@ pub struct CreateRun {
     pub version: Option<String>,
     /// The run input (checked against the workflow's input schema).
     pub input: Value,
-    /// Submitting again with the same key returns the existing run.
+    /// Submitting again with the same key, workflow version and input returns the existing
+    /// run; the key with another workflow, version or input is a conflict (409). Not empty.
+    #[schema(min_length = 1)]
     pub idempotency_key: Option<String>,
 }
 
@@ -171,7 +173,7 @@ pub struct CancelRun {
         (status = 400, description = "Malformed request", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such workflow", body = ErrorBody),
-        (status = 409, description = "Idempotency key used with another input", body = ErrorBody),
+        (status = 409, description = "Idempotency key used for another workflow, version or input; `details` names the existing run", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Input does not match the workflow's input schema", body = ErrorBody),
@@ -212,9 +214,13 @@ pub async fn submit(
                 format!("the input does not match the input schema of {workflow}"),
                 json!({ "violations": violations }),
             ),
-            SubmitError::Store(e) if format!("{e}").starts_with("idempotency key") => {
-                ApiError::conflict(format!("{e:#}"))
-            }
+            SubmitError::Idempotency(e) => match e.existing() {
+                Some((run_id, workflow, version)) => ApiError::conflict_with(
+                    e.to_string(),
+                    json!({"run_id": run_id, "workflow": workflow, "version": version}),
+                ),
+                None => ApiError::bad_request(format!("`idempotency_key`: {e}")),
+            },
             SubmitError::Store(e) | SubmitError::Execute(e) => ApiError::internal(&e),
         })?;
     if created {

@@ -9,12 +9,15 @@
 //! the same transaction, a workflow version's definition never changes once registered, and
 //! a run keeps the plugin digests it was submitted with.
 
+mod idempotency;
 mod migrations;
 mod model_types;
 mod postgres;
 mod sqlite;
 mod types;
 
+pub use idempotency::IdempotencyError;
+pub(crate) use idempotency::check_key as check_idempotency_key;
 pub use model_types::*;
 pub use postgres::PostgresStore;
 pub(crate) use sqlite::now_ms;
@@ -22,6 +25,15 @@ pub use sqlite::{Durability, PAGE_SIZE_BYTES as SQLITE_PAGE_SIZE_BYTES, SqliteSt
 pub use types::*;
 
 use async_trait::async_trait;
+
+/// Whether a store error is worth trying again: another process holds the SQLite database
+/// past the busy timeout, or PostgreSQL was briefly unreachable or aborted the transaction
+/// (serialization failure, deadlock, failover). A refusal that would come back the same
+/// (a constraint, a full disk, a conflict the journal reports) is not.
+pub fn is_transient(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|cause| sqlite::is_busy(cause) || postgres::is_transient(cause))
+}
 
 /// Where runs live.
 #[async_trait]
@@ -163,6 +175,16 @@ pub trait Store: Send + Sync + 'static {
         lease_ms: i64,
         limit: usize,
         min_age_ms: i64,
+    ) -> anyhow::Result<Vec<Lease>>;
+    /// Claims up to `limit` unfinished runs, oldest first, that a host held and let go of:
+    /// its lease ran out (the host died or was cut off) or it gave the lease up (it drained).
+    /// Runs no host ever claimed are left alone: they may be waiting in their host's queue.
+    /// How a fleet takes over a dead host's runs ahead of its own new work.
+    async fn claim_abandoned(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        limit: usize,
     ) -> anyhow::Result<Vec<Lease>>;
     /// Extends a lease; false when it is no longer held (taken over, or the run ended).
     async fn renew_lease(&self, lease: &Lease, lease_ms: i64) -> anyhow::Result<bool>;

@@ -68,6 +68,9 @@ status_enum! {
         Failed = "failed",
         /// Did not run: its condition was false, its route was not taken, or a dependency was skipped.
         Skipped = "skipped",
+        /// An attempt only: it never got a result (the process driving it died, or lost the
+        /// run), and its run moved on without it: its step started again, or the run ended.
+        Interrupted = "interrupted",
     }
 }
 
@@ -331,7 +334,8 @@ pub struct AttemptRecord {
     pub attempt: u32,
     /// sha256 of the step input.
     pub input_digest: String,
-    /// `running`, `succeeded` or `failed`.
+    /// `running`, `succeeded`, `failed`, or `interrupted` (no result, and the run moved on:
+    /// the step started again or the run ended; `finished_ms` says when).
     pub status: StepStatus,
     /// The failure, if it failed.
     pub failure: Option<Value>,

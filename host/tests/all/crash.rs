@@ -128,9 +128,15 @@ async fn kill_during(slow: &str) {
             assert_eq!(tries.len(), 2, "the interrupted step runs once more");
             assert_eq!(
                 tries[0].status,
-                StepStatus::Running,
-                "the interrupted attempt has no result"
+                StepStatus::Interrupted,
+                "the attempt the crash cut short is closed once the step starts again"
             );
+            assert_eq!(
+                tries[0].finished_ms,
+                Some(tries[1].started_ms),
+                "it ended when the next attempt started"
+            );
+            assert!(tries[0].failure.is_none(), "it has no result");
         }
         assert_eq!(
             tries

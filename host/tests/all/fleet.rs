@@ -16,6 +16,9 @@ use crate::backend::TestStore;
 use crate::crash::weir;
 use crate::sidecar::{ready, serve_with};
 
+mod skew;
+mod takeover;
+
 const TOKEN: &str = "fleet-token";
 const WORKERS: usize = 8;
 
@@ -200,6 +203,14 @@ input = '{{"n": input.n, "label": steps.ask.output.label}}'
                 .filter(|a| a.status == StepStatus::Succeeded)
                 .count();
             assert_eq!(results, 1, "run {} step {step}: {results} results", run.id);
+            assert!(
+                mine.iter().all(|a| matches!(
+                    a.status,
+                    StepStatus::Succeeded | StepStatus::Interrupted
+                ) && a.finished_ms.is_some()),
+                "run {} step {step}: an attempt left open on an ended run: {mine:?}",
+                run.id
+            );
             interrupted += mine.len() - 1;
         }
         let events = store.events(&run.id).await.unwrap();

@@ -13,6 +13,7 @@ mod polyglot;
 mod provider;
 mod review;
 mod serve;
+mod shared_journal;
 mod sidecar;
 mod steps;
 mod support;

@@ -223,6 +223,34 @@ async fn the_api_answers_every_endpoint_with_auth_and_one_error_shape() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(error_code(&conflict), "conflict");
+    // The key with another workflow: 409 naming the run it belongs to, not that run.
+    let (status, conflict) = s
+        .submit(
+            "",
+            json!({"workflow": "slow", "input": {"hello": "world"}, "idempotency_key": "k1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{conflict}");
+    assert_eq!(error_code(&conflict), "conflict");
+    assert_eq!(
+        conflict["error"]["details"],
+        json!({"run_id": id, "workflow": "echo", "version": "1.0.0"})
+    );
+    // An empty key is refused.
+    let (status, empty) = s
+        .submit(
+            "",
+            json!({"workflow": "echo", "input": {}, "idempotency_key": ""}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{empty}");
+    assert!(
+        empty["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("idempotency_key"),
+        "{empty}"
+    );
 
     // The run in detail, pinned to echo's digest.
     let detail: Value = s.json(&format!("/v1/runs/{id}")).await;

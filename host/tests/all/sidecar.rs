@@ -35,7 +35,17 @@ fn serve(data: &Path, workflows: &Path) -> (Child, String) {
 
 /// Starts `weir serve` from `cmd` (the binary with its global options) on a free port,
 /// with `token`; returns the child and its base URL.
-pub fn serve_with(mut cmd: Command, workflows: &Path, token: &str) -> (Child, String) {
+pub fn serve_with(cmd: Command, workflows: &Path, token: &str) -> (Child, String) {
+    serve_with_args(cmd, workflows, token, &[])
+}
+
+/// Like [`serve_with`], with more `weir serve` options.
+pub fn serve_with_args(
+    mut cmd: Command,
+    workflows: &Path,
+    token: &str,
+    options: &[&str],
+) -> (Child, String) {
     let mut child = cmd
         .args([
             "serve",
@@ -48,6 +58,7 @@ pub fn serve_with(mut cmd: Command, workflows: &Path, token: &str) -> (Child, St
             "--workflows",
         ])
         .arg(workflows)
+        .args(options)
         .env("WEIR_API_TOKENS", token)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

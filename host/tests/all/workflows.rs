@@ -13,6 +13,7 @@ use weir_artifacts as artifacts;
 use crate::backend::TestStore;
 use crate::support::host;
 
+mod idempotency;
 mod leases;
 mod one_commit;
 mod triage;
@@ -446,43 +447,6 @@ async fn runs_are_pinned_to_the_exact_plugin_bytes() {
         .await
         .unwrap();
     assert_eq!(latest.workflow.version.to_string(), "1.1.0");
-}
-
-#[tokio::test]
-async fn the_same_idempotency_key_returns_the_same_run() {
-    let f = Fixture::new().await;
-    let (loaded, _) = registry::register_file(
-        host(),
-        f.store.as_ref(),
-        &f.workflow("pair.toml", TWO_STEPS),
-    )
-    .await
-    .unwrap();
-    let (first, created) = f
-        .runner
-        .submit(&loaded, json!({"n": 1}), Some("order-7".into()))
-        .await
-        .unwrap();
-    assert!(created);
-    let (again, created) = f
-        .runner
-        .submit(&loaded, json!({"n": 1}), Some("order-7".into()))
-        .await
-        .unwrap();
-    assert!(!created);
-    assert_eq!(again.id, first.id);
-    let err = f
-        .runner
-        .submit(&loaded, json!({"n": 2}), Some("order-7".into()))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "idempotency key \"order-7\" was already used for run {} with a different input",
-            first.id
-        )
-    );
 }
 
 #[tokio::test]

@@ -121,6 +121,7 @@ pub(super) async fn set_status(
         .bind(id)
         .execute(&mut *c)
         .await?;
+    let now = now_ms();
     let changed = sqlx::query(
         "UPDATE runs SET status = $2, output = COALESCE($3, output), failure = COALESCE($4, failure), updated_ms = $5
          WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled')",
@@ -129,12 +130,23 @@ pub(super) async fn set_status(
     .bind(status.as_str())
     .bind(output.as_ref().map(Value::to_string))
     .bind(failure.as_ref().map(Value::to_string))
-    .bind(now_ms())
+    .bind(now)
     .execute(&mut *c)
     .await?
     .rows_affected();
     if changed == 0 {
         bail!("run {id} does not exist or has already ended");
+    }
+    if status.is_final() {
+        // Attempts still without a result never get one now: an ended run takes none.
+        sqlx::query(
+            "UPDATE attempts SET status = 'interrupted', finished_ms = $2
+             WHERE run_id = $1 AND status = 'running'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
     }
     append_event(
         c,
@@ -153,10 +165,15 @@ async fn start_attempt(
     input_digest: &str,
 ) -> anyhow::Result<u32> {
     // One round trip: take the attempt number and journal the attempt.
+    // An earlier attempt still without a result was interrupted (its driver died or lost
+    // the run): it can never take one now, so it is closed as of this start.
     let attempt: i64 = sqlx::query_scalar(
         "WITH step AS (
              UPDATE steps SET status = 'running', attempts = attempts + 1
-             WHERE run_id = $1 AND step_id = $2 AND status IN ('pending', 'running') RETURNING attempts)
+             WHERE run_id = $1 AND step_id = $2 AND status IN ('pending', 'running') RETURNING attempts),
+         interrupted AS (
+             UPDATE attempts SET status = 'interrupted', finished_ms = $4
+             WHERE run_id = $1 AND step_id = $2 AND status = 'running' AND EXISTS (SELECT 1 FROM step))
          INSERT INTO attempts (run_id, step_id, attempt, input_digest, status, started_ms)
          SELECT $1, $2, attempts, $3, 'running', $4 FROM step RETURNING attempt",
     )

@@ -2,10 +2,19 @@
 //! row lock decides between hosts racing for the same run), orphans are found with
 //! `FOR UPDATE SKIP LOCKED` so hosts scanning together take different runs, and each claim
 //! bumps the run's lease epoch, which every advance checks (fencing).
+//!
+//! Every expiry is set and compared on the database's clock, never a host's: hosts' clocks
+//! drift apart, and a host whose clock ran ahead would see live leases as expired and take
+//! runs from hosts still driving them (their steps then run twice), while one running
+//! behind would write leases that others see as expired at once.
 
 use sqlx::{PgPool, Row};
 
-use crate::store::{Lease, now_ms};
+use crate::store::Lease;
+
+/// Now on the database's clock, in ms since the Unix epoch (`clock_timestamp()`, not
+/// `now()`: the moment of the statement, not of the transaction's start).
+const DB_NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 pub(super) async fn claim_run(
     pool: &PgPool,
@@ -13,15 +22,13 @@ pub(super) async fn claim_run(
     owner: &str,
     lease_ms: i64,
 ) -> anyhow::Result<Option<Lease>> {
-    let now = now_ms();
-    let epoch: Option<i64> = sqlx::query_scalar(
-        "UPDATE runs SET lease_owner = $2, lease_epoch = lease_epoch + 1, lease_expires_ms = $3 + $4
-         WHERE id = $1 AND status IN ('pending', 'running') AND (lease_expires_ms IS NULL OR lease_expires_ms < $3)
+    let epoch: Option<i64> = sqlx::query_scalar(&format!(
+        "UPDATE runs SET lease_owner = $2, lease_epoch = lease_epoch + 1, lease_expires_ms = {DB_NOW_MS} + $3
+         WHERE id = $1 AND status IN ('pending', 'running') AND (lease_expires_ms IS NULL OR lease_expires_ms < {DB_NOW_MS})
          RETURNING lease_epoch",
-    )
+    ))
     .bind(run_id)
     .bind(owner)
-    .bind(now)
     .bind(lease_ms)
     .fetch_optional(pool)
     .await?;
@@ -39,23 +46,52 @@ pub(super) async fn claim_orphans(
     limit: usize,
     min_age_ms: i64,
 ) -> anyhow::Result<Vec<Lease>> {
-    let now = now_ms();
-    let rows = sqlx::query(
-        "UPDATE runs SET lease_owner = $1, lease_epoch = lease_epoch + 1, lease_expires_ms = $2 + $3
+    // A run's age is on the clock of the host that created it (`created_ms`); only its
+    // lease is on the database's.
+    let rows = sqlx::query(&format!(
+        "UPDATE runs SET lease_owner = $1, lease_epoch = lease_epoch + 1, lease_expires_ms = {DB_NOW_MS} + $3
          WHERE id IN (
              SELECT id FROM runs
-             WHERE status IN ('pending', 'running') AND (lease_expires_ms IS NULL OR lease_expires_ms < $2)
+             WHERE status IN ('pending', 'running') AND (lease_expires_ms IS NULL OR lease_expires_ms < {DB_NOW_MS})
                AND created_ms <= $2 - $5
              ORDER BY created_ms LIMIT $4 FOR UPDATE SKIP LOCKED)
          RETURNING id, lease_epoch",
-    )
+    ))
     .bind(owner)
-    .bind(now)
+    .bind(crate::store::now_ms())
     .bind(lease_ms)
     .bind(limit as i64)
     .bind(min_age_ms)
     .fetch_all(pool)
     .await?;
+    leases(&rows, owner)
+}
+
+pub(super) async fn claim_abandoned(
+    pool: &PgPool,
+    owner: &str,
+    lease_ms: i64,
+    limit: usize,
+) -> anyhow::Result<Vec<Lease>> {
+    let rows = sqlx::query(&format!(
+        "UPDATE runs SET lease_owner = $1, lease_epoch = lease_epoch + 1, lease_expires_ms = {DB_NOW_MS} + $2
+         WHERE id IN (
+             SELECT id FROM runs
+             WHERE status IN ('pending', 'running') AND lease_owner IS NOT NULL
+               AND (lease_expires_ms IS NULL OR lease_expires_ms < {DB_NOW_MS})
+             ORDER BY created_ms LIMIT $3 FOR UPDATE SKIP LOCKED)
+         RETURNING id, lease_epoch",
+    ))
+    .bind(owner)
+    .bind(lease_ms)
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await?;
+    leases(&rows, owner)
+}
+
+/// The leases an `UPDATE … RETURNING id, lease_epoch` took for `owner`.
+fn leases(rows: &[sqlx::postgres::PgRow], owner: &str) -> anyhow::Result<Vec<Lease>> {
     rows.iter()
         .map(|r| {
             Ok(Lease {
@@ -68,14 +104,13 @@ pub(super) async fn claim_orphans(
 }
 
 pub(super) async fn renew(pool: &PgPool, lease: &Lease, lease_ms: i64) -> anyhow::Result<bool> {
-    let changed = sqlx::query(
-        "UPDATE runs SET lease_expires_ms = $4 + $5
+    let changed = sqlx::query(&format!(
+        "UPDATE runs SET lease_expires_ms = {DB_NOW_MS} + $4
          WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status IN ('pending', 'running')",
-    )
+    ))
     .bind(&lease.run_id)
     .bind(&lease.owner)
     .bind(lease.epoch)
-    .bind(now_ms())
     .bind(lease_ms)
     .execute(pool)
     .await?

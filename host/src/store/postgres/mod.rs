@@ -85,6 +85,23 @@ async fn finish<T>(
     }
 }
 
+/// Whether `cause` is PostgreSQL (or the way to it) failing in a way that a later try may
+/// not: the connection broke or none was free in time, the server is shutting down or out
+/// of connections, or it aborted the transaction for a serialization failure or deadlock.
+pub(super) fn is_transient(cause: &(dyn std::error::Error + 'static)) -> bool {
+    match cause.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut) => true,
+        Some(sqlx::Error::Database(db)) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57P: operator intervention (shutdown, failover);
+            // 53300: too many connections; 40001, 40P01: serialization failure, deadlock.
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || matches!(&*code, "53300" | "40001" | "40P01")
+        }),
+        _ => false,
+    }
+}
+
 /// The URL without its password, for messages.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -452,6 +469,15 @@ impl Store for PostgresStore {
         min_age_ms: i64,
     ) -> anyhow::Result<Vec<Lease>> {
         lease::claim_orphans(&self.pool, owner, lease_ms, limit, min_age_ms).await
+    }
+
+    async fn claim_abandoned(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Lease>> {
+        lease::claim_abandoned(&self.pool, owner, lease_ms, limit).await
     }
 
     async fn renew_lease(&self, held: &Lease, lease_ms: i64) -> anyhow::Result<bool> {

@@ -7,6 +7,7 @@ use sha2::Digest as _;
 use sqlx::Row;
 
 use super::rows::{append_event, get_run};
+use crate::store::idempotency;
 use crate::store::*;
 
 pub(super) async fn register(
@@ -72,22 +73,26 @@ pub(super) async fn create_run(
     let input_text = run.input.to_string();
     let input_digest = hex::encode(sha2::Sha256::digest(input_text.as_bytes()));
     if let Some(key) = &run.idempotency_key {
+        idempotency::check_key(key)?;
         // Serializes submissions with one key across hosts.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
             .bind(key)
             .execute(&mut *tx)
             .await?;
-        let existing = sqlx::query("SELECT id, input_digest FROM runs WHERE idempotency_key = $1")
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let existing = sqlx::query(
+            "SELECT id, workflow, version, input_digest FROM runs WHERE idempotency_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
         if let Some(row) = existing {
-            let (id, digest): (String, String) = (row.try_get(0)?, row.try_get(1)?);
-            if digest != input_digest {
-                bail!(
-                    "idempotency key {key:?} was already used for run {id} with a different input"
-                );
-            }
+            let existing = (
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+            );
+            let id = idempotency::check_existing(key, existing, &run, &input_digest)?;
             let record = get_run(tx, &id).await?.context("run vanished")?;
             return Ok((record, false));
         }

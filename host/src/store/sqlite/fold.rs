@@ -283,6 +283,27 @@ fn apply(
     }
 }
 
+/// Closes the attempts a driver left without a result (it died, or lost the run) once the
+/// run moved on without them: as `interrupted`, ended when their step started again, or when
+/// the run ended (`ended_ms`). Such an attempt can never take a result: a step takes its
+/// result only from its latest attempt, and an ended run takes none. `attempts` are in
+/// step, then number, order, as [`fold`] returns them.
+pub(super) fn close_interrupted(attempts: &mut [AttemptRecord], ended_ms: Option<i64>) {
+    for i in 0..attempts.len() {
+        if attempts[i].status != StepStatus::Running {
+            continue;
+        }
+        let restarted = attempts
+            .get(i + 1)
+            .filter(|next| next.step_id == attempts[i].step_id)
+            .map(|next| next.started_ms);
+        if let Some(at) = restarted.or(ended_ms) {
+            attempts[i].status = StepStatus::Interrupted;
+            attempts[i].finished_ms = Some(at);
+        }
+    }
+}
+
 /// Attempts journaled as rows, before the event log held them.
 fn legacy_attempts(c: &Connection, run_id: &str) -> anyhow::Result<Vec<AttemptRecord>> {
     Ok(c.prepare_cached(

@@ -13,7 +13,9 @@ use super::now_ms;
 use super::rows::{
     EventKeys, KnownKeys, RUN_COLUMNS, append_event, get_run, insert_event, last_seq, run_row,
 };
-use crate::store::{Advance, Advanced, AttemptResult, NewRun, RunRecord, RunStatus, StepStatus};
+use crate::store::{
+    Advance, Advanced, AttemptResult, NewRun, RunRecord, RunStatus, StepStatus, idempotency,
+};
 
 /// Appends to one run's log at known sequence numbers: an advance reads where the log ends
 /// once, not once per event it appends.
@@ -75,7 +77,7 @@ fn refused(recorded: bool, run_over: bool, lost_lease: bool) -> Advanced {
 
 /// The run that has an idempotency key, through the index of the runs that have one.
 pub(super) const RUN_BY_IDEMPOTENCY_KEY: &str =
-    "SELECT id, input_digest FROM runs WHERE idempotency_key = ?1";
+    "SELECT id, workflow, version, input_digest FROM runs WHERE idempotency_key = ?1";
 
 /// Creates a run with its steps, or finds the one with its idempotency key; see
 /// [`Store::create_run`](crate::store::Store::create_run). A run created `running` (its
@@ -90,16 +92,13 @@ pub(super) fn create(
     let input_text = run.input.to_string();
     let input_digest = hex::encode(sha2::Sha256::digest(input_text.as_bytes()));
     if let Some(key) = &run.idempotency_key {
-        let existing: Option<(String, String)> = c
+        idempotency::check_key(key)?;
+        let existing = c
             .prepare_cached(RUN_BY_IDEMPOTENCY_KEY)?
-            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()?;
-        if let Some((id, digest)) = existing {
-            if digest != input_digest {
-                bail!(
-                    "idempotency key {key:?} was already used for run {id} with a different input"
-                );
-            }
+        if let Some(existing) = existing {
+            let id = idempotency::check_existing(key, existing, run, &input_digest)?;
             return Ok((get_run(c, &id)?.context("run vanished")?, None));
         }
     }

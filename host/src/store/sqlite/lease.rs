@@ -58,6 +58,32 @@ pub(super) fn claim_orphans(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+pub(super) fn claim_abandoned(
+    c: &Connection,
+    owner: &str,
+    lease_ms: i64,
+    limit: usize,
+) -> anyhow::Result<Vec<Lease>> {
+    let now = now_ms();
+    let mut stmt = c.prepare_cached(
+        "UPDATE runs SET lease_owner = ?1, lease_epoch = lease_epoch + 1, lease_expires_ms = ?2 + ?3
+         WHERE id IN (
+             SELECT id FROM runs
+             WHERE status IN ('pending', 'running') AND lease_owner IS NOT NULL
+               AND (lease_expires_ms IS NULL OR lease_expires_ms < ?2)
+             ORDER BY created_ms LIMIT ?4)
+         RETURNING id, lease_epoch",
+    )?;
+    let rows = stmt.query_map(params![owner, now, lease_ms, limit as i64], |r| {
+        Ok(Lease {
+            run_id: r.get(0)?,
+            owner: owner.to_string(),
+            epoch: r.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub(super) fn renew(c: &Connection, lease: &Lease, lease_ms: i64) -> anyhow::Result<bool> {
     let changed = c
         .prepare_cached(

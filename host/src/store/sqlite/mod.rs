@@ -30,6 +30,7 @@ use rows::{EventKeys, RUN_COLUMNS, WORKFLOW_COLUMNS, get_run, json_col, run_row,
 use super::*;
 use migrate::migrate;
 pub use writer::PAGE_SIZE_BYTES;
+pub(super) use writer::is_busy;
 use writer::{Writer, open};
 
 /// Writes committed together at most; bounds the latency one batch adds to its first write.
@@ -64,7 +65,7 @@ impl std::str::FromStr for Durability {
 
 /// The SQLite store.
 pub struct SqliteStore {
-    writer: Writer,
+    writer: std::sync::Arc<Writer>,
     /// Idle read connections; a read takes one (opening another when none is idle).
     readers: Mutex<Vec<Connection>>,
     durability: Durability,
@@ -426,8 +427,17 @@ impl Store for SqliteStore {
 
     async fn attempts(&self, run_id: &str) -> anyhow::Result<Vec<AttemptRecord>> {
         let run_id = run_id.to_string();
-        self.read(move |c| Ok(fold::fold(c, &run_id, true)?.1))
-            .await
+        self.read(move |c| {
+            let mut attempts = fold::fold(c, &run_id, true)?.1;
+            if attempts.iter().any(|a| a.status == StepStatus::Running) {
+                let ended_ms = get_run(c, &run_id)?
+                    .filter(|run| run.status.is_final())
+                    .map(|run| run.updated_ms);
+                fold::close_interrupted(&mut attempts, ended_ms);
+            }
+            Ok(attempts)
+        })
+        .await
     }
 
     async fn events(&self, run_id: &str) -> anyhow::Result<Vec<EventRecord>> {
@@ -562,6 +572,17 @@ impl Store for SqliteStore {
     ) -> anyhow::Result<Vec<Lease>> {
         let owner = owner.to_string();
         self.write(move |c| lease::claim_orphans(c, &owner, lease_ms, limit, min_age_ms))
+            .await
+    }
+
+    async fn claim_abandoned(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Lease>> {
+        let owner = owner.to_string();
+        self.write(move |c| lease::claim_abandoned(c, &owner, lease_ms, limit))
             .await
     }
 

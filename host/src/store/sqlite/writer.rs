@@ -2,17 +2,20 @@
 //! every queued write of a batch in one transaction.
 
 use std::path::Path;
-use std::sync::{Mutex, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
 
 use anyhow::{Context as _, anyhow};
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, Transaction};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::{Durability, MAX_BATCH};
 
 pub(super) fn open(path: &Path, durability: Durability) -> anyhow::Result<Connection> {
     let conn =
         Connection::open(path).with_context(|| format!("failed to open the database {path:?}"))?;
+    // First of all: every statement after this one, the pragmas below included, may find
+    // another process holding the database's lock, and must wait for it rather than fail.
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     // Small pages for a new database (an existing one keeps its own): a commit writes each
     // page it changed to the WAL whole, and a step's commit changes a few hundred bytes of
     // one or two pages, so 2 KiB pages halve what every commit writes. Measured in
@@ -44,37 +47,78 @@ pub(super) fn open(path: &Path, durability: Durability) -> anyhow::Result<Connec
         "journal_size_limit",
         super::checkpoint::WAL_SIZE_LIMIT_BYTES,
     )?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))?;
     // Room for every statement the journal uses, so none is parsed twice.
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
+/// How long a statement waits for another process's lock on the database before it fails
+/// with `database is locked`: bounds how long a commit can stall behind other processes
+/// sharing the journal (a `weir run` beside a `weir serve`) before the driver backs off.
+pub(super) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The page size of a database Weir creates.
 pub const PAGE_SIZE_BYTES: u32 = 2048;
 
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-/// A queued write. It is told whether it shares its transaction with other writes (then it
-/// must isolate itself in a savepoint) and answers whether it failed (a write alone in its
-/// transaction that failed has the whole transaction rolled back).
-pub(super) type Job = Box<dyn FnOnce(&Transaction<'_>, bool) -> (bool, Reply) + Send>;
+/// Why a batch's transaction did not commit: the same for every write in it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub(super) struct CommitFailed {
+    /// SQLite's code, to tell a lock held by another process from the rest.
+    pub(super) code: Option<rusqlite::ErrorCode>,
+    message: String,
+}
+
+impl From<rusqlite::Error> for CommitFailed {
+    fn from(e: rusqlite::Error) -> Self {
+        Self {
+            code: e.sqlite_error_code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Whether `cause` is SQLite saying that another connection holds the database (busy or
+/// locked, with any extended code), after the busy timeout.
+pub(crate) fn is_busy(cause: &(dyn std::error::Error + 'static)) -> bool {
+    let code = if let Some(e) = cause.downcast_ref::<rusqlite::Error>() {
+        e.sqlite_error_code()
+    } else if let Some(e) = cause.downcast_ref::<CommitFailed>() {
+        e.code
+    } else {
+        None
+    };
+    matches!(
+        code,
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+type Reply = Box<dyn FnOnce(Result<(), CommitFailed>) + Send>;
+/// A queued write. It is given its transaction and told whether it shares it with other
+/// writes (then it must isolate itself in a savepoint), or given none when the transaction
+/// could not begin; it answers whether it failed (a write alone in its transaction that
+/// failed has the whole transaction rolled back).
+pub(super) type Job = Box<dyn FnOnce(Option<(&Transaction<'_>, bool)>) -> (bool, Reply) + Send>;
 
 /// The job that runs `f` and sends its outcome to `reply` once its transaction has ended.
 pub(super) fn job<T: Send + 'static>(
     f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
     reply: tokio::sync::oneshot::Sender<anyhow::Result<T>>,
 ) -> Job {
-    Box::new(move |txn, shared| {
+    Box::new(move |txn| {
         // Sharing the transaction, a write takes a savepoint so that if it fails it is
         // rolled back alone, not the batch. Alone, it needs none (the whole transaction is
         // rolled back instead), which saves two statements on every sequential write.
-        let outcome = if shared { isolated(txn, f) } else { f(txn) };
-        let failed = outcome.is_err();
-        let reply: Reply = Box::new(move |commit: Result<(), String>| {
+        let outcome = txn.map(|(txn, shared)| if shared { isolated(txn, f) } else { f(txn) });
+        let failed = outcome.as_ref().is_some_and(Result::is_err);
+        let reply: Reply = Box::new(move |commit: Result<(), CommitFailed>| {
             let _ = reply.send(
                 commit
-                    .map_err(|e| anyhow!("commit failed: {e}"))
-                    .and(outcome),
+                    .map_err(|e| anyhow::Error::new(e).context("commit failed"))
+                    .and_then(|()| {
+                        outcome.unwrap_or_else(|| Err(anyhow!("the write did not run")))
+                    }),
             );
         });
         (failed, reply)
@@ -104,28 +148,40 @@ fn isolated<T>(
 /// The writes waiting to be committed, and the connection that commits them.
 ///
 /// Group commit without a thread hop: a write queues itself and, if no other caller is
-/// committing at that moment, becomes the leader and commits everything queued, its own
-/// write and any that arrive meanwhile, one transaction per batch, on its own thread. A
-/// write that finds a leader at work just waits for its reply; the leader, before it lets
-/// go, looks at the queue once more, so no write is left behind. One run after another thus
-/// commits on the thread it runs on, with no wake-up of another thread on either side, and
-/// many runs at once still share each transaction (and its fsync, with `full` durability).
+/// committing at that moment, becomes the leader and commits the queue, its own write and
+/// any that arrived meanwhile, in one transaction on its own thread. A write that finds a
+/// leader at work just waits for its reply; the leader, before it lets go, looks at the
+/// queue once more, so no write is left behind. One run after another thus commits on the
+/// thread it runs on, with no wake-up of another thread on either side, and many runs at
+/// once still share each transaction (and its fsync, with `full` durability).
+///
+/// A caller leads one batch only. If writes queued up meanwhile, it hands the queue to a
+/// thread of its own, which commits until the queue is empty, and returns: under a steady
+/// stream of writes the queue may never empty, and a caller that led until it did would
+/// keep its task (and the async worker thread under it, with the tasks its commits woke
+/// there) from running for as long as the stream lasted.
 pub(super) struct Writer {
     conn: Mutex<Connection>,
     queue: Mutex<Vec<Job>>,
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection) -> Self {
-        Self {
+    pub(super) fn new(conn: Connection) -> Arc<Self> {
+        Arc::new(Self {
             conn: Mutex::new(conn),
             queue: Mutex::new(Vec::new()),
-        }
+        })
     }
 
     /// Queues `job` and commits the queue unless another caller is already doing so.
-    pub(super) fn submit(&self, job: Job) {
+    pub(super) fn submit(self: &Arc<Self>, job: Job) {
         self.queue.lock().expect("writer queue poisoned").push(job);
+        self.lead(Some(1));
+    }
+
+    /// Commits queued writes unless another leader holds the connection: at most `batches`
+    /// batches before handing what is left to a thread, or until the queue is empty.
+    fn lead(self: &Arc<Self>, batches: Option<usize>) {
         loop {
             let mut conn = match self.conn.try_lock() {
                 Ok(conn) => conn,
@@ -135,9 +191,23 @@ impl Writer {
                 // unwound, so the connection is sound.
                 Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             };
+            let mut led = 0;
             loop {
                 let batch: Vec<Job> = {
                     let mut queue = self.queue.lock().expect("writer queue poisoned");
+                    if batches.is_some_and(|most| led >= most) && !queue.is_empty() {
+                        drop(queue);
+                        drop(conn);
+                        let this = self.clone();
+                        let spawned = std::thread::Builder::new()
+                            .name("weir-sqlite-writer".into())
+                            .spawn(move || this.lead(None));
+                        if spawned.is_ok() {
+                            return;
+                        }
+                        // No thread to hand over to: lead on here instead.
+                        return self.lead(None);
+                    }
                     let n = queue.len().min(MAX_BATCH);
                     queue.drain(..n).collect()
                 };
@@ -145,6 +215,7 @@ impl Writer {
                     break;
                 }
                 commit_batch(&mut conn, batch);
+                led += 1;
             }
             drop(conn);
             // A write queued between the last look and the release found the connection
@@ -159,27 +230,31 @@ impl Writer {
 fn commit_batch(conn: &mut Connection, batch: Vec<Job>) {
     let mut replies = Vec::with_capacity(batch.len());
     let shared = batch.len() > 1;
-    let commit = match conn.transaction() {
+    // IMMEDIATE: the transaction takes the write lock when it begins, waiting for it under
+    // the busy timeout. A deferred one would take it only at its first write, after its
+    // reads; if another process committed meanwhile, SQLite cannot upgrade it and fails at
+    // once with `database is locked`, without waiting at all.
+    let commit = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(txn) => {
             let mut failed_alone = false;
             for job in batch {
-                let (failed, reply) = job(&txn, shared);
+                let (failed, reply) = job(Some((&txn, shared)));
                 failed_alone = failed && !shared;
                 replies.push(reply);
             }
             if failed_alone {
                 // The write reports its own error; nothing of it may be committed.
-                txn.rollback().map_err(|e| e.to_string())
+                txn.rollback().map_err(CommitFailed::from)
             } else {
-                txn.commit().map_err(|e| e.to_string())
+                txn.commit().map_err(CommitFailed::from)
             }
         }
         Err(e) => {
-            let message = e.to_string();
-            for _job in batch {
-                replies.push(Box::new(|_| {}));
+            // The transaction did not begin: every write of the batch is told why.
+            for job in batch {
+                replies.push(job(None).1);
             }
-            Err(message)
+            Err(CommitFailed::from(e))
         }
     };
     for reply in replies {
@@ -192,7 +267,7 @@ mod tests {
     use super::*;
     use crate::store::sqlite::migrate::migrate;
 
-    fn writer(dir: &tempfile::TempDir) -> Writer {
+    fn writer(dir: &tempfile::TempDir) -> Arc<Writer> {
         let conn = open(&dir.path().join("w.db"), Durability::Normal).unwrap();
         conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")
             .unwrap();
@@ -216,6 +291,77 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap()
+    }
+
+    #[test]
+    fn a_lock_held_by_another_connection_is_transient_and_a_constraint_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.db");
+        let holder = open(&path, Durability::Normal).unwrap();
+        holder
+            .execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY); BEGIN IMMEDIATE")
+            .unwrap();
+        let mut other = open(&path, Durability::Normal).unwrap();
+        other.busy_timeout(std::time::Duration::ZERO).unwrap();
+        let busy = other
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map(|_| ())
+            .map_err(CommitFailed::from)
+            .map_err(|e| anyhow::Error::new(e).context("commit failed"))
+            .unwrap_err();
+        assert!(crate::store::is_transient(&busy), "{busy:#}");
+        holder
+            .execute_batch("INSERT INTO t VALUES (1); COMMIT")
+            .unwrap();
+        let duplicate = other
+            .execute("INSERT INTO t VALUES (1)", [])
+            .map_err(anyhow::Error::from)
+            .unwrap_err();
+        assert!(!crate::store::is_transient(&duplicate), "{duplicate:#}");
+    }
+
+    /// Writes that keep arriving while a caller commits (here each write queues the next
+    /// as it runs, as 32 busy drivers do) do not keep that caller committing: it leads one
+    /// batch and returns, and a thread of the writer's commits the rest.
+    #[test]
+    fn a_caller_leads_one_batch_and_hands_a_busy_queue_over() {
+        use std::sync::atomic::{AtomicI64, Ordering};
+        const CHAIN: i64 = 20_000;
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(&dir);
+        let committed = Arc::new(AtomicI64::new(0));
+        let (done, finished) = std::sync::mpsc::channel();
+        fn link(
+            w: Arc<Writer>,
+            k: i64,
+            committed: Arc<AtomicI64>,
+            done: std::sync::mpsc::Sender<()>,
+        ) -> Job {
+            let (reply, _ignored) = tokio::sync::oneshot::channel();
+            job(
+                move |c| {
+                    c.execute("INSERT INTO t (k) VALUES (?1)", [k])?;
+                    committed.fetch_add(1, Ordering::SeqCst);
+                    if k < CHAIN {
+                        w.submit(link(w.clone(), k + 1, committed, done));
+                    } else {
+                        let _ = done.send(());
+                    }
+                    Ok(k)
+                },
+                reply,
+            )
+        }
+        w.submit(link(w.clone(), 0, committed.clone(), done));
+        let when_returned = committed.load(Ordering::SeqCst);
+        assert!(
+            when_returned < CHAIN / 2,
+            "the caller committed {when_returned} of {CHAIN} writes before it returned"
+        );
+        finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the rest was committed");
+        assert_eq!(keys(&w).len() as i64, CHAIN + 1);
     }
 
     #[test]

@@ -99,6 +99,16 @@ async fn leases_fence_a_host_whose_run_was_taken_over() {
     restart.lease = Some(taken[0].clone());
     restart.started.push(("a".into(), "digest".into()));
     assert_eq!(f.store.advance(restart).await.unwrap().attempts, [2]);
+    // host-a's attempt can never take a result now: it is closed as of the new start.
+    let attempts = f.store.attempts(&run.id).await.unwrap();
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|a| (a.attempt, a.status))
+            .collect::<Vec<_>>(),
+        [(1, StepStatus::Interrupted), (2, StepStatus::Running)]
+    );
+    assert_eq!(attempts[0].finished_ms, Some(attempts[1].started_ms));
     let mut finish = Advance::new(&run.id);
     finish.lease = Some(taken[0].clone());
     finish.finished = Some(result(2));
@@ -109,4 +119,44 @@ async fn leases_fence_a_host_whose_run_was_taken_over() {
         (StepStatus::Succeeded, Some(json!({"from": 2})))
     );
     f.store.release_lease(&taken[0]).await.unwrap();
+}
+
+/// A run that ends while an attempt of it has no result (cancelled while a host that died
+/// was running it): the attempt is closed as `interrupted` when the run ends.
+#[tokio::test]
+async fn an_attempt_without_a_result_is_closed_when_its_run_ends() {
+    use weir::store::{Advance, RunStatus};
+    let f = Fixture::new().await;
+    let path = f.workflow(
+        "cut.toml",
+        "name = \"cut\"\nversion = \"1.0.0\"\n[[steps]]\nid = \"a\"\nplugin = \"$PLUGINS/echo.wasm\"\n",
+    );
+    let (loaded, _) = registry::register_file(host(), f.store.as_ref(), &path)
+        .await
+        .unwrap();
+    let (run, _) = f.runner.submit(&loaded, json!({}), None).await.unwrap();
+    let mut start = Advance::new(&run.id);
+    start.started.push(("a".into(), "digest".into()));
+    assert_eq!(f.store.advance(start).await.unwrap().attempts, [1]);
+    let attempts = f.store.attempts(&run.id).await.unwrap();
+    assert_eq!(
+        (attempts[0].status, attempts[0].finished_ms),
+        (StepStatus::Running, None),
+        "in flight while the run is"
+    );
+
+    f.store
+        .set_run_status(&run.id, RunStatus::Cancelled, None, None)
+        .await
+        .unwrap();
+    let ended = f.store.get_run(&run.id).await.unwrap().unwrap();
+    let attempts = f.store.attempts(&run.id).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].status, StepStatus::Interrupted);
+    let finished = attempts[0].finished_ms.expect("an end time");
+    assert!(
+        finished >= attempts[0].started_ms && (finished - ended.updated_ms).abs() < 1_000,
+        "ended with its run: {finished} vs {}",
+        ended.updated_ms
+    );
 }
