@@ -38,6 +38,7 @@ pub mod schema;
 pub mod serve;
 pub mod store;
 pub mod telemetry;
+pub mod text;
 pub mod watch;
 pub mod workflow;
 

@@ -1,6 +1,14 @@
 //! JSON Schemas compiled once: a workflow's input schema and a step's declared input and
 //! output schemas are checked on every run or attempt, and compiling a schema costs far more
 //! than checking a document against it.
+//!
+//! A schema may come from a plugin's `describe()`, so its `pattern` and `patternProperties`
+//! are the guest's choice, and checking a step's output runs on the host, outside the step's
+//! fuel and timeout. Patterns are therefore compiled for the `regex` crate, whose matching
+//! time is linear in the input, never for a backtracking engine: a pattern such as `^(a+)+$`
+//! costs microseconds, not minutes. A pattern that needs backtracking (look-around,
+//! backreferences) is refused when the schema is compiled, that is when the plugin or the
+//! workflow loads, with the pattern's location.
 
 use std::sync::Arc;
 
@@ -8,6 +16,11 @@ use serde_json::Value;
 
 /// Violations listed at most, so a huge bad document yields a readable error.
 const MAX_VIOLATIONS: usize = 20;
+/// Largest compiled program of one pattern, in bytes: bounds the host memory and load time a
+/// pattern such as `(a{1000}){1000}` could take.
+const MAX_PATTERN_PROGRAM_BYTES: usize = 1 << 20;
+/// Largest lazy DFA cache of one pattern, in bytes: bounds the memory matching may build up.
+const MAX_PATTERN_DFA_BYTES: usize = 2 << 20;
 
 /// A JSON Schema with its compiled validator. Cheap to clone.
 #[derive(Clone)]
@@ -25,7 +38,24 @@ impl std::fmt::Debug for Schema {
 impl Schema {
     /// Compiles `source`; the error says why it is not a valid JSON Schema.
     pub fn compile(source: Value) -> Result<Self, String> {
-        let validator = jsonschema::validator_for(&source).map_err(|e| e.to_string())?;
+        let linear = jsonschema::PatternOptions::regex()
+            .size_limit(MAX_PATTERN_PROGRAM_BYTES)
+            .dfa_size_limit(MAX_PATTERN_DFA_BYTES);
+        let validator = jsonschema::options()
+            .with_pattern_options(linear)
+            .build(&source)
+            .map_err(|e| match e.kind() {
+                jsonschema::error::ValidationErrorKind::Format { format } if format == "regex" => {
+                    format!(
+                        "the pattern at {} cannot be used: {}; patterns are matched in linear time, \
+                         so look-around (`(?=`, `(?!`, `(?<=`), backreferences (`\\1`) and patterns \
+                         whose compiled form exceeds {MAX_PATTERN_PROGRAM_BYTES} bytes are refused",
+                        e.schema_path(),
+                        crate::text::truncated(&e.instance().to_string(), 200),
+                    )
+                }
+                _ => e.to_string(),
+            })?;
         Ok(Self {
             source: Arc::new(source),
             validator: Arc::new(validator),
@@ -66,6 +96,33 @@ mod tests {
         let found = schema.violations(&json!({"items": [1, "two"]}));
         assert_eq!(found.len(), 1);
         assert!(found[0].starts_with("at /items/1: "), "{found:?}");
+    }
+
+    #[test]
+    fn a_backtracking_pattern_is_matched_in_linear_time() {
+        let schema = Schema::compile(json!({"type": "string", "pattern": "^(a+)+$"})).unwrap();
+        let evil = format!("{}!", "a".repeat(100_000));
+        let started = std::time::Instant::now();
+        assert_eq!(schema.violations(&json!(evil)).len(), 1);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_pattern_that_needs_backtracking_is_refused_with_its_location() {
+        for pattern in ["^(?=a)a$", "^(a)\\1$", "^(?<!b)a"] {
+            let err = Schema::compile(json!({
+                "properties": {"name": {"type": "string", "pattern": pattern}}
+            }))
+            .unwrap_err();
+            assert!(err.contains("/properties/name/pattern"), "{err}");
+            assert!(err.contains("linear time"), "{err}");
+        }
+        let err = Schema::compile(json!({"patternProperties": {"(?=x)": {}}})).unwrap_err();
+        assert!(err.contains("linear time"), "{err}");
     }
 
     #[test]
