@@ -8,6 +8,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::text::truncate;
+
+/// Longest message a failure keeps (a step's own `step-error` text, a trap's message, a
+/// denial's detail, a schema check's violations), in bytes; the rest is cut with a marker
+/// naming the full length. A step's words go into the report, the terminal and the journal:
+/// this bounds what one failed attempt adds to each, whatever the step returned.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+/// Longest denial target a failure keeps; see `capabilities::MAX_DENIAL_TARGET_BYTES`.
+const MAX_TARGET_BYTES: usize = crate::capabilities::MAX_DENIAL_TARGET_BYTES;
+
 /// Why an attempt did not produce an output.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -175,6 +185,51 @@ impl StepFailure {
     }
 }
 
+impl StepFailure {
+    /// This failure with every text it carries cut to its bound ([`MAX_MESSAGE_BYTES`]).
+    pub fn bounded(self) -> Self {
+        let cut = |text: String| truncate(text, MAX_MESSAGE_BYTES);
+        match self {
+            Self::Denied {
+                capability,
+                target,
+                detail,
+            } => Self::Denied {
+                capability,
+                // A target from the denial log is cut already, marker and all.
+                target: truncate(target, MAX_TARGET_BYTES + crate::text::MARKER_BYTES),
+                detail: cut(detail),
+            },
+            Self::Trap { message } => Self::Trap {
+                message: cut(message),
+            },
+            Self::InvalidOutput { message } => Self::InvalidOutput {
+                message: cut(message),
+            },
+            Self::InvalidInput { message } => Self::InvalidInput {
+                message: cut(message),
+            },
+            Self::Transient { message } => Self::Transient {
+                message: cut(message),
+            },
+            Self::Fatal { message } => Self::Fatal {
+                message: cut(message),
+            },
+            Self::NeedsReview { message } => Self::NeedsReview {
+                message: cut(message),
+            },
+            Self::Model { error, message } => Self::Model {
+                error,
+                message: cut(message),
+            },
+            other @ (Self::FuelExhausted { .. }
+            | Self::Timeout { .. }
+            | Self::MemoryExceeded { .. }
+            | Self::OutputTooLarge { .. }) => other,
+        }
+    }
+}
+
 /// The kinds a fallback rule may name.
 pub fn rule_kinds() -> Vec<String> {
     let mut kinds: Vec<String> = [
@@ -222,4 +277,26 @@ impl From<crate::bindings::StepError> for StepFailure {
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_message_is_cut_to_its_bound_with_a_marker() {
+        let failure = StepFailure::Fatal {
+            message: "x".repeat(16 << 20),
+        }
+        .bounded();
+        let StepFailure::Fatal { message } = &failure else {
+            unreachable!()
+        };
+        assert!(message.len() <= MAX_MESSAGE_BYTES + crate::text::MARKER_BYTES);
+        assert!(message.ends_with("… [truncated, 16777216 bytes]"));
+        let small = StepFailure::Transient {
+            message: "try again".into(),
+        };
+        assert_eq!(small.clone().bounded(), small);
+    }
 }

@@ -21,6 +21,15 @@ pub const DEFAULT_STDIO_BYTES: u64 = 64 * 1024;
 pub const DEFAULT_HTTP_REQUESTS: u64 = 32;
 /// Table elements a guest may grow to; guards host memory against table-growth bombs.
 pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+/// Host-side resources one attempt may hold at once: open files and directories, streams,
+/// pollables, HTTP requests, responses and header `fields`. Each is host memory (and, for a
+/// file, a descriptor) outside the step's linear memory; past the bound the call that would
+/// make one more traps. As many as a process gets descriptors by default on Linux.
+pub const MAX_HOST_RESOURCES: usize = 1_024;
+/// Bytes one HTTP header `fields` resource may hold on the host (its in-memory size). With
+/// [`MAX_HOST_RESOURCES`] this bounds what headers a step builds can make the host hold:
+/// 32 MiB beside the step's memory limit.
+pub const MAX_HTTP_FIELDS_BYTES: usize = 32 * 1024;
 
 /// What one attempt may consume. `fuel: None` means no instruction metering: the attempt is
 /// bounded by its timeout alone and runs on the engine without fuel instrumentation.

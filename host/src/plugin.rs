@@ -30,6 +30,26 @@ const DESCRIBE_LIMITS: Limits = Limits {
     http_requests: 0,
 };
 
+/// Longest step name `describe()` may return, in bytes; a name is an identifier shown in
+/// every report, so a longer one is refused.
+pub const MAX_NAME_BYTES: usize = 128;
+/// Longest version `describe()` may return, in bytes (refused past it).
+pub const MAX_VERSION_BYTES: usize = 64;
+/// Longest description kept, in bytes; a longer one is cut with a marker.
+pub const MAX_DESCRIPTION_BYTES: usize = 4 * 1024;
+/// Most capabilities `describe()` may list, and the longest name of one, in bytes (refused
+/// past either).
+pub const MAX_CAPABILITIES: usize = 32;
+/// See [`MAX_CAPABILITIES`].
+pub const MAX_CAPABILITY_BYTES: usize = 64;
+/// Longest input or output schema, in bytes of JSON text (refused past it): a schema is
+/// compiled at load and kept for the plugin's life.
+pub const MAX_SCHEMA_BYTES: usize = 256 * 1024;
+/// Longest metadata as a whole, in bytes, every field counted as kept (refused past it):
+/// it is held for the plugin's life, printed by `weir plugin inspect` and served by
+/// `GET /v1/plugins`.
+pub const MAX_META_BYTES: usize = 512 * 1024;
+
 /// A plugin that could not be loaded.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PluginError {
@@ -289,9 +309,7 @@ async fn describe(
         })
         .transpose()
     };
-    if meta.name.trim().is_empty() {
-        return Err(fail("returned an empty name".into()));
-    }
+    check_meta_bounds(&meta).map_err(fail)?;
     if let Err(e) = semver::Version::parse(&meta.version) {
         return Err(fail(format!(
             "returned version {:?}, which is not a semantic version such as 1.0.0: {e}",
@@ -305,8 +323,71 @@ async fn describe(
         output_schema: output_schema.as_ref().map(|s| s.source().clone()),
         name: meta.name,
         version: meta.version,
-        description: meta.description,
+        description: crate::text::truncate(meta.description, MAX_DESCRIPTION_BYTES),
         capabilities: meta.capabilities,
     };
     Ok((meta, input_schema, output_schema))
+}
+
+/// Refuses metadata past its bounds, or with a name or capability that is not one printable
+/// line; the message names the field and the bound.
+fn check_meta_bounds(meta: &crate::bindings::StepMeta) -> Result<(), String> {
+    let schemas = [&meta.input_schema, &meta.output_schema]
+        .into_iter()
+        .flatten()
+        .map(String::len);
+    // The description counts as kept: it is cut, not refused.
+    let total = meta.name.len()
+        + meta.version.len()
+        + meta.description.len().min(MAX_DESCRIPTION_BYTES)
+        + schemas.clone().sum::<usize>()
+        + meta.capabilities.iter().map(String::len).sum::<usize>();
+    if total > MAX_META_BYTES {
+        return Err(format!(
+            "returned {total} bytes of metadata; the limit is {MAX_META_BYTES}"
+        ));
+    }
+    let printable = |text: &str| {
+        !text
+            .chars()
+            .any(|c| c.is_control() || crate::text::is_invisible_or_bidi(c))
+    };
+    if meta.name.trim().is_empty() {
+        return Err("returned an empty name".into());
+    }
+    if meta.name.len() > MAX_NAME_BYTES || !printable(&meta.name) {
+        return Err(format!(
+            "returned a name of {} bytes that is not one printable line of at most {MAX_NAME_BYTES} bytes: {:?}",
+            meta.name.len(),
+            crate::text::truncated(&meta.name, 64)
+        ));
+    }
+    if meta.version.len() > MAX_VERSION_BYTES {
+        return Err(format!(
+            "returned a version of {} bytes; the limit is {MAX_VERSION_BYTES}",
+            meta.version.len()
+        ));
+    }
+    if let Some(len) = schemas.clone().find(|&len| len > MAX_SCHEMA_BYTES) {
+        return Err(format!(
+            "returned a schema of {len} bytes; the limit is {MAX_SCHEMA_BYTES}"
+        ));
+    }
+    if meta.capabilities.len() > MAX_CAPABILITIES {
+        return Err(format!(
+            "returned {} capabilities; the limit is {MAX_CAPABILITIES}",
+            meta.capabilities.len()
+        ));
+    }
+    if let Some(cap) = meta
+        .capabilities
+        .iter()
+        .find(|c| c.len() > MAX_CAPABILITY_BYTES || !printable(c))
+    {
+        return Err(format!(
+            "returned a capability that is not one printable line of at most {MAX_CAPABILITY_BYTES} bytes: {:?}",
+            crate::text::truncated(cap, 64)
+        ));
+    }
+    Ok(())
 }

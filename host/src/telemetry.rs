@@ -19,7 +19,10 @@ static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 /// runtime: the exporter's HTTP client runs on its own thread.
 pub fn init(json: bool, otlp_endpoint: Option<&str>) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal: a pipe or a file gets plain text.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let fmt = if json {
         fmt.json().boxed()
     } else {

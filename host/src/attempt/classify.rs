@@ -9,6 +9,16 @@ use crate::limits::Limits;
 
 /// Longest route label accepted; routes are identifiers, not payloads.
 const MAX_ROUTE_BYTES: usize = 128;
+/// ASCII punctuation a route label may hold besides letters and digits.
+const ROUTE_PUNCTUATION: &str = " -_.:/+@#";
+
+/// Whether `c` may appear in a route label: a letter or digit of any script, or one of
+/// [`ROUTE_PUNCTUATION`]. Labels are matched by workflows and shown to operators, so nothing
+/// invisible, bidirectional, or breaking a line (U+200B, U+202E, U+2028, ...) is allowed.
+fn is_route_char(c: char) -> bool {
+    c.is_alphanumeric() || ROUTE_PUNCTUATION.contains(c)
+}
+
 /// How much of the guest's stderr a trap message quotes (its tail, where a panic message is).
 const STDERR_TAIL_BYTES: usize = 600;
 
@@ -22,7 +32,7 @@ pub(super) fn report(
 ) -> AttemptReport {
     let (stdout, stdout_dropped) = state.stdout.take();
     let (stderr, stderr_dropped) = state.stderr.take();
-    let denials = std::mem::take(&mut *state.denials.lock().expect("denial log poisoned"));
+    let (denials, denials_dropped) = state.denials.take();
 
     let mut outcome = match result {
         Ok(Ok(output)) => check_output(output, limits),
@@ -45,6 +55,16 @@ pub(super) fn report(
             detail: failure.to_string(),
         });
     }
+    // A step that went over a directory quota is stopped for it, whatever it did next; one
+    // that returned before the last check caught it fails for it all the same.
+    if let Some(hit) = state.quota.hit() {
+        outcome = Err(StepFailure::Denied {
+            capability: "files".into(),
+            target: hit.guest,
+            detail: hit.detail,
+        });
+    }
+    let outcome = outcome.map_err(StepFailure::bounded);
 
     let (logs, logs_dropped) = state.log.into_parts();
     AttemptReport {
@@ -56,6 +76,7 @@ pub(super) fn report(
         stderr,
         stdio_dropped_bytes: stdout_dropped + stderr_dropped,
         denials,
+        denials_dropped,
     }
 }
 
@@ -74,6 +95,20 @@ fn classify_trap(
     if state.timed_out {
         return StepFailure::Timeout {
             limit: limits.timeout,
+        };
+    }
+    if error.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<wasmtime::component::ResourceTableError>(),
+            Some(wasmtime::component::ResourceTableError::Full)
+        )
+    }) {
+        return StepFailure::Trap {
+            message: format!(
+                "host resource limit: the step held {} host resources at once (open files, \
+                 streams, HTTP requests and fields), the limit",
+                crate::limits::MAX_HOST_RESOURCES
+            ),
         };
     }
     match error.downcast_ref::<Trap>() {
@@ -132,13 +167,12 @@ fn check_output(output: bindings::StepOutput, limits: &Limits) -> Result<StepOut
         });
     }
     if let Some(route) = &output.route
-        && (route.is_empty()
-            || route.len() > MAX_ROUTE_BYTES
-            || route.chars().any(char::is_control))
+        && (route.is_empty() || route.len() > MAX_ROUTE_BYTES || !route.chars().all(is_route_char))
     {
         return Err(StepFailure::InvalidOutput {
             message: format!(
-                "route label {route:?} must be 1 to {MAX_ROUTE_BYTES} bytes without control characters"
+                "route label {:?} must be 1 to {MAX_ROUTE_BYTES} bytes of letters, digits and {ROUTE_PUNCTUATION:?}",
+                crate::text::truncated(route, MAX_ROUTE_BYTES)
             ),
         });
     }
@@ -200,6 +234,36 @@ mod tests {
             ..output("1")
         };
         assert!(check_output(empty_route, &limits).is_err());
+        for bad in [
+            "a\u{200B}b",
+            "a\u{2028}b",
+            "\u{202E}lebal",
+            "tab\there",
+            "a\u{1b}[2K",
+        ] {
+            let route = bindings::StepOutput {
+                route: Some(bad.into()),
+                ..output("1")
+            };
+            assert!(
+                check_output(route, &limits).is_err(),
+                "{bad:?} was accepted"
+            );
+        }
+        for good in [
+            "ok",
+            "billing",
+            "needs review",
+            "tier-2/urgent",
+            "срочно",
+            "紧急",
+        ] {
+            let route = bindings::StepOutput {
+                route: Some(good.into()),
+                ..output("1")
+            };
+            assert!(check_output(route, &limits).is_ok(), "{good:?} was refused");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub use state::AttemptState;
 
 use crate::bindings::StepContext;
 use crate::capabilities::config::StepConfig;
+use crate::capabilities::files::quota::QuotaWatch;
 use crate::capabilities::log::LogLine;
 use crate::capabilities::{Denial, Grants};
 use crate::engine::{Compiled, EngineSlot};
@@ -108,8 +109,10 @@ pub struct AttemptReport {
     pub stderr: String,
     /// Bytes of stdout and stderr dropped past the bound.
     pub stdio_dropped_bytes: u64,
-    /// Requests the sandbox refused.
+    /// Requests the sandbox refused: the first `capabilities::MAX_KEPT_DENIALS`, targets cut.
     pub denials: Vec<Denial>,
+    /// Refusals past that bound, counted only.
+    pub denials_dropped: u64,
 }
 
 /// Runs one attempt of `compiled` on `input` in a fresh store.
@@ -135,7 +138,11 @@ pub(crate) async fn run(
         _ => limits,
     };
     let deadline = started + limits.timeout;
+    // Writable directories are measured before the guest can touch them.
+    let quota = QuotaWatch::start(&spec.grants.dirs).await;
     let mut store = new_store(slot, spec, limits, ctx, deadline)?;
+    store.data_mut().quota = quota.clone();
+    let checks = quota.spawn_checks();
 
     let wit_ctx = StepContext {
         run_id: ctx.run_id.clone(),
@@ -160,6 +167,11 @@ pub(crate) async fn run(
             Err(wasmtime::Error::msg("deadline passed during a host call"))
         }
     };
+    if let Some(checks) = checks {
+        checks.abort();
+    }
+    // What the step wrote just before it returned counts too.
+    quota.check().await;
     let usage = Usage {
         fuel_consumed: limits
             .fuel
@@ -192,6 +204,9 @@ pub(crate) fn new_store(
         if Instant::now() >= cx.data().deadline {
             cx.data_mut().timed_out = true;
             return Err(wasmtime::Error::msg("deadline passed"));
+        }
+        if cx.data().quota.exceeded() {
+            return Err(wasmtime::Error::msg("a directory quota was exceeded"));
         }
         Ok(UpdateDeadline::Yield(1))
     });

@@ -1,7 +1,6 @@
 //! The data of one attempt's `Store`: WASI and HTTP contexts built from grants only, the
 //! memory limiter, the bounded log, the config table and the denials seen.
 
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
@@ -11,11 +10,12 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::limiter::MemoryLimiter;
 use super::{AttemptContext, StepSpec};
 use crate::capabilities::config::StepConfig;
+use crate::capabilities::files::quota::QuotaWatch;
 use crate::capabilities::http::HttpGate;
 use crate::capabilities::log::{LogBuffer, LogLevel, LogLine};
 use crate::capabilities::stdio::Capture;
 use crate::capabilities::{DenialLog, files, sockets};
-use crate::limits::Limits;
+use crate::limits::{Limits, MAX_HOST_RESOURCES, MAX_HTTP_FIELDS_BYTES};
 
 /// Everything one attempt's guest can reach, and what the host learns while it runs.
 pub struct AttemptState {
@@ -31,6 +31,7 @@ pub struct AttemptState {
     pub(crate) stderr: Capture,
     pub(crate) deadline: Instant,
     pub(crate) timed_out: bool,
+    pub(crate) quota: QuotaWatch,
     pub(crate) state: crate::capabilities::state::StateScope,
     pub(crate) model: Option<crate::capabilities::model::ModelAccess>,
     ctx: AttemptContext,
@@ -45,17 +46,21 @@ impl AttemptState {
         ctx: &AttemptContext,
         deadline: Instant,
     ) -> anyhow::Result<Self> {
-        let denials: DenialLog = Arc::new(Mutex::new(Vec::new()));
+        let denials = DenialLog::default();
         let stdout = Capture::new(limits.stdio_bytes);
         let stderr = Capture::new(limits.stdio_bytes);
         let mut builder = WasiCtxBuilder::new();
         builder.stdout(stdout.clone()).stderr(stderr.clone());
         files::prepare(&mut builder, &spec.grants.dirs)?;
         sockets::prepare(&mut builder, &denials);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HOST_RESOURCES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_HTTP_FIELDS_BYTES);
         Ok(Self {
             wasi: builder.build(),
-            table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
+            table,
+            http,
             http_gate: HttpGate::new(
                 spec.grants.hosts.clone(),
                 denials.clone(),
@@ -69,6 +74,7 @@ impl AttemptState {
             stderr,
             deadline,
             timed_out: false,
+            quota: QuotaWatch::default(),
             state: ctx.state.clone(),
             model: ctx.model.clone(),
             ctx: ctx.clone(),
@@ -84,7 +90,9 @@ impl AttemptState {
             ..
         } = &self.ctx;
         let source = format!("{:?}", line.source).to_lowercase();
-        let message = &line.message;
+        // The line goes to a terminal or a log pipeline: one record, one line, nothing that
+        // steers the terminal. The report and the journal keep it exact.
+        let message = crate::text::escape_for_terminal(&line.message);
         match line.level {
             LogLevel::Trace => {
                 tracing::trace!(target: "weir::guest", run_id, step_id, attempt, source, "{message}");

@@ -7,6 +7,7 @@
 //! grants sees no files, no network, no environment and no arguments.
 
 pub mod config;
+mod denials;
 pub mod files;
 pub mod http;
 pub mod log;
@@ -15,12 +16,13 @@ pub mod sockets;
 pub mod state;
 pub mod stdio;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use serde::Serialize;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::attempt::AttemptState;
+pub(crate) use denials::DenialLog;
+pub use denials::{Denial, MAX_DENIAL_TARGET_BYTES, MAX_KEPT_DENIALS};
 
 /// Everything a step is granted beyond computing on its input.
 #[derive(Debug, Clone, Default)]
@@ -33,38 +35,26 @@ pub struct Grants {
     pub models: Vec<String>,
 }
 
-/// One refused request: what the guest asked for and was not granted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Denial {
-    /// The capability that refused (`http`, `sockets`).
-    pub capability: &'static str,
-    /// What was asked for: a host, an address.
-    pub target: String,
-    /// Why it was refused.
-    pub reason: String,
-}
-
-/// Denials recorded during one attempt; shared with the callbacks that refuse requests.
-pub(crate) type DenialLog = Arc<Mutex<Vec<Denial>>>;
-
+/// Records one refused request in the attempt's bounded denial log.
 pub(crate) fn record_denial(
     log: &DenialLog,
     capability: &'static str,
     target: String,
     reason: &str,
 ) {
-    tracing::warn!(capability, %target, reason, "request denied");
-    log.lock().expect("denial log poisoned").push(Denial {
-        capability,
-        target,
-        reason: reason.to_string(),
-    });
+    log.record(capability, target, reason);
 }
 
 /// Adds every capability's imports to the engine's linker.
 pub(crate) fn link(linker: &mut Linker<AttemptState>) -> anyhow::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    // Socket constructors are replaced by ones that refuse before a descriptor exists, and
+    // `open-at` by one that refuses FIFOs and devices, whose open could block for ever.
+    linker.allow_shadowing(true);
+    sockets::link(linker)?;
+    files::link(linker)?;
+    linker.allow_shadowing(false);
     crate::bindings::weir::step::log::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     crate::bindings::weir::step::config::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     crate::bindings::weir::step::state::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;

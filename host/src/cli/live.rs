@@ -9,6 +9,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::runner::Progress;
+use crate::text::escape_for_terminal as shown;
 
 /// How often a running step's spinner and clock move.
 const TICK: Duration = Duration::from_millis(80);
@@ -126,15 +127,15 @@ fn outcome(event: &Progress) -> String {
             confidence,
             ..
         } => format!("✓ {elapsed:.1?}{}", details(route.as_deref(), *confidence)),
-        Progress::Failed { failure, .. } => format!("✗ {failure}"),
-        Progress::Skipped { reason, .. } => format!("– skipped: {reason}"),
+        Progress::Failed { failure, .. } => format!("✗ {}", shown(failure)),
+        Progress::Skipped { reason, .. } => format!("– skipped: {}", shown(reason)),
     }
 }
 
 fn details(route: Option<&str>, confidence: Option<f64>) -> String {
     let mut text = String::new();
     if let Some(route) = route {
-        text.push_str(&format!(" · route {route}"));
+        text.push_str(&format!(" · route {}", shown(route)));
     }
     if let Some(c) = confidence {
         text.push_str(&format!(" · confidence {c:.2}"));
@@ -158,7 +159,7 @@ fn plain_line(event: &Progress) -> String {
             "  ✓ {step} {elapsed:.1?}{}",
             details(route.as_deref(), *confidence)
         ),
-        Progress::Failed { step, failure } => format!("  ✗ {step}: {failure}"),
-        Progress::Skipped { step, reason } => format!("  – {step} skipped: {reason}"),
+        Progress::Failed { step, failure } => format!("  ✗ {step}: {}", shown(failure)),
+        Progress::Skipped { step, reason } => format!("  – {step} skipped: {}", shown(reason)),
     }
 }

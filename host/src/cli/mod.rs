@@ -106,6 +106,10 @@ enum PluginCommand {
     Inspect(plugin_inspect::Args),
 }
 
+/// How long the process waits, once the command is done, for host threads still blocked in
+/// a call an attempt abandoned at its timeout.
+const RUNTIME_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Parses the command line, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -130,7 +134,10 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     };
-    drop(runtime);
+    // Every attempt has ended by now (its timeout abandons whatever host call it was in), but a
+    // host thread may still be blocked in a call that cannot be cancelled; the process does
+    // not wait for it.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
     crate::telemetry::flush();
     code
 }

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::render::size;
+use super::render::{pretty_json, size};
 use crate::Host;
+use crate::text::{escape_for_terminal as shown, json_for_terminal};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -31,12 +32,13 @@ pub(crate) async fn execute(host: &Host, args: Args) -> anyhow::Result<ExitCode>
             "compile_source": plugin.compile_source(),
             "load_time_us": plugin.load_time().as_micros() as u64,
         });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        println!("{}", pretty_json(&doc)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} {}", meta.name, meta.version);
+    // Everything below but the digest, size and timings is the plugin's own words.
+    println!("{} {}", shown(&meta.name), shown(&meta.version));
     if !meta.description.is_empty() {
-        println!("  {}", meta.description);
+        println!("  {}", shown(&meta.description));
     }
     println!("digest        sha256:{}", plugin.digest());
     println!("size          {}", size(plugin.bytes().len() as u64));
@@ -48,7 +50,7 @@ pub(crate) async fn execute(host: &Host, args: Args) -> anyhow::Result<ExitCode>
     let caps = if meta.capabilities.is_empty() {
         "none".to_string()
     } else {
-        meta.capabilities.join(", ")
+        shown(&meta.capabilities.join(", ")).into_owned()
     };
     println!("capabilities  {caps}");
     for (label, schema) in [
@@ -56,7 +58,7 @@ pub(crate) async fn execute(host: &Host, args: Args) -> anyhow::Result<ExitCode>
         ("output schema", &meta.output_schema),
     ] {
         match schema {
-            Some(schema) => println!("{label:<13} {schema}"),
+            Some(schema) => println!("{label:<13} {}", json_for_terminal(schema.to_string())),
             None => println!("{label:<13} none declared"),
         }
     }

@@ -1,7 +1,21 @@
 //! Human-readable output: the payload on stdout, everything else on stderr.
+//!
+//! Whatever a guest chose (log lines, captured stdout and stderr, failure messages, denied
+//! targets, route labels) is shown escaped ([`crate::text::escape_for_terminal`]): one record
+//! per line, nothing that moves the cursor, clears a line or reorders the text.
 
 use crate::attempt::AttemptReport;
 use crate::limits::Limits;
+use crate::text::{escape_for_terminal as shown, json_for_terminal};
+
+/// Lines of captured stdout and of stderr shown per attempt; the report keeps them all.
+const STDIO_LINES_SHOWN: usize = 20;
+
+/// A JSON value pretty-printed for a terminal: the same document, with invisible and
+/// bidirectional characters escaped.
+pub(crate) fn pretty_json<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    serde_json::to_string_pretty(value).map(json_for_terminal)
+}
 
 /// `1.5 MiB`-style sizes.
 pub(crate) fn size(bytes: u64) -> String {
@@ -23,7 +37,7 @@ pub(crate) fn count(n: u64) -> String {
 
 pub(crate) fn report(report: &AttemptReport, limits: &Limits) {
     for line in &report.logs {
-        eprintln!("  {:<5} {}", line.level.as_str(), line.message);
+        eprintln!("  {:<5} {}", line.level.as_str(), shown(&line.message));
     }
     if report.logs_dropped > 0 {
         eprintln!(
@@ -33,8 +47,8 @@ pub(crate) fn report(report: &AttemptReport, limits: &Limits) {
         );
     }
     for (name, text) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
-        for line in text.lines().take(20) {
-            eprintln!("  {name} {line}");
+        for line in text.lines().take(STDIO_LINES_SHOWN) {
+            eprintln!("  {name} {}", shown(line));
         }
     }
     if report.stdio_dropped_bytes > 0 {
@@ -46,7 +60,15 @@ pub(crate) fn report(report: &AttemptReport, limits: &Limits) {
     for denial in &report.denials {
         eprintln!(
             "  denied {} {}: {}",
-            denial.capability, denial.target, denial.reason
+            denial.capability,
+            shown(&denial.target),
+            shown(&denial.reason)
+        );
+    }
+    if report.denials_dropped > 0 {
+        eprintln!(
+            "  ({} more denials counted, not kept)",
+            count(report.denials_dropped)
         );
     }
 
@@ -61,13 +83,10 @@ pub(crate) fn report(report: &AttemptReport, limits: &Limits) {
     }
     match &report.outcome {
         Ok(output) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&output.payload).unwrap_or_default()
-            );
+            println!("{}", pretty_json(&output.payload).unwrap_or_default());
             let mut extras = String::new();
             if let Some(route) = &output.route {
-                extras.push_str(&format!(" · route {route}"));
+                extras.push_str(&format!(" · route {}", shown(route)));
             }
             if let Some(confidence) = output.confidence {
                 extras.push_str(&format!(" · confidence {confidence:.2}"));
@@ -75,7 +94,11 @@ pub(crate) fn report(report: &AttemptReport, limits: &Limits) {
             eprintln!("ok · {used}{extras}");
         }
         Err(failure) => {
-            eprintln!("failed ({}): {failure}", failure.kind());
+            eprintln!(
+                "failed ({}): {}",
+                failure.kind(),
+                shown(&failure.to_string())
+            );
             eprintln!("used · {used}");
         }
     }

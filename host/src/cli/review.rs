@@ -95,14 +95,18 @@ pub(crate) async fn execute(
             };
             let reviews = store.reviews(status, None).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&reviews)?);
+                println!("{}", super::render::pretty_json(&reviews)?);
             } else if reviews.is_empty() {
                 eprintln!("no reviews");
             } else {
                 for r in &reviews {
                     println!(
                         "{}  run {}  step {}  {}  {}",
-                        r.id, r.run_id, r.step_id, r.status, r.reason
+                        r.id,
+                        r.run_id,
+                        r.step_id,
+                        r.status,
+                        crate::text::escape_for_terminal(&r.reason)
                     );
                 }
             }
@@ -150,7 +154,7 @@ pub(crate) async fn execute(
     eprintln!("{}", summary::table(&steps, &attempts, &calls));
     Ok(match run.status {
         RunStatus::Succeeded => {
-            println!("{}", serde_json::to_string_pretty(&run.output)?);
+            println!("{}", super::render::pretty_json(&run.output)?);
             ExitCode::SUCCESS
         }
         RunStatus::AwaitingReview => {
@@ -169,7 +173,10 @@ fn print_review(review: &ReviewRecord) -> anyhow::Result<()> {
     println!("run      {}", review.run_id);
     println!("step     {}", review.step_id);
     println!("status   {}", review.status);
-    println!("reason   {}", review.reason);
+    println!(
+        "reason   {}",
+        crate::text::escape_for_terminal(&review.reason)
+    );
     if let (Some(at), Some(action)) = (review.expires_ms, &review.default_action) {
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at.max(0) as u64);
         println!(
@@ -183,14 +190,14 @@ fn print_review(review: &ReviewRecord) -> anyhow::Result<()> {
             review
                 .note
                 .as_ref()
-                .map(|n| format!(": {n}"))
+                .map(|n| format!(": {}", crate::text::escape_for_terminal(n)))
                 .unwrap_or_default()
         );
     }
-    println!("data\n{}", serde_json::to_string_pretty(&review.data)?);
+    println!("data\n{}", super::render::pretty_json(&review.data)?);
     if review.status != ReviewStatus::Pending {
-        println!("before\n{}", serde_json::to_string_pretty(&review.before)?);
-        println!("after\n{}", serde_json::to_string_pretty(&review.after)?);
+        println!("before\n{}", super::render::pretty_json(&review.before)?);
+        println!("after\n{}", super::render::pretty_json(&review.after)?);
     }
     Ok(())
 }

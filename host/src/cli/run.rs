@@ -117,7 +117,7 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
                 "error: the input from {origin} does not match the input schema of {workflow}:"
             );
             for v in violations {
-                eprintln!("  - {v}");
+                eprintln!("  - {}", crate::text::escape_for_terminal(&v));
             }
             return Ok(ExitCode::from(EXIT_ERROR));
         }
@@ -136,7 +136,7 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(
+            super::render::pretty_json(
                 &json!({"run": run, "steps": steps, "attempts": attempts, "model_calls": calls})
             )?
         );
@@ -146,7 +146,7 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
             eprintln!("{line}");
         }
         match run.status {
-            RunStatus::Succeeded => println!("{}", serde_json::to_string_pretty(&run.output)?),
+            RunStatus::Succeeded => println!("{}", super::render::pretty_json(&run.output)?),
             _ => eprintln!("{}", summary::failure_line(&run)),
         }
     }

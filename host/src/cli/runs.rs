@@ -64,7 +64,7 @@ pub(crate) async fn execute(
                 })
                 .await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&runs)?);
+                println!("{}", super::render::pretty_json(&runs)?);
                 return Ok(ExitCode::SUCCESS);
             }
             let mut table = Table::new();
@@ -97,7 +97,7 @@ pub(crate) async fn execute(
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(
+                    super::render::pretty_json(
                         &json!({"run": run, "steps": steps, "attempts": attempts, "events": events, "model_calls": calls})
                     )?
                 );
@@ -107,9 +107,10 @@ pub(crate) async fn execute(
                 "run {} · {}@{} · {}",
                 run.id, run.workflow, run.version, run.status
             );
-            println!("input   {}", run.input);
+            let json = |v: &serde_json::Value| crate::text::json_for_terminal(v.to_string());
+            println!("input   {}", json(&run.input));
             if let Some(output) = &run.output {
-                println!("output  {output}");
+                println!("output  {}", json(output));
             }
             if run.failure.is_some() {
                 println!("{}", summary::failure_line(&run));
@@ -142,7 +143,7 @@ pub(crate) async fn execute(
                 let data = if e.data.is_null() {
                     String::new()
                 } else {
-                    format!(" {}", e.data)
+                    format!(" {}", json(&e.data))
                 };
                 println!("  +{:>6}ms  {}{step}{data}", e.at_ms - start, e.kind);
             }
@@ -150,10 +151,7 @@ pub(crate) async fn execute(
                 println!(
                     "step {} output: {}",
                     step.step_id,
-                    step.output
-                        .as_ref()
-                        .map(|o| o.to_string())
-                        .unwrap_or_default()
+                    step.output.as_ref().map(json).unwrap_or_default()
                 );
             }
         }

@@ -138,7 +138,7 @@ pub(crate) fn model_line(calls: &[ModelCallRecord], run_budget: Option<f64>) -> 
             c.attempt,
             c.alias,
             c.outcome,
-            c.error.as_deref().unwrap_or("")
+            crate::text::escape_for_terminal(c.error.as_deref().unwrap_or(""))
         );
     }
     Some(line)
@@ -163,9 +163,11 @@ pub(crate) fn failure_line(run: &RunRecord) -> String {
         .map(str::to_string)
         .unwrap_or_else(|| failure["failure"].to_string());
     let kind = failure["failure"]["kind"].as_str().unwrap_or("?");
+    // The message is mostly the step's own words.
     format!(
-        "run {} {} at step `{step}` ({kind}): {message}",
+        "run {} {} at step `{step}` ({kind}): {}",
         run.id,
-        run.status.to_string().replace('_', " ")
+        run.status.to_string().replace('_', " "),
+        crate::text::escape_for_terminal(&message)
     )
 }

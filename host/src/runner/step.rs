@@ -67,6 +67,7 @@ impl Job {
                     "stdout": report.stdout,
                     "stderr": report.stderr,
                     "denials": report.denials,
+                    "denials_dropped": report.denials_dropped,
                 });
                 let outcome = report.outcome.and_then(|output| self.check_output(output));
                 (outcome, Some(report.usage), logs)
@@ -90,6 +91,8 @@ impl Job {
                 (stored, event)
             }
             Err(failure) => {
+                // Schema violations quote the offending values: cut to the bound too.
+                let failure = failure.bounded();
                 let mut json = serde_json::to_value(&failure)?;
                 json["message"] = Value::String(failure.to_string());
                 let event = Progress::Failed {

@@ -232,3 +232,43 @@ fn plugin_inspect_shows_metadata_imports_and_exports() {
     assert_eq!(doc["meta"]["name"], json!("echo"));
     assert!(doc["digest"].as_str().unwrap().starts_with("sha256:"));
 }
+
+/// What `weir step run` and `weir plugin inspect` print of `plugin` (the terminal-forge
+/// attack) holds no escape sequence and no line the guest forged; `--json` keeps it exact.
+pub(crate) fn assert_terminal_output_escaped(plugin: &str) {
+    let out = weir(&["step", "run", plugin, "--input", "{}"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let inspect = weir(&["plugin", "inspect", plugin]);
+    assert_eq!(inspect.status.code(), Some(0), "{}", stderr(&inspect));
+    for text in [stdout(&out), stderr(&out), stdout(&inspect)] {
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text:?}"
+        );
+        assert!(!text.contains('\r'), "{text:?}");
+        for line in text.lines() {
+            assert!(
+                !line.trim_start().starts_with("✓ forged")
+                    && !line.trim_start().starts_with("✓ another"),
+                "a forged line: {line:?}"
+            );
+        }
+    }
+    let err = stderr(&out);
+    assert!(err.contains("  warn  \\u{1b}]0;pwned\\u{7}"), "{err}");
+    assert!(
+        err.contains("  stdout \\u{1b}[2K\\r  ✓ forged-step 1.0ms"),
+        "{err}"
+    );
+    assert!(
+        err.contains("failed (fatal): fatal: \\u{1b}]0;pwned"),
+        "{err}"
+    );
+    assert!(stdout(&inspect).starts_with("hostile-terminal-forge 1.0.0\n  \\u{1b}]0;pwned"));
+
+    let out = weir(&["step", "run", plugin, "--input", "{}", "--json"]);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let message = report["outcome"]["failed"]["message"].as_str().unwrap();
+    assert!(message.starts_with("\u{1b}]0;pwned\u{7}"), "{message:?}");
+    assert!(message.ends_with("\n  ✓ another 2.0ms"), "{message:?}");
+}

@@ -9,6 +9,9 @@ use weir_artifacts as artifacts;
 
 use crate::support::{assert_host_healthy, denied, ok, run, spec, tight};
 
+mod host_limits;
+pub(crate) use host_limits::*;
+
 const SECRET: &str = "TOP-SECRET-0451";
 
 /// A temp tree: `root/secret.txt` (outside any grant) and `root/data/` (granted).
@@ -189,9 +192,9 @@ pub(crate) async fn hostile_socket_connect() {
         &json!({ "addr": addr }).to_string(),
     )
     .await;
-    // The guest's socket library binds before it connects; the bind is where it is stopped.
-    let (capability, _, detail) = denied(&report);
-    assert_eq!(capability, "sockets");
+    // The socket is refused when it is created, before the host opens a descriptor.
+    let (capability, target, detail) = denied(&report);
+    assert_eq!((capability, target), ("sockets", "tcp socket (ipv4)"));
     assert!(
         detail.contains(&format!("connect to {addr} failed")),
         "{detail}"

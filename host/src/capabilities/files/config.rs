@@ -1,7 +1,10 @@
-//! Directory grants: `HOST_DIR:GUEST_DIR[:ro|rw]`, checked when the step is declared.
+//! Directory grants: `HOST_DIR:GUEST_DIR[:ro|rw[,quota=SIZE][,files=N]]`, checked when the
+//! step is declared.
 
 use std::path::PathBuf;
 use std::str::FromStr;
+
+use super::quota::Quota;
 
 /// One host directory made visible to the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +15,8 @@ pub struct DirGrant {
     pub guest: String,
     /// Whether the guest may create, change and delete files in it.
     pub writable: bool,
+    /// What one attempt may add to it, when writable.
+    pub quota: Quota,
 }
 
 /// A directory grant that cannot be used, with what to do about it.
@@ -20,6 +25,17 @@ pub enum DirGrantError {
     /// Not `HOST:GUEST[:ro|rw]`.
     #[error("directory grant {0:?} is not of the form HOST_DIR:GUEST_DIR[:ro|rw]")]
     Malformed(String),
+    /// An option after the mode that is not `quota=SIZE` or `files=N`, or a quota on a
+    /// read-only grant.
+    #[error(
+        "directory grant {grant:?}: {option:?} is not an option here: after `rw` come `quota=SIZE` (e.g. quota=256MiB) and `files=N`, and a read-only grant takes none"
+    )]
+    BadOption {
+        /// The grant as written.
+        grant: String,
+        /// The option.
+        option: String,
+    },
     /// The host directory is missing or unreadable.
     #[error("directory grant {grant:?}: host directory {path:?} cannot be opened: {error}")]
     HostDir {
@@ -56,11 +72,33 @@ impl FromStr for DirGrant {
     fn from_str(grant: &str) -> Result<Self, Self::Err> {
         let malformed = || DirGrantError::Malformed(grant.to_string());
         // Split from the right: the mode and guest path never contain ':', the host path may.
-        let (rest, writable) = match grant.rsplit_once(':') {
-            Some((rest, "ro")) => (rest, false),
-            Some((rest, "rw")) => (rest, true),
-            _ => (grant, false),
+        let (rest, writable, options) = match grant.rsplit_once(':') {
+            Some((rest, mode)) => {
+                let mut options = mode.split(',');
+                match options.next() {
+                    Some("ro") => (rest, false, options.collect::<Vec<_>>()),
+                    Some("rw") => (rest, true, options.collect()),
+                    _ => (grant, false, Vec::new()),
+                }
+            }
+            None => (grant, false, Vec::new()),
         };
+        let mut quota = Quota::default();
+        for option in options {
+            let bad = || DirGrantError::BadOption {
+                grant: grant.into(),
+                option: option.into(),
+            };
+            match option.split_once('=') {
+                Some(("quota", size)) if writable => {
+                    quota.bytes = crate::limits::parse_size(size).map_err(|_| bad())?;
+                }
+                Some(("files", n)) if writable => {
+                    quota.files = n.trim().parse().map_err(|_| bad())?;
+                }
+                _ => return Err(bad()),
+            }
+        }
         let (host, guest) = rest.rsplit_once(':').ok_or_else(malformed)?;
         if host.is_empty() || guest.is_empty() {
             return Err(malformed());
@@ -88,6 +126,7 @@ impl FromStr for DirGrant {
             host: canonical,
             guest: guest.to_string(),
             writable,
+            quota,
         })
     }
 }
@@ -106,6 +145,38 @@ mod tests {
         let rw: DirGrant = format!("{host}:/out:rw").parse().unwrap();
         assert!(rw.writable);
         assert_eq!(rw.host, std::fs::canonicalize(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn a_writable_grant_takes_a_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().display();
+        let rw: DirGrant = format!("{host}:/out:rw").parse().unwrap();
+        assert_eq!(rw.quota, Quota::default());
+        let rw: DirGrant = format!("{host}:/out:rw,quota=1MiB,files=10")
+            .parse()
+            .unwrap();
+        assert_eq!(
+            rw.quota,
+            Quota {
+                bytes: 1 << 20,
+                files: 10
+            }
+        );
+        for bad in [
+            "rw,quota=lots",
+            "rw,files=-1",
+            "rw,color=red",
+            "ro,quota=1MiB",
+        ] {
+            let err = format!("{host}:/out:{bad}")
+                .parse::<DirGrant>()
+                .unwrap_err();
+            assert!(
+                matches!(err, DirGrantError::BadOption { .. }),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

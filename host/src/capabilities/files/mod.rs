@@ -2,9 +2,15 @@
 //!
 //! WASI's filesystem is capability-based (cap-std underneath): a guest can only name paths
 //! inside a preopened directory, `..` and symlinks cannot climb out of it, and absolute host
-//! paths do not exist for it. A directory is read-only unless the grant says `rw`.
+//! paths do not exist for it. A directory is read-only unless the grant says `rw`. Opening
+//! a FIFO, a device or a socket inside a granted directory is refused (see `special`), and
+//! what an attempt may add to a writable one is bounded by its quota (see [`quota`]).
 
 mod config;
+pub mod quota;
+mod special;
+
+pub(crate) use special::link;
 
 pub use config::{DirGrant, DirGrantError};
 

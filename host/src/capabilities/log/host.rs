@@ -24,8 +24,8 @@ impl Host for AttemptState {
             source: LogSource::Guest,
             message,
         };
-        if self.log.push(line.clone()) {
-            self.emit(&line);
+        if let Some(kept) = self.log.push_kept(line) {
+            self.emit(&kept);
         }
     }
 }

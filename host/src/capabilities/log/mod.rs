@@ -2,11 +2,16 @@
 //!
 //! One attempt may emit at most `Limits::log_lines` lines and `Limits::log_bytes` bytes;
 //! past either bound lines are counted and dropped, so a flooding guest cannot exhaust the
-//! host's memory or its log pipeline.
+//! host's memory or its log pipeline. A line longer than [`MAX_LINE_BYTES`] is cut to it,
+//! with a marker naming its full length, before it is counted.
 
 mod host;
 
 use serde::Serialize;
+
+/// Longest log line kept, in bytes: a record is a line for people to read, not a payload,
+/// and one huge line must not take the whole byte budget of the attempt.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
 
 /// Where a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,7 +85,8 @@ impl LogBuffer {
     }
 
     /// Keeps the line if it fits in the budget; otherwise counts it as dropped.
-    pub(crate) fn push(&mut self, line: LogLine) -> bool {
+    pub(crate) fn push(&mut self, mut line: LogLine) -> bool {
+        line.message = crate::text::truncate(line.message, MAX_LINE_BYTES);
         let size = line.message.len() as u64;
         if self.lines.len() as u64 >= self.max_lines || self.bytes + size > self.max_bytes {
             self.dropped += 1;
@@ -89,6 +95,13 @@ impl LogBuffer {
         self.bytes += size;
         self.lines.push(line);
         true
+    }
+
+    /// [`push`](Self::push), handing back the line as kept (cut to its bound) when it was.
+    pub(crate) fn push_kept(&mut self, line: LogLine) -> Option<LogLine> {
+        self.push(line)
+            .then(|| self.lines.last().cloned())
+            .flatten()
     }
 
     pub(crate) fn into_parts(self) -> (Vec<LogLine>, u64) {
@@ -117,6 +130,15 @@ mod tests {
         let (lines, dropped) = log.into_parts();
         assert_eq!(lines.len(), 2);
         assert_eq!(dropped, 1);
+    }
+
+    #[test]
+    fn a_huge_line_is_cut_to_its_bound() {
+        let mut log = LogBuffer::new(10, 1 << 20);
+        assert!(log.push(line(&"y".repeat(1 << 20))));
+        let (lines, _) = log.into_parts();
+        assert!(lines[0].message.len() <= MAX_LINE_BYTES + crate::text::MARKER_BYTES);
+        assert!(lines[0].message.ends_with("… [truncated, 1048576 bytes]"));
     }
 
     #[test]

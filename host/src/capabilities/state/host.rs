@@ -6,16 +6,23 @@ use crate::attempt::AttemptState;
 use crate::bindings::weir::step::state::Host;
 
 /// A span per host call, inside the attempt's span, so traces show what a step asked for.
+/// The key is the guest's: cut to the longest valid key, and escaped, before a log shows it.
 fn span(op: &'static str, key: &str) -> tracing::Span {
-    tracing::info_span!("host_call", capability = "state", op, key)
+    let key = crate::text::truncated(key, super::MAX_KEY_BYTES);
+    let key = crate::text::escape_for_terminal(&key);
+    tracing::info_span!("host_call", capability = "state", op, key = %key)
 }
 
 impl Host for AttemptState {
     async fn get(&mut self, key: String) -> Option<String> {
+        // No key longer than the bound can have been set; the store is not asked.
+        if key.len() > super::MAX_KEY_BYTES {
+            return None;
+        }
         match self.state.get(&key).instrument(span("get", &key)).await {
             Ok(value) => value,
             Err(e) => {
-                tracing::warn!(key, error = %format!("{e:#}"), "state read failed");
+                tracing::warn!(error = %format!("{e:#}"), "state read failed");
                 None
             }
         }
@@ -35,7 +42,7 @@ impl Host for AttemptState {
             .instrument(span("delete", &key))
             .await
         {
-            tracing::warn!(key, error = %e, "state delete failed");
+            tracing::warn!(error = %crate::text::escape_for_terminal(&e), "state delete failed");
         }
     }
 }
