@@ -74,6 +74,7 @@ fn classify_trap(
     if state.timed_out {
         return StepFailure::Timeout {
             limit: limits.timeout,
+            run_deadline: state.deadline_cut,
         };
     }
     match error.downcast_ref::<Trap>() {
@@ -82,6 +83,7 @@ fn classify_trap(
         },
         Some(Trap::Interrupt) => StepFailure::Timeout {
             limit: limits.timeout,
+            run_deadline: state.deadline_cut,
         },
         Some(Trap::StackOverflow) => StepFailure::Trap {
             message: with_stderr("stack overflow".into(), stderr),

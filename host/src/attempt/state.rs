@@ -31,6 +31,8 @@ pub struct AttemptState {
     pub(crate) stderr: Capture,
     pub(crate) deadline: Instant,
     pub(crate) timed_out: bool,
+    /// The deadline is the run's (what was left of it), not the step's own timeout.
+    pub(crate) deadline_cut: bool,
     pub(crate) state: crate::capabilities::state::StateScope,
     pub(crate) model: Option<crate::capabilities::model::ModelAccess>,
     ctx: AttemptContext,
@@ -69,6 +71,7 @@ impl AttemptState {
             stderr,
             deadline,
             timed_out: false,
+            deadline_cut: false,
             state: ctx.state.clone(),
             model: ctx.model.clone(),
             ctx: ctx.clone(),

@@ -31,16 +31,16 @@ pub(crate) async fn execute(host: &Host, args: Args) -> anyhow::Result<ExitCode>
             "compile_source": plugin.compile_source(),
             "load_time_us": plugin.load_time().as_micros() as u64,
         });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} {}", meta.name, meta.version);
+    outln!("{} {}", meta.name, meta.version);
     if !meta.description.is_empty() {
-        println!("  {}", meta.description);
+        outln!("  {}", meta.description);
     }
-    println!("digest        sha256:{}", plugin.digest());
-    println!("size          {}", size(plugin.bytes().len() as u64));
-    println!(
+    outln!("digest        sha256:{}", plugin.digest());
+    outln!("size          {}", size(plugin.bytes().len() as u64));
+    outln!(
         "loaded in     {:.2?} ({:?})",
         plugin.load_time(),
         plugin.compile_source()
@@ -50,23 +50,23 @@ pub(crate) async fn execute(host: &Host, args: Args) -> anyhow::Result<ExitCode>
     } else {
         meta.capabilities.join(", ")
     };
-    println!("capabilities  {caps}");
+    outln!("capabilities  {caps}");
     for (label, schema) in [
         ("input schema", &meta.input_schema),
         ("output schema", &meta.output_schema),
     ] {
         match schema {
-            Some(schema) => println!("{label:<13} {schema}"),
-            None => println!("{label:<13} none declared"),
+            Some(schema) => outln!("{label:<13} {schema}"),
+            None => outln!("{label:<13} none declared"),
         }
     }
-    println!("imports");
+    outln!("imports");
     for name in plugin.imports() {
-        println!("  {name}");
+        outln!("  {name}");
     }
-    println!("exports");
+    outln!("exports");
     for name in plugin.exports() {
-        println!("  {name}");
+        outln!("  {name}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -61,7 +61,7 @@ pub(crate) fn report(report: &AttemptReport, limits: &Limits) {
     }
     match &report.outcome {
         Ok(output) => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&output.payload).unwrap_or_default()
             );

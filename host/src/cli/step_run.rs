@@ -147,7 +147,7 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
         .with_context(|| format!("failed to run {}", plugin.origin()))?;
     let limits = spec.limits.clamped_to(&host.config().ceilings);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         render::report(&report, &limits);
     }

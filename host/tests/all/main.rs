@@ -2,6 +2,7 @@
 
 mod backend;
 mod cli;
+mod cost;
 mod crash;
 mod fleet;
 mod hostile;
