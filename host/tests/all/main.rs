@@ -11,6 +11,7 @@ mod model;
 mod model_layer;
 mod polyglot;
 mod provider;
+mod readme;
 mod review;
 mod serve;
 mod sidecar;
