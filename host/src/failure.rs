@@ -28,12 +28,16 @@ pub enum StepFailure {
         /// The fuel limit that was reached.
         limit: u64,
     },
-    /// The attempt ran past its wall-clock limit (guest code or host calls).
-    #[error("timed out after {}", humantime::format_duration(*limit))]
+    /// The attempt ran past its wall-clock limit (guest code or host calls): its own
+    /// timeout, or what was left of the run's deadline when that came first.
+    #[error("{}", timeout_message(*limit, *run_deadline))]
     Timeout {
         /// The time limit that was reached.
         #[serde(serialize_with = "as_millis")]
         limit: Duration,
+        /// The limit was what remained of the run's deadline, not the step's timeout.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        run_deadline: bool,
     },
     /// The guest tried to grow its memory past its limit.
     #[error(
@@ -107,6 +111,51 @@ pub enum StepFailure {
         /// What the host said about it.
         message: String,
     },
+}
+
+fn timeout_message(limit: Duration, run_deadline: bool) -> String {
+    match (run_deadline, limit < Duration::from_millis(1)) {
+        (false, _) => format!(
+            "timed out: the step ran past its timeout of {}",
+            rounded(limit)
+        ),
+        (true, true) => {
+            "timed out: the run's deadline had already passed when the step was to start".into()
+        }
+        (true, false) => format!(
+            "timed out: the run's deadline ran out {} into the step",
+            rounded(limit)
+        ),
+    }
+}
+
+/// A duration for people: `0s`, `<1ms`, `962ms`, `1.5s`, `42s`, `3m 5s`, `2h 10m`.
+pub fn rounded(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        _ if d.is_zero() => "0s".into(),
+        0 => "<1ms".into(),
+        1..=999 => format!("{ms}ms"),
+        1_000..=9_999 => {
+            let tenths = (ms + 50) / 100;
+            if tenths.is_multiple_of(10) {
+                format!("{}s", tenths / 10)
+            } else {
+                format!("{}.{}s", tenths / 10, tenths % 10)
+            }
+        }
+        10_000..=59_999 => format!("{}s", (ms + 500) / 1000),
+        _ => {
+            let s = (ms + 500) / 1000;
+            let (h, m, s) = (s / 3600, s % 3600 / 60, s % 60);
+            match (h, s) {
+                (0, 0) => format!("{m}m"),
+                (0, _) => format!("{m}m {s}s"),
+                _ if m == 0 => format!("{h}h"),
+                _ => format!("{h}h {m}m"),
+            }
+        }
+    }
 }
 
 /// The failure kinds as stable names, for matching, metrics and retry rules.
@@ -298,5 +347,46 @@ mod tests {
             message: "try again".into(),
         };
         assert_eq!(small.clone().bounded(), small);
+    }
+
+    #[test]
+    fn durations_are_rounded_for_people_and_a_deadline_is_named() {
+        let cases = [
+            (Duration::ZERO, "0s"),
+            (Duration::from_micros(400), "<1ms"),
+            (Duration::from_micros(5_962_409), "6s"),
+            (Duration::from_micros(1_460_000), "1.5s"),
+            (Duration::from_millis(962), "962ms"),
+            (Duration::from_secs(42), "42s"),
+            (Duration::from_secs(185), "3m 5s"),
+            (Duration::from_secs(7800), "2h 10m"),
+        ];
+        for (d, text) in cases {
+            assert_eq!(rounded(d), text, "{d:?}");
+        }
+        let queued = StepFailure::Timeout {
+            limit: Duration::ZERO,
+            run_deadline: true,
+        };
+        assert_eq!(
+            queued.to_string(),
+            "timed out: the run's deadline had already passed when the step was to start"
+        );
+        let cut = StepFailure::Timeout {
+            limit: Duration::from_micros(5_962_409),
+            run_deadline: true,
+        };
+        assert_eq!(
+            cut.to_string(),
+            "timed out: the run's deadline ran out 6s into the step"
+        );
+        let own = StepFailure::Timeout {
+            limit: Duration::from_secs(30),
+            run_deadline: false,
+        };
+        assert_eq!(
+            own.to_string(),
+            "timed out: the step ran past its timeout of 30s"
+        );
     }
 }

@@ -22,6 +22,10 @@ const MAX_PATTERN_PROGRAM_BYTES: usize = 1 << 20;
 /// Largest lazy DFA cache of one pattern, in bytes: bounds the memory matching may build up.
 const MAX_PATTERN_DFA_BYTES: usize = 2 << 20;
 
+/// Bytes of an offending value a violation quotes: a 100 MB field gives a readable error (and
+/// a small 422), not a 100 MB one. Longer values are cut here and their size given.
+pub const MAX_QUOTED_BYTES: usize = 120;
+
 /// A JSON Schema with its compiled validator. Cheap to clone.
 #[derive(Clone)]
 pub struct Schema {
@@ -74,9 +78,49 @@ impl Schema {
             .take(MAX_VIOLATIONS)
             .map(|e| {
                 let path = e.instance_path().to_string();
-                format!("at {}: {e}", if path.is_empty() { "/" } else { &path })
+                let path = if path.is_empty() { "/" } else { &path };
+                match quote(e.instance()) {
+                    None => format!("at {path}: {e}"),
+                    Some(cut) => format!("at {path}: {}", e.masked_with(cut)),
+                }
             })
             .collect()
+    }
+}
+
+/// `None` when `value`'s JSON text fits in [`MAX_QUOTED_BYTES`]; otherwise its first bytes and
+/// its whole size, e.g. `"aaaa… (104857602 bytes)`. The text is never built whole.
+fn quote(value: &Value) -> Option<String> {
+    let mut head = Head::default();
+    serde_json::to_writer(&mut head, value).ok()?;
+    if head.total <= MAX_QUOTED_BYTES {
+        return None;
+    }
+    let mut end = MAX_QUOTED_BYTES;
+    while std::str::from_utf8(&head.bytes[..end]).is_err() {
+        end -= 1;
+    }
+    let text = std::str::from_utf8(&head.bytes[..end]).unwrap_or_default();
+    Some(format!("{text}… ({} bytes)", head.total))
+}
+
+/// Keeps the first [`MAX_QUOTED_BYTES`] bytes written and counts the rest.
+#[derive(Default)]
+struct Head {
+    bytes: Vec<u8>,
+    total: usize,
+}
+
+impl std::io::Write for Head {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = MAX_QUOTED_BYTES.saturating_sub(self.bytes.len());
+        self.bytes.extend_from_slice(&buf[..room.min(buf.len())]);
+        self.total += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -123,6 +167,25 @@ mod tests {
         }
         let err = Schema::compile(json!({"patternProperties": {"(?=x)": {}}})).unwrap_err();
         assert!(err.contains("linear time"), "{err}");
+    }
+
+    #[test]
+    fn a_huge_offending_value_is_quoted_up_to_a_bound_with_its_size() {
+        let schema = Schema::compile(json!({
+            "type": "object",
+            "properties": {"ticket": {"type": "string", "maxLength": 10}, "n": {"type": "integer"}}
+        }))
+        .unwrap();
+        let huge = "é".repeat(1_000_000);
+        let found = schema.violations(&json!({"ticket": huge, "n": "two"}));
+        assert_eq!(found.len(), 2, "{found:?}");
+        let long = found.iter().find(|v| v.starts_with("at /ticket")).unwrap();
+        assert!(long.len() < 2 * MAX_QUOTED_BYTES + 100, "{long}");
+        assert!(long.contains("… (2000002 bytes)"), "{long}");
+        assert!(long.contains("is longer than 10 characters"), "{long}");
+        // A short value is quoted whole.
+        let short = found.iter().find(|v| v.starts_with("at /n")).unwrap();
+        assert_eq!(short, r#"at /n: "two" is not of type "integer""#);
     }
 
     #[test]

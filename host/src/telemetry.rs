@@ -2,6 +2,7 @@
 //! when an OTLP endpoint is configured, every span (run, attempt, …) exported over
 //! OTLP/HTTP with the run id, workflow@version and step id as attributes.
 
+use std::io::IsTerminal as _;
 use std::sync::OnceLock;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -19,10 +20,11 @@ static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 /// runtime: the exporter's HTTP client runs on its own thread.
 pub fn init(json: bool, otlp_endpoint: Option<&str>) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    // Colours only on a terminal: a pipe or a file gets plain text.
+    // Colour only for a person at a terminal: a log file or a pipe gets plain text.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        .with_ansi(colour);
     let fmt = if json {
         fmt.json().boxed()
     } else {

@@ -95,6 +95,7 @@ fn classify_trap(
     if state.timed_out {
         return StepFailure::Timeout {
             limit: limits.timeout,
+            run_deadline: state.deadline_cut,
         };
     }
     if error.chain().any(|e| {
@@ -117,6 +118,7 @@ fn classify_trap(
         },
         Some(Trap::Interrupt) => StepFailure::Timeout {
             limit: limits.timeout,
+            run_deadline: state.deadline_cut,
         },
         Some(Trap::StackOverflow) => StepFailure::Trap {
             message: with_stderr("stack overflow".into(), stderr),

@@ -127,8 +127,11 @@ pub(crate) async fn run(
     let started = Instant::now();
     // What is left of the run's latency budget bounds the attempt like its own timeout does.
     let cut;
+    let run_deadline = ctx
+        .deadline
+        .is_some_and(|end| end < started + limits.timeout);
     let limits = match ctx.deadline {
-        Some(end) if end < started + limits.timeout => {
+        Some(end) if run_deadline => {
             cut = Limits {
                 timeout: end.saturating_duration_since(started),
                 ..limits.clone()
@@ -143,6 +146,7 @@ pub(crate) async fn run(
     let mut store = new_store(slot, spec, limits, ctx, deadline)?;
     store.data_mut().quota = quota.clone();
     let checks = quota.spawn_checks();
+    store.data_mut().deadline_cut = run_deadline;
 
     let wit_ctx = StepContext {
         run_id: ctx.run_id.clone(),

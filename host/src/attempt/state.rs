@@ -32,6 +32,8 @@ pub struct AttemptState {
     pub(crate) deadline: Instant,
     pub(crate) timed_out: bool,
     pub(crate) quota: QuotaWatch,
+    /// The deadline is the run's (what was left of it), not the step's own timeout.
+    pub(crate) deadline_cut: bool,
     pub(crate) state: crate::capabilities::state::StateScope,
     pub(crate) model: Option<crate::capabilities::model::ModelAccess>,
     ctx: AttemptContext,
@@ -75,6 +77,7 @@ impl AttemptState {
             deadline,
             timed_out: false,
             quota: QuotaWatch::default(),
+            deadline_cut: false,
             state: ctx.state.clone(),
             model: ctx.model.clone(),
             ctx: ctx.clone(),

@@ -36,6 +36,11 @@ pub(crate) fn read_input(arg: &str) -> anyhow::Result<(String, String)> {
         }
         (arg.to_string(), "--input".to_string())
     };
+    // Editors on Windows start UTF-8 files with a byte order mark; it is no part of the JSON.
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    };
     if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
         bail!("input from {origin} is not valid JSON: {e}");
     }
@@ -80,5 +85,14 @@ mod tests {
             err.contains("bad.json") && err.contains("line 3 column 1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_no_part_of_the_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bom.json");
+        std::fs::write(&file, "\u{feff}{\"a\": 1}").unwrap();
+        let (text, _) = read_input(file.to_str().unwrap()).unwrap();
+        assert_eq!(text, r#"{"a": 1}"#);
     }
 }

@@ -125,14 +125,14 @@ pub(crate) async fn execute_test(host: &Host, args: TestArgs) -> anyhow::Result<
         let result = cases::run_case(host, &plugin, file).await?;
         let name = file.file_name().unwrap_or_default().to_string_lossy();
         match &result.mismatch {
-            None => println!("ok     {name}"),
+            None => outln!("ok     {name}"),
             Some(why) => {
                 failed += 1;
-                println!("FAILED {name}: {why}");
+                outln!("FAILED {name}: {why}");
             }
         }
     }
-    println!(
+    outln!(
         "{} passed, {failed} failed ({} cases)",
         files.len() - failed,
         files.len()

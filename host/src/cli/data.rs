@@ -64,13 +64,35 @@ impl DataArgs {
         }
     }
 
+    /// The journal for a command that only reads it (or decides on what is in it): a data
+    /// directory without one is a mistyped `--data-dir`, refused rather than given a new,
+    /// empty journal.
+    pub(crate) async fn existing_store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let path = self.data_dir.join("weir.db");
+        if self.store.is_none() && !path.exists() {
+            anyhow::bail!(
+                "there is no journal in the data directory {}: no run has been made there (check --data-dir or WEIR_DATA_DIR; `weir run` creates the journal)",
+                self.data_dir.display()
+            );
+        }
+        self.store().await
+    }
+
+    /// The runner for commands that make runs, with the model layer checked (API keys present).
     pub(crate) async fn runner(&self, host: &Host) -> anyhow::Result<Runner> {
-        Ok(Runner::new(
-            host.clone(),
-            self.store().await?,
-            self.data_dir.join("locks"),
-        )
-        .with_models(self.models()?))
+        self.runner_on(host, self.store().await?)
+    }
+
+    /// The runner over an existing journal (see [`DataArgs::existing_store`]).
+    pub(crate) async fn existing_runner(&self, host: &Host) -> anyhow::Result<Runner> {
+        self.runner_on(host, self.existing_store().await?)
+    }
+
+    /// The runner over `store`, with the model layer checked.
+    pub(crate) fn runner_on(&self, host: &Host, store: Arc<dyn Store>) -> anyhow::Result<Runner> {
+        let models = self.models()?;
+        models.config().check_keys()?;
+        Ok(Runner::new(host.clone(), store, self.data_dir.join("locks")).with_models(models))
     }
 
     /// The model layer from the host configuration; with none, no alias is configured and

@@ -4,6 +4,8 @@
 //! 2 the command could not do its job (bad arguments, unreadable input, a workflow or plugin
 //! that does not load), with `error: …` naming what is wrong; 3 the run waits for review.
 
+#[macro_use]
+mod out;
 mod args;
 mod build;
 mod data;

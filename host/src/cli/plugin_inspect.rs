@@ -32,17 +32,17 @@ pub(crate) async fn execute(host: &Host, args: Args) -> anyhow::Result<ExitCode>
             "compile_source": plugin.compile_source(),
             "load_time_us": plugin.load_time().as_micros() as u64,
         });
-        println!("{}", pretty_json(&doc)?);
+        outln!("{}", pretty_json(&doc)?);
         return Ok(ExitCode::SUCCESS);
     }
     // Everything below but the digest, size and timings is the plugin's own words.
-    println!("{} {}", shown(&meta.name), shown(&meta.version));
+    outln!("{} {}", shown(&meta.name), shown(&meta.version));
     if !meta.description.is_empty() {
-        println!("  {}", shown(&meta.description));
+        outln!("  {}", shown(&meta.description));
     }
-    println!("digest        sha256:{}", plugin.digest());
-    println!("size          {}", size(plugin.bytes().len() as u64));
-    println!(
+    outln!("digest        sha256:{}", plugin.digest());
+    outln!("size          {}", size(plugin.bytes().len() as u64));
+    outln!(
         "loaded in     {:.2?} ({:?})",
         plugin.load_time(),
         plugin.compile_source()
@@ -52,23 +52,23 @@ pub(crate) async fn execute(host: &Host, args: Args) -> anyhow::Result<ExitCode>
     } else {
         shown(&meta.capabilities.join(", ")).into_owned()
     };
-    println!("capabilities  {caps}");
+    outln!("capabilities  {caps}");
     for (label, schema) in [
         ("input schema", &meta.input_schema),
         ("output schema", &meta.output_schema),
     ] {
         match schema {
-            Some(schema) => println!("{label:<13} {}", json_for_terminal(schema.to_string())),
-            None => println!("{label:<13} none declared"),
+            Some(schema) => outln!("{label:<13} {}", json_for_terminal(schema.to_string())),
+            None => outln!("{label:<13} none declared"),
         }
     }
-    println!("imports");
+    outln!("imports");
     for name in plugin.imports() {
-        println!("  {name}");
+        outln!("  {name}");
     }
-    println!("exports");
+    outln!("exports");
     for name in plugin.exports() {
-        println!("  {name}");
+        outln!("  {name}");
     }
     Ok(ExitCode::SUCCESS)
 }

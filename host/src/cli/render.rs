@@ -83,7 +83,7 @@ pub(crate) fn report(report: &AttemptReport, limits: &Limits) {
     }
     match &report.outcome {
         Ok(output) => {
-            println!("{}", pretty_json(&output.payload).unwrap_or_default());
+            outln!("{}", pretty_json(&output.payload).unwrap_or_default());
             let mut extras = String::new();
             if let Some(route) = &output.route {
                 extras.push_str(&format!(" · route {}", shown(route)));

@@ -10,7 +10,7 @@ use crate::Host;
 pub(crate) struct Args {}
 
 pub(crate) async fn execute(host: &Host, data: &DataArgs, _args: Args) -> anyhow::Result<ExitCode> {
-    let runner = data.runner(host).await?;
+    let runner = data.existing_runner(host).await?;
     for review in runner.expire_reviews().await? {
         eprintln!(
             "review {} of run {} timed out: {}",
@@ -22,9 +22,12 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, _args: Args) -> anyhow
         eprintln!("no unfinished runs");
     }
     for run in &resumed {
-        println!(
+        outln!(
             "{}  {}@{}  {}",
-            run.id, run.workflow, run.version, run.status
+            run.id,
+            run.workflow,
+            run.version,
+            run.status
         );
     }
     Ok(ExitCode::SUCCESS)

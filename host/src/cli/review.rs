@@ -17,7 +17,7 @@ use crate::store::{Decided, Decision, ReviewRecord, ReviewStatus, RunStatus};
 pub(crate) enum Command {
     /// List reviews (pending ones by default).
     List {
-        /// `pending`, `approved`, `edited`, `rejected`, or `all`.
+        /// `pending`, `approved`, `edited`, `rejected`, `closed` (its run was cancelled), or `all`.
         #[arg(long, default_value = "pending")]
         status: String,
         /// Print JSON.
@@ -85,8 +85,7 @@ pub(crate) async fn execute(
     data: &DataArgs,
     command: Command,
 ) -> anyhow::Result<ExitCode> {
-    let runner = data.runner(host).await?;
-    let store = runner.store().clone();
+    let store = data.existing_store().await?;
     let (id, decision, who) = match command {
         Command::List { status, json } => {
             let status = match status.as_str() {
@@ -95,12 +94,12 @@ pub(crate) async fn execute(
             };
             let reviews = store.reviews(status, None).await?;
             if json {
-                println!("{}", super::render::pretty_json(&reviews)?);
+                outln!("{}", super::render::pretty_json(&reviews)?);
             } else if reviews.is_empty() {
                 eprintln!("no reviews");
             } else {
                 for r in &reviews {
-                    println!(
+                    outln!(
                         "{}  run {}  step {}  {}  {}",
                         r.id,
                         r.run_id,
@@ -129,6 +128,7 @@ pub(crate) async fn execute(
         }
         Command::Reject { id, reason, who } => (id, Decision::Reject(reason), who),
     };
+    let runner = data.runner_on(host, store.clone())?;
     let review = match runner.decide(&id, decision, who.decided()).await {
         Ok(review) => review,
         Err(
@@ -154,7 +154,7 @@ pub(crate) async fn execute(
     eprintln!("{}", summary::table(&steps, &attempts, &calls));
     Ok(match run.status {
         RunStatus::Succeeded => {
-            println!("{}", super::render::pretty_json(&run.output)?);
+            outln!("{}", super::render::pretty_json(&run.output)?);
             ExitCode::SUCCESS
         }
         RunStatus::AwaitingReview => {
@@ -169,23 +169,23 @@ pub(crate) async fn execute(
 }
 
 fn print_review(review: &ReviewRecord) -> anyhow::Result<()> {
-    println!("review   {}", review.id);
-    println!("run      {}", review.run_id);
-    println!("step     {}", review.step_id);
-    println!("status   {}", review.status);
-    println!(
+    outln!("review   {}", review.id);
+    outln!("run      {}", review.run_id);
+    outln!("step     {}", review.step_id);
+    outln!("status   {}", review.status);
+    outln!(
         "reason   {}",
         crate::text::escape_for_terminal(&review.reason)
     );
     if let (Some(at), Some(action)) = (review.expires_ms, &review.default_action) {
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at.max(0) as u64);
-        println!(
+        outln!(
             "timeout  {action} at {}",
             humantime::format_rfc3339_seconds(at)
         );
     }
     if let Some(by) = &review.decided_by {
-        println!(
+        outln!(
             "decided  by {by}{}",
             review
                 .note
@@ -194,10 +194,10 @@ fn print_review(review: &ReviewRecord) -> anyhow::Result<()> {
                 .unwrap_or_default()
         );
     }
-    println!("data\n{}", super::render::pretty_json(&review.data)?);
+    outln!("data\n{}", super::render::pretty_json(&review.data)?);
     if review.status != ReviewStatus::Pending {
-        println!("before\n{}", super::render::pretty_json(&review.before)?);
-        println!("after\n{}", super::render::pretty_json(&review.after)?);
+        outln!("before\n{}", super::render::pretty_json(&review.before)?);
+        outln!("after\n{}", super::render::pretty_json(&review.after)?);
     }
     Ok(())
 }

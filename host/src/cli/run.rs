@@ -51,6 +51,9 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let runner = data.runner(host).await?.with_progress(tx);
     let store = runner.store().clone();
+    for warning in per_process_limits(runner.models().config()) {
+        eprintln!("warning: {warning}");
+    }
 
     let loaded = if args.workflow.ends_with(".toml") || Path::new(&args.workflow).is_file() {
         registry::register_file(host, store.as_ref(), Path::new(&args.workflow))
@@ -134,7 +137,7 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
     let attempts = store.attempts(&run.id).await?;
     let calls = store.model_calls(&run.id).await?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             super::render::pretty_json(
                 &json!({"run": run, "steps": steps, "attempts": attempts, "model_calls": calls})
@@ -146,7 +149,7 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
             eprintln!("{line}");
         }
         match run.status {
-            RunStatus::Succeeded => println!("{}", super::render::pretty_json(&run.output)?),
+            RunStatus::Succeeded => outln!("{}", super::render::pretty_json(&run.output)?),
             _ => eprintln!("{}", summary::failure_line(&run)),
         }
     }
@@ -155,4 +158,19 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
         RunStatus::AwaitingReview => ExitCode::from(EXIT_AWAITING_REVIEW),
         _ => ExitCode::from(EXIT_STEP_FAILED),
     })
+}
+
+/// Rate limits live in the process, like circuit breakers: each `weir run` starts with full
+/// buckets, so separate commands together can exceed them. Said once per limited provider.
+fn per_process_limits(config: &crate::model::ModelConfig) -> Vec<String> {
+    config
+        .providers
+        .iter()
+        .filter(|(_, p)| p.requests_per_minute.is_some() || p.tokens_per_minute.is_some())
+        .map(|(name, _)| {
+            format!(
+                "provider `{name}`'s rate limits (like its circuit breaker) hold within one process: separate `weir run` commands do not share them; send runs through `weir serve` to keep them"
+            )
+        })
+        .collect()
 }

@@ -43,7 +43,7 @@ pub(crate) async fn execute(
     data: &DataArgs,
     command: Command,
 ) -> anyhow::Result<ExitCode> {
-    let store = data.store().await?;
+    let store = data.existing_store().await?;
     match command {
         Command::List {
             status,
@@ -64,7 +64,7 @@ pub(crate) async fn execute(
                 })
                 .await?;
             if json {
-                println!("{}", super::render::pretty_json(&runs)?);
+                outln!("{}", super::render::pretty_json(&runs)?);
                 return Ok(ExitCode::SUCCESS);
             }
             let mut table = Table::new();
@@ -83,7 +83,7 @@ pub(crate) async fn execute(
                     .to_string(),
                 ]);
             }
-            println!("{table}");
+            outln!("{table}");
         }
         Command::Show { id, json } => {
             let run = store
@@ -95,7 +95,7 @@ pub(crate) async fn execute(
             let events = store.events(&id).await?;
             let calls = store.model_calls(&id).await?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     super::render::pretty_json(
                         &json!({"run": run, "steps": steps, "attempts": attempts, "events": events, "model_calls": calls})
@@ -103,19 +103,22 @@ pub(crate) async fn execute(
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            println!(
+            outln!(
                 "run {} · {}@{} · {}",
-                run.id, run.workflow, run.version, run.status
+                run.id,
+                run.workflow,
+                run.version,
+                run.status
             );
             let json = |v: &serde_json::Value| crate::text::json_for_terminal(v.to_string());
-            println!("input   {}", json(&run.input));
+            outln!("input   {}", json(&run.input));
             if let Some(output) = &run.output {
-                println!("output  {}", json(output));
+                outln!("output  {}", json(output));
             }
-            if run.failure.is_some() {
-                println!("{}", summary::failure_line(&run));
+            if run.failure.is_some() || run.review.is_some() {
+                outln!("{}", summary::failure_line(&run));
             }
-            println!("{}", summary::table(&steps, &attempts, &calls));
+            outln!("{}", summary::table(&steps, &attempts, &calls));
             let budget =
                 match crate::registry::load_definition(store.as_ref(), &run.workflow, &run.version)
                     .await
@@ -130,9 +133,9 @@ pub(crate) async fn execute(
                     Err(_) => None,
                 };
             if let Some(line) = summary::model_line(&calls, budget) {
-                println!("{line}");
+                outln!("{line}");
             }
-            println!("timeline");
+            outln!("timeline");
             let start = events.first().map_or(0, |e| e.at_ms);
             for e in &events {
                 let step = e
@@ -145,10 +148,10 @@ pub(crate) async fn execute(
                 } else {
                     format!(" {}", json(&e.data))
                 };
-                println!("  +{:>6}ms  {}{step}{data}", e.at_ms - start, e.kind);
+                outln!("  +{:>6}ms  {}{step}{data}", e.at_ms - start, e.kind);
             }
             for step in steps.iter().filter(|s| s.output.is_some()) {
-                println!(
+                outln!(
                     "step {} output: {}",
                     step.step_id,
                     step.output.as_ref().map(json).unwrap_or_default()

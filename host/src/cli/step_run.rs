@@ -147,7 +147,7 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
         .with_context(|| format!("failed to run {}", plugin.origin()))?;
     let limits = spec.limits.clamped_to(&host.config().ceilings);
     if args.json {
-        println!("{}", render::pretty_json(&report)?);
+        outln!("{}", render::pretty_json(&report)?);
     } else {
         render::report(&report, &limits);
     }

@@ -152,22 +152,42 @@ fn micros(us: u64) -> String {
     }
 }
 
-/// `failed at step x: <failure>` for runs that did not succeed.
+/// `failed at step x: <failure>` for runs that did not succeed; for a parked run, the step
+/// it waits at, why, and how to decide it.
 pub(crate) fn failure_line(run: &RunRecord) -> String {
+    if let Some(waiting) = &run.review {
+        let step = waiting["step"].as_str().unwrap_or("?");
+        let why = waiting["review"]
+            .as_str()
+            .or_else(|| waiting["failure"]["message"].as_str())
+            .unwrap_or("the step asked for a review");
+        return format!(
+            "run {} awaits review at step `{step}`: {why}\n  list it with `weir review list`; decide it with `weir review approve <review-id>`, `weir review edit <review-id> --output <json>` or `weir review reject <review-id> --reason <why>`",
+            run.id
+        );
+    }
     let Some(failure) = &run.failure else {
-        return format!("run {} is {}", run.id, run.status);
+        return format!(
+            "run {} is {}",
+            run.id,
+            run.status.to_string().replace('_', " ")
+        );
     };
     let step = failure["step"].as_str().unwrap_or("?");
     let message = failure["failure"]["message"]
         .as_str()
+        .or_else(|| failure["reason"].as_str())
         .map(str::to_string)
         .unwrap_or_else(|| failure["failure"].to_string());
-    let kind = failure["failure"]["kind"].as_str().unwrap_or("?");
     // The message is mostly the step's own words.
-    format!(
-        "run {} {} at step `{step}` ({kind}): {}",
-        run.id,
-        run.status.to_string().replace('_', " "),
-        crate::text::escape_for_terminal(&message)
-    )
+    let message = crate::text::escape_for_terminal(&message);
+    match failure["failure"]["kind"].as_str() {
+        Some(kind) => format!(
+            "run {} {} at step `{step}` ({kind}): {message}",
+            run.id,
+            run.status.to_string().replace('_', " ")
+        ),
+        // A cancellation carries only its reason.
+        None => format!("run {} {}: {message}", run.id, run.status),
+    }
 }

@@ -19,7 +19,7 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
     match registry::check_file(host, store.as_ref(), &args.workflow).await {
         Ok(loaded) => {
             let wf = &loaded.workflow;
-            println!(
+            outln!(
                 "{} is valid: {} with {} steps ({})",
                 args.workflow.display(),
                 wf.id(),

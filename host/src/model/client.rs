@@ -72,16 +72,16 @@ pub struct ChatResponse {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
     /// No answer within the timeout.
-    #[error("the provider did not answer within {0:?}")]
+    #[error("the provider did not answer within {}", crate::failure::rounded(*.0))]
     Timeout(Duration),
     /// 429.
-    #[error("the provider is rate limiting{}", .retry_after.map(|d| format!(" (retry after {d:?})")).unwrap_or_default())]
+    #[error("the provider is rate limiting{}", retry_after_text(*.retry_after))]
     RateLimited {
         /// Its `Retry-After`.
         retry_after: Option<Duration>,
     },
     /// 5xx.
-    #[error("the provider failed with HTTP {status}{}", .retry_after.map(|d| format!(" (retry after {d:?})")).unwrap_or_default())]
+    #[error("the provider failed with HTTP {status}{}", retry_after_text(*.retry_after))]
     Server {
         /// The status.
         status: u16,
@@ -104,15 +104,22 @@ pub enum ModelError {
     },
     /// The provider's circuit breaker is open: failing fast.
     #[error(
-        "provider {provider} is unavailable: its circuit breaker is open after repeated failures"
+        "provider {provider} is unavailable: its circuit breaker is open after repeated failures{}",
+        .after.as_ref().map(|e| format!(" (this call's last attempt: {e}; its retry was not sent)")).unwrap_or_default()
     )]
     Unavailable {
         /// The provider.
         provider: String,
+        /// The failure of this call's last attempt, when the breaker opened on a retry.
+        after: Option<Box<ModelError>>,
     },
     /// The caller's deadline had passed before an attempt could start.
-    #[error("the latency budget ran out before the call could be made")]
-    DeadlineExceeded,
+    #[error("the run's deadline had passed before the call could be made{}",
+        .0.as_ref().map(|e| format!(" (this call's last attempt: {e})")).unwrap_or_default())]
+    DeadlineExceeded(Option<Box<ModelError>>),
+    /// The caller's deadline ran out while an attempt was waiting for its answer.
+    #[error("the run's deadline cut the call off after {} of waiting for the provider's answer", crate::failure::rounded(*.0))]
+    DeadlineCut(Duration),
     /// The host's own rate limit for the provider would make the call wait past the deadline,
     /// or the call asks for more tokens than the limit allows in a minute.
     #[error("the host's rate limit for provider {provider} {reason}")]
@@ -122,9 +129,21 @@ pub enum ModelError {
         /// Why the call could not wait.
         reason: String,
     },
+    /// A budget cannot cover the next attempt (the message names the budget and amounts).
+    #[error("{0}")]
+    OverBudget(String),
+    /// The budget could not be checked (the journal failed).
+    #[error("the budget could not be checked: {0}")]
+    BudgetUnchecked(String),
     /// The API key's environment variable is not set, or its file cannot be read.
     #[error("the API key is missing: {0}")]
     MissingKey(String),
+}
+
+fn retry_after_text(retry_after: Option<Duration>) -> String {
+    retry_after
+        .map(|d| format!(" (retry after {})", crate::failure::rounded(d)))
+        .unwrap_or_default()
 }
 
 impl ModelError {
@@ -150,9 +169,11 @@ impl ModelError {
             Self::BadResponse(_) => "bad_response",
             Self::Rejected { .. } => "rejected",
             Self::Unavailable { .. } => "unavailable",
-            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::DeadlineExceeded(_) | Self::DeadlineCut(_) => "deadline_exceeded",
             Self::MissingKey(_) => "missing_key",
             Self::Throttled { .. } => "throttled",
+            Self::OverBudget(_) => "budget_exceeded",
+            Self::BudgetUnchecked(_) => "budget_unchecked",
         }
     }
 
@@ -165,11 +186,41 @@ impl ModelError {
     }
 }
 
+/// What one upstream attempt served, as far as the host can tell: what the provider will
+/// bill for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// Nothing: the request was refused (429, 4xx, 5xx) or never reached the provider.
+    Nothing,
+    /// The provider's own count, from the answer's `usage` (even when the rest of the
+    /// answer is unusable).
+    Usage(TokenUsage),
+    /// An answer was (or may have been) generated, but its count never arrived: the body
+    /// was cut, did not parse, or the wait for it timed out.
+    Unknown,
+}
+
+/// Sends one request; the outcome, and what the provider served for it.
 pub(super) async fn call(
     client: &reqwest::Client,
     provider: &ProviderConfig,
     request: &ChatRequest,
     timeout: Duration,
+) -> (Result<ChatResponse, ModelError>, Served) {
+    let mut served = Served::Nothing;
+    let result = send(client, provider, request, timeout, &mut served).await;
+    if let Ok(response) = &result {
+        served = Served::Usage(response.usage);
+    }
+    (result, served)
+}
+
+async fn send(
+    client: &reqwest::Client,
+    provider: &ProviderConfig,
+    request: &ChatRequest,
+    timeout: Duration,
+    served: &mut Served,
 ) -> Result<ChatResponse, ModelError> {
     let model = request.model.as_deref().unwrap_or(&provider.model);
     let mut body = json!({"model": model, "messages": request.messages});
@@ -205,7 +256,13 @@ pub(super) async fn call(
             ModelError::Connection(e.to_string())
         }
     };
-    let response = http.send().await.map_err(transport)?;
+    let response = http.send().await.map_err(|e| {
+        // A request that timed out may still be answered (and billed) upstream.
+        if e.is_timeout() {
+            *served = Served::Unknown;
+        }
+        transport(e)
+    })?;
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -213,9 +270,17 @@ pub(super) async fn call(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
+    if (200..=299).contains(&status) {
+        // From here on the provider has generated an answer.
+        *served = Served::Unknown;
+    }
     let text = response.text().await.map_err(transport)?;
     match status {
-        200..=299 => parse(&text),
+        200..=299 => parse(&text).inspect_err(|_| {
+            if let Some(usage) = usage_of(&text) {
+                *served = Served::Usage(usage);
+            }
+        }),
         429 => Err(ModelError::RateLimited { retry_after }),
         500..=599 => Err(ModelError::Server {
             status,
@@ -226,6 +291,16 @@ pub(super) async fn call(
             message: text.chars().take(500).collect(),
         }),
     }
+}
+
+/// The `usage` of an answer that is JSON but not a usable completion, when it has one.
+fn usage_of(text: &str) -> Option<TokenUsage> {
+    let body: Value = serde_json::from_str(text).ok()?;
+    let usage = body.get("usage")?;
+    Some(TokenUsage {
+        prompt_tokens: usage.get("prompt_tokens")?.as_u64()?,
+        completion_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
+    })
 }
 
 fn parse(text: &str) -> Result<ChatResponse, ModelError> {

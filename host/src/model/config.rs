@@ -139,7 +139,46 @@ pub fn default_config_path() -> Option<PathBuf> {
     local.is_file().then_some(local)
 }
 
+/// A provider's `base-url` must be an absolute `http`/`https` URL: a typo is refused when the
+/// host starts, not at the first call of some run.
+fn check_base_url(text: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(text).map_err(|e| {
+        format!("base-url {text:?} is not a URL ({e}); write it like \"https://api.openai.com/v1\"")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "base-url {text:?} is not an http:// or https:// URL with a host; write it like \"https://api.openai.com/v1\""
+        ));
+    }
+    Ok(())
+}
+
 impl ModelConfig {
+    /// Checks what only the running host can: every provider's API key is there (its
+    /// environment variable set and not empty, its file readable), so a missing key is
+    /// refused at start instead of failing each call.
+    pub fn check_keys(&self) -> anyhow::Result<()> {
+        for (name, provider) in &self.providers {
+            let endpoint = &provider.endpoint;
+            if let Some(var) = &endpoint.api_key_env
+                && std::env::var(var).map_or(true, |v| v.trim().is_empty())
+            {
+                bail!(
+                    "[providers.{name}] api-key-env names the environment variable {var}, which is not set (or empty) in this process: export it, or remove the provider"
+                );
+            }
+            if let Some(path) = &endpoint.api_key_file
+                && let Err(e) = std::fs::read_to_string(path)
+            {
+                bail!(
+                    "[providers.{name}] api-key-file {} cannot be read: {e}",
+                    path.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Reads and checks a configuration file; the error names the file, and for a syntax
     /// error or an unknown key its line and column.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
@@ -187,6 +226,7 @@ impl ModelConfig {
                     )));
                 }
             }
+            check_base_url(&table.base_url).map_err(|e| anyhow::anyhow!(at(&e)))?;
             let endpoint = ProviderConfig {
                 name: name.clone(),
                 base_url: table.base_url,
@@ -301,6 +341,43 @@ mod tests {
             .to_string();
         assert!(
             err.contains("unknown field `base_url`") && err.contains("line 3"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_base_url_and_a_missing_key_are_refused_at_start() {
+        let err = ModelConfig::parse("[providers.p]\nbase-url = \"not a url\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("[providers.p] base-url \"not a url\" is not a URL"),
+            "{err}"
+        );
+        let err = ModelConfig::parse("[providers.p]\nbase-url = \"ftp://x/v1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not an http:// or https:// URL"), "{err}");
+
+        let var = "WEIR_TEST_KEY_THAT_IS_NEVER_SET";
+        let config = ModelConfig::parse(&format!(
+            "[providers.p]\nbase-url = \"https://example.com/v1\"\napi-key-env = \"{var}\"\n"
+        ))
+        .unwrap();
+        let err = config.check_keys().unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "api-key-env names the environment variable {var}, which is not set"
+            )),
+            "{err}"
+        );
+        let config = ModelConfig::parse(
+            "[providers.p]\nbase-url = \"https://example.com/v1\"\napi-key-file = \"/no/such/key\"\n",
+        )
+        .unwrap();
+        let err = config.check_keys().unwrap_err().to_string();
+        assert!(
+            err.contains("api-key-file /no/such/key cannot be read"),
             "{err}"
         );
     }

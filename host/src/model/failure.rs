@@ -60,12 +60,16 @@ impl ModelFailure {
                 Self::RateLimited(text)
             }
             ModelError::Rejected { .. } | ModelError::MissingKey(_) => Self::Rejected(text),
-            ModelError::DeadlineExceeded => Self::DeadlineExceeded(text),
+            ModelError::DeadlineExceeded(_) | ModelError::DeadlineCut(_) => {
+                Self::DeadlineExceeded(text)
+            }
             ModelError::Timeout(_)
             | ModelError::Server { .. }
             | ModelError::Connection(_)
             | ModelError::BadResponse(_)
-            | ModelError::Unavailable { .. } => Self::Unavailable(text),
+            | ModelError::Unavailable { .. }
+            | ModelError::BudgetUnchecked(_) => Self::Unavailable(text),
+            ModelError::OverBudget(_) => Self::BudgetExceeded(text),
         }
     }
 

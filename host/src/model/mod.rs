@@ -8,6 +8,7 @@ mod breaker;
 mod client;
 pub mod config;
 mod failure;
+mod flight;
 mod journal;
 pub mod policy;
 pub mod prompt;
@@ -21,7 +22,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerState};
-pub use client::{ChatRequest, ChatResponse, Message, ModelError, ProviderConfig, TokenUsage};
+pub use client::{
+    ChatRequest, ChatResponse, Message, ModelError, ProviderConfig, Served, TokenUsage,
+};
 pub use config::{Alias, ModelConfig, ProviderSettings};
 pub use failure::ModelFailure;
 pub use policy::{BudgetTable, CallPolicy, PolicyTable};
@@ -92,17 +95,38 @@ impl Gateway {
         retry: &RetryPolicy,
         timeout: Option<Duration>,
     ) -> CallReport {
+        self.complete_metered(request, deadline, retry, timeout, &mut Unmetered)
+            .await
+    }
+
+    /// Like [`Gateway::complete_with`], with every upstream attempt booked by `meter`: it
+    /// reserves before the attempt is sent and is told what the attempt served after.
+    pub async fn complete_metered(
+        &self,
+        request: &ChatRequest,
+        deadline: Instant,
+        retry: &RetryPolicy,
+        timeout: Option<Duration>,
+        meter: &mut impl Meter,
+    ) -> CallReport {
         let started = Instant::now();
         let mut attempts = 0;
+        // The last attempt's failure, while a retry of it is pending.
+        let mut last: Option<ModelError> = None;
         let outcome = loop {
+            // Before anything else, so that no attempt goes out without its reservation.
+            if let Err(refused) = meter.reserve().await {
+                break Err(refused);
+            }
             if !self.breaker.admit() {
                 break Err(ModelError::Unavailable {
                     provider: self.provider.name.clone(),
+                    after: last.map(Box::new),
                 });
             }
             let now = Instant::now();
             if now >= deadline {
-                break Err(ModelError::DeadlineExceeded);
+                break Err(ModelError::DeadlineExceeded(last.map(Box::new)));
             }
             if let Err(reason) = self.limits.acquire(tokens_needed(request), deadline).await {
                 break Err(ModelError::Throttled {
@@ -111,12 +135,18 @@ impl Gateway {
                 });
             }
             let now = Instant::now();
+            if let Some(previous) = &last {
+                // Counted only now that the retry is sent.
+                crate::metrics::model_retry(&self.provider.name, previous.kind());
+            }
             attempts += 1;
             // An attempt never outlives the deadline.
             let wanted = timeout.unwrap_or(self.provider.timeout);
             let cut = deadline - now < wanted;
             let timeout = wanted.min(deadline - now);
-            let result = client::call(&self.client, &self.provider, request, timeout).await;
+            let (result, served) =
+                client::call(&self.client, &self.provider, request, timeout).await;
+            meter.served(served);
             self.breaker.record(
                 result
                     .as_ref()
@@ -127,7 +157,7 @@ impl Gateway {
             let error = match result {
                 Ok(response) => break Ok(response),
                 // Cut short by the deadline, not by the provider's own timeout.
-                Err(ModelError::Timeout(_)) if cut => break Err(ModelError::DeadlineExceeded),
+                Err(ModelError::Timeout(_)) if cut => break Err(ModelError::DeadlineCut(timeout)),
                 Err(error) => error,
             };
             if !error.is_transient() || attempts >= retry.max_attempts {
@@ -138,7 +168,7 @@ impl Gateway {
                 // The retry could not finish in time: do not start it.
                 break Err(error);
             }
-            crate::metrics::model_retry(&self.provider.name, error.kind());
+            last = Some(error);
             tokio::time::sleep(wait).await;
         };
         CallReport {
@@ -147,6 +177,27 @@ impl Gateway {
             elapsed: started.elapsed(),
         }
     }
+}
+
+/// Books a call's upstream attempts: a budget reservation before each is sent, and what
+/// each served (by the provider's count when known) after.
+pub trait Meter: Send {
+    /// Reserves what the next attempt may cost; an error refuses the attempt (and ends the
+    /// call with it).
+    fn reserve(&mut self) -> impl Future<Output = Result<(), ModelError>> + Send;
+    /// What the attempt just made served.
+    fn served(&mut self, served: Served);
+}
+
+/// No budgets: attempts are not booked.
+pub struct Unmetered;
+
+impl Meter for Unmetered {
+    async fn reserve(&mut self) -> Result<(), ModelError> {
+        Ok(())
+    }
+
+    fn served(&mut self, _: Served) {}
 }
 
 /// What a request may take from a tokens-per-minute bucket: an estimate of its prompt

@@ -29,6 +29,7 @@ pub struct Models(Arc<Inner>);
 struct Inner {
     config: ModelConfig,
     gateways: BTreeMap<String, Gateway>,
+    flights: super::flight::Flights,
 }
 
 impl std::fmt::Debug for Models {
@@ -122,7 +123,11 @@ impl Models {
                 (name.clone(), gateway)
             })
             .collect();
-        Self(Arc::new(Inner { config, gateways }))
+        Self(Arc::new(Inner {
+            config,
+            gateways,
+            flights: Default::default(),
+        }))
     }
 
     /// The configuration.
@@ -269,6 +274,22 @@ impl Models {
             "deadline_ms": scope.deadline.saturating_duration_since(Instant::now()).as_millis() as u64,
             "budgets": {"run": scope.budgets.run, "workflow_daily": scope.budgets.workflow_daily},
         });
+        // With the cache on, an identical request already in flight is waited for, and its
+        // answer then comes from the cache (single flight).
+        let _flight = match (&scope.store, scope.policy.cache_ttl) {
+            (Some(_), Some(_)) => match self.0.flights.join(&cache_key, scope.deadline).await {
+                Some(flight) => Some(flight),
+                None => {
+                    let failure = ModelFailure::DeadlineExceeded(
+                        "the run's deadline passed while an identical call in flight was awaited"
+                            .into(),
+                    );
+                    journal.failed(&failure, started, 0, request_json).await;
+                    return Err(failure);
+                }
+            },
+            _ => None,
+        };
         if let (Some(store), Some(_)) = (&scope.store, scope.policy.cache_ttl)
             && let Ok(Some(text)) = store.cache_get(&cache_key, now_ms()).await
             && let Ok(cached) = serde_json::from_str::<Value>(&text)
@@ -305,14 +326,14 @@ impl Models {
 
         if Instant::now() >= scope.deadline {
             let failure = ModelFailure::DeadlineExceeded(
-                "the latency budget ran out before the call could be made".into(),
+                "the run's deadline had passed before the call could be made".into(),
             );
             journal.failed(&failure, started, 0, request_json).await;
             return Err(failure);
         }
 
-        // Reserve the most the call can cost before making it, so concurrent runs can never
-        // spend past a budget together.
+        // Each upstream attempt reserves the most it can cost before it is sent, so
+        // concurrent runs can never spend past a budget together, retries included.
         let estimate = alias.cost_micros(
             super::tokens_needed(&ChatRequest {
                 max_tokens: None,
@@ -320,50 +341,30 @@ impl Models {
             }) as u64,
             max_tokens as u64,
         );
-        let scopes = budget_scopes(scope);
-        let mut settle = None;
-        if let (Some(store), false) = (&scope.store, scopes.is_empty()) {
-            match store.reserve_budget(scopes.clone(), estimate).await {
-                Ok(Ok(())) => {
-                    settle = Some(Settle {
-                        scopes: scopes.iter().map(|s| s.key.clone()).collect(),
-                        reserved_micros: estimate,
-                        actual_micros: 0,
-                    });
-                }
-                Ok(Err(exceeded)) => {
-                    let failure = ModelFailure::BudgetExceeded(format!(
-                        "model alias `{alias_name}`: {exceeded}"
-                    ));
-                    journal.failed(&failure, started, 0, request_json).await;
-                    crate::metrics::model_call(
-                        &alias.provider,
-                        alias_name,
-                        "budget_exceeded",
-                        TokenUsage::default(),
-                        0,
-                    );
-                    return Err(failure);
-                }
-                Err(e) => {
-                    return Err(ModelFailure::Unavailable(format!(
-                        "the budget could not be checked: {e:#}"
-                    )));
-                }
-            }
-        }
-
+        let mut books = Books {
+            store: scope.store.as_ref(),
+            scopes: budget_scopes(scope),
+            alias_name,
+            alias,
+            estimate,
+            reserved: 0,
+            charged: 0,
+            usage: TokenUsage::default(),
+        };
         let retry: RetryPolicy = scope.policy.retry;
         let report = gateway
-            .complete_with(&request, scope.deadline, &retry, scope.policy.timeout)
+            .complete_metered(
+                &request,
+                scope.deadline,
+                &retry,
+                scope.policy.timeout,
+                &mut books,
+            )
             .instrument(span.clone())
             .await;
+        let (cost, usage, settle) = books.settle();
         match report.outcome {
             Ok(response) => {
-                let cost = alias.cost_micros(
-                    response.usage.prompt_tokens,
-                    response.usage.completion_tokens,
-                );
                 span.record("gen_ai.usage.input_tokens", response.usage.prompt_tokens);
                 span.record(
                     "gen_ai.usage.output_tokens",
@@ -385,14 +386,11 @@ impl Models {
                 {
                     tracing::warn!(error = %e, "a model response could not be cached");
                 }
-                if let Some(s) = &mut settle {
-                    s.actual_micros = cost;
-                }
                 journal
                     .finish(
                         "ok",
                         None,
-                        response.usage,
+                        usage,
                         cost,
                         started,
                         report.attempts,
@@ -401,7 +399,7 @@ impl Models {
                         settle,
                     )
                     .await;
-                crate::metrics::model_call(&alias.provider, alias_name, "ok", response.usage, cost);
+                crate::metrics::model_call(&alias.provider, alias_name, "ok", usage, cost);
                 Ok(ModelReply {
                     content: response.content,
                     alias: alias_name.to_string(),
@@ -417,12 +415,13 @@ impl Models {
             }
             Err(error) => {
                 let failure = ModelFailure::from_gateway(error);
+                // A failed call still costs what its attempts served.
                 journal
                     .finish(
                         failure.kind(),
                         Some(failure.to_string()),
-                        TokenUsage::default(),
-                        0,
+                        usage,
+                        cost,
                         started,
                         report.attempts,
                         request_json,
@@ -434,8 +433,8 @@ impl Models {
                     &alias.provider,
                     alias_name,
                     failure.kind(),
-                    TokenUsage::default(),
-                    0,
+                    usage,
+                    cost,
                 );
                 Err(failure)
             }
@@ -453,6 +452,73 @@ impl Models {
             "none: add [models.<alias>] to the host configuration".into()
         } else {
             names.join(", ")
+        }
+    }
+}
+
+/// A call's books: what its attempts reserved on its budgets, and what they cost. An
+/// attempt is charged the provider's count of what it served when the answer carried one,
+/// nothing when it was refused, and its whole reservation (the most it could cost) when an
+/// answer was generated but its count is unknown (cut, unparseable, timed out): so spend by
+/// the provider's count never passes a budget.
+struct Books<'a> {
+    store: Option<&'a Arc<dyn Store>>,
+    scopes: Vec<BudgetScope>,
+    alias_name: &'a str,
+    alias: &'a Alias,
+    /// The most one attempt may cost.
+    estimate: i64,
+    reserved: i64,
+    charged: i64,
+    /// Tokens served, by the provider's count, over every attempt.
+    usage: TokenUsage,
+}
+
+impl Books<'_> {
+    /// The call's cost, its tokens, and the settlement of its reservations (none when it
+    /// reserved nothing).
+    fn settle(self) -> (i64, TokenUsage, Option<Settle>) {
+        let settle = (self.reserved > 0).then(|| Settle {
+            scopes: self.scopes.iter().map(|s| s.key.clone()).collect(),
+            reserved_micros: self.reserved,
+            actual_micros: self.charged,
+        });
+        (self.charged, self.usage, settle)
+    }
+}
+
+impl super::Meter for Books<'_> {
+    async fn reserve(&mut self) -> Result<(), super::ModelError> {
+        let Some(store) = self.store.filter(|_| !self.scopes.is_empty()) else {
+            return Ok(());
+        };
+        match store
+            .reserve_budget(self.scopes.clone(), self.estimate)
+            .await
+        {
+            Ok(Ok(())) => {
+                self.reserved += self.estimate;
+                Ok(())
+            }
+            Ok(Err(exceeded)) => Err(super::ModelError::OverBudget(format!(
+                "model alias `{}`: {exceeded}",
+                self.alias_name
+            ))),
+            Err(e) => Err(super::ModelError::BudgetUnchecked(format!("{e:#}"))),
+        }
+    }
+
+    fn served(&mut self, served: super::Served) {
+        match served {
+            super::Served::Nothing => {}
+            super::Served::Usage(usage) => {
+                self.charged += self
+                    .alias
+                    .cost_micros(usage.prompt_tokens, usage.completion_tokens);
+                self.usage.prompt_tokens += usage.prompt_tokens;
+                self.usage.completion_tokens += usage.completion_tokens;
+            }
+            super::Served::Unknown => self.charged += self.estimate,
         }
     }
 }

@@ -222,7 +222,9 @@ impl<'a> Drive<'a> {
                     def,
                     self.inputs.get(&step).unwrap_or(&Value::Null),
                     &finished.result,
-                    &self.records,
+                    // A gate sees a step that failed over as its fallback's result, as every
+                    // expression does.
+                    &schedule::effective(&self.workflow, &self.records),
                     &self.run.input,
                 )
             {

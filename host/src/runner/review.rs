@@ -100,11 +100,7 @@ impl Runner {
             .await?
             .ok_or_else(|| ReviewError::NotFound(review_id.to_string()))?;
         if review.status != ReviewStatus::Pending {
-            return Err(ReviewError::Conflict(format!(
-                "review {review_id} was already decided: {} by {}",
-                review.status,
-                review.decided_by.as_deref().unwrap_or("someone")
-            )));
+            return Err(ReviewError::Conflict(review.not_pending()));
         }
         if let Decision::Edit(output) = &decision {
             let steps = self.store.steps(&review.run_id).await?;
@@ -129,7 +125,10 @@ impl Runner {
             .await
             .map_err(|e| {
                 let message = format!("{e:#}");
-                if message.contains("already decided") || message.contains("nothing to approve") {
+                if message.contains("already decided")
+                    || message.contains("is closed")
+                    || message.contains("nothing to approve")
+                {
                     ReviewError::Conflict(message)
                 } else {
                     ReviewError::Store(e)

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 status_enum! {
     /// Where a review is: `pending` until someone (or its timeout) decides.
-    ReviewStatus {
+    ReviewStatus ("review status") {
         /// Waiting for a decision.
         Pending = "pending",
         /// The step's output stands; the run goes on.
@@ -14,6 +14,8 @@ status_enum! {
         Edited = "edited",
         /// The run failed on the reviewer's word.
         Rejected = "rejected",
+        /// The run ended without a decision (it was cancelled): nothing is left to decide.
+        Closed = "closed",
     }
 }
 
@@ -83,6 +85,35 @@ pub struct ReviewRecord {
     pub before: Option<Value>,
     /// The step's output after it.
     pub after: Option<Value>,
+}
+
+impl ReviewRecord {
+    /// Why a decision on this review (no longer pending) is refused.
+    pub fn not_pending(&self) -> String {
+        match self.status {
+            ReviewStatus::Closed => format!(
+                "review {} is closed: {}",
+                self.id,
+                self.note.as_deref().unwrap_or("its run has ended")
+            ),
+            status => format!(
+                "review {} was already decided: {status} by {}",
+                self.id,
+                self.decided_by.as_deref().unwrap_or("someone")
+            ),
+        }
+    }
+}
+
+/// The note a review closed by its run's end carries: how the run ended, and why.
+pub(crate) fn closed_note(status: super::RunStatus, failure: Option<&Value>) -> String {
+    let why = failure
+        .and_then(|f| f.get("reason").or_else(|| f.pointer("/failure/message")))
+        .and_then(Value::as_str);
+    match why {
+        Some(why) => format!("its run was {status} without a decision ({why})"),
+        None => format!("its run was {status} without a decision"),
+    }
 }
 
 /// A reviewer's decision.

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 macro_rules! status_enum {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident ($what:literal) { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
@@ -30,7 +30,7 @@ macro_rules! status_enum {
             fn from_str(s: &str) -> Result<Self, String> {
                 match s {
                     $($text => Ok(Self::$variant),)+
-                    other => Err(format!("unknown {} {other:?}; expected one of: {}", stringify!($name), [$($text),+].join(", "))),
+                    other => Err(format!("{other:?} is not a {}; use one of: {}", $what, [$($text),+].join(", "))),
                 }
             }
         }
@@ -39,7 +39,7 @@ macro_rules! status_enum {
 
 status_enum! {
     /// Where a run is: `pending → running → (awaiting_review) → succeeded | failed | cancelled`.
-    RunStatus {
+    RunStatus ("run status") {
         /// Submitted, not started.
         Pending = "pending",
         /// Steps are executing.
@@ -57,7 +57,7 @@ status_enum! {
 
 status_enum! {
     /// Where a step of a run is.
-    StepStatus {
+    StepStatus ("step status") {
         /// Not started.
         Pending = "pending",
         /// An attempt was journaled and has no result yet.
@@ -142,6 +142,7 @@ impl NewRun {
             input: self.input.clone(),
             output: None,
             failure: None,
+            review: None,
             idempotency_key: self.idempotency_key.clone(),
             created_ms: now_ms,
             updated_ms: now_ms,
@@ -164,14 +165,29 @@ pub struct RunRecord {
     pub input: Value,
     /// The output, once succeeded.
     pub output: Option<Value>,
-    /// The failure, once failed.
+    /// The failure, once failed (`{"step", "failure"}`); never set on a run that has not failed.
     pub failure: Option<Value>,
+    /// While awaiting review, what it waits for: `{"step", "review"}` (a review gate's
+    /// reason) or `{"step", "failure"}` (a step that asked for review).
+    pub review: Option<Value>,
     /// The idempotency key it was submitted with.
     pub idempotency_key: Option<String>,
     /// Created (ms since the Unix epoch).
     pub created_ms: i64,
     /// Last changed (ms since the Unix epoch).
     pub updated_ms: i64,
+}
+
+impl RunRecord {
+    /// The record as the journal row holds it: a parked run keeps what it waits for in its
+    /// failure column (the one place a run's "why it stopped" lives), which is shown as
+    /// `review`, since the run has not failed.
+    pub(crate) fn parked_review_split(mut self) -> Self {
+        if self.status == RunStatus::AwaitingReview {
+            self.review = self.failure.take();
+        }
+        self
+    }
 }
 
 #[path = "review_types.rs"]

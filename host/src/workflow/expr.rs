@@ -37,6 +37,28 @@ pub struct References {
     pub unknown_variables: BTreeSet<String>,
 }
 
+/// The CEL parser's grammar terms (`mismatched input '<EOF>' expecting 'ident'`) in words a
+/// workflow author knows.
+fn plain_words(message: &str) -> String {
+    let mut text = message
+        .replace("Syntax error: ", "")
+        .replace("mismatched input '<EOF>'", "the expression ends too early")
+        .replace("mismatched input", "unexpected")
+        .replace("extraneous input", "unexpected");
+    if let Some(at) = text.find(" expecting {")
+        && let Some(len) = text[at..].find('}')
+    {
+        text.replace_range(at..=at + len, ": a value or a name should come here");
+    }
+    text.replace(
+        " expecting 'ident'",
+        ": a name (a step id or a field) should come here",
+    )
+    .replace(" expecting ", ": expected ")
+    .replace("'<EOF>'", "the end of the expression")
+    .replace("reserved_word", "a reserved word")
+}
+
 impl Expr {
     /// Compiles `source`; the error is the parser's message.
     pub fn compile(source: &str) -> Result<Self, String> {
@@ -44,9 +66,10 @@ impl Expr {
             // The parser's first line says what and where; the rest repeats the source.
             let text = e.to_string();
             let first = text.lines().next().unwrap_or_default();
-            first
+            let first = first
                 .strip_prefix("ERROR: <input>:")
-                .map_or_else(|| first.to_string(), |rest| format!("at {rest}"))
+                .map_or_else(|| first.to_string(), |rest| format!("at {rest}"));
+            plain_words(&first)
         })?;
         Ok(Self {
             source: source.to_string(),

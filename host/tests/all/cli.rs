@@ -272,3 +272,80 @@ pub(crate) fn assert_terminal_output_escaped(plugin: &str) {
     assert!(message.starts_with("\u{1b}]0;pwned\u{7}"), "{message:?}");
     assert!(message.ends_with("\n  ✓ another 2.0ms"), "{message:?}");
 }
+
+/// A reader that closes the pipe early (`weir … | head -1`) ends the command quietly, with
+/// its usual exit code, not a panic.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("weir-cli-cache");
+    for args in [
+        vec!["plugin", "inspect", artifacts::ECHO],
+        vec![
+            "step",
+            "run",
+            artifacts::ECHO,
+            "--input",
+            r#"{"a": [1, 2, 3]}"#,
+        ],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// Logs written to a file or a pipe carry no colour codes.
+#[test]
+fn logs_to_a_non_terminal_are_plain_text() {
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("weir-cli-cache");
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .env("WEIR_LOG", "wasmtime=debug")
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(["step", "run", artifacts::ECHO, "--input", "{}"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(err.contains(" DEBUG "), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+}
+
+/// A read command refuses a data directory that holds no journal, and creates none.
+#[test]
+fn read_commands_refuse_a_data_dir_without_a_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mistyped");
+    for args in [vec!["runs", "list"], vec!["review", "list"]] {
+        let out = crate::crash::weir(&data).args(&args).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("there is no journal in the data directory") && err.contains("mistyped"),
+            "{err}"
+        );
+        assert!(!data.join("weir.db").exists(), "no journal was created");
+    }
+    // Statuses are named in plain words.
+    let store = dir.path().join("real");
+    std::fs::create_dir_all(&store).unwrap();
+    weir::store::SqliteStore::open(&store.join("weir.db"), weir::store::Durability::Normal)
+        .unwrap();
+    let out = crate::crash::weir(&store)
+        .args(["runs", "list", "--status", "done"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stderr(&out),
+        "error: \"done\" is not a run status; use one of: pending, running, awaiting_review, succeeded, failed, cancelled\n"
+    );
+}

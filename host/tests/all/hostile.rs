@@ -52,7 +52,8 @@ pub(crate) async fn hostile_infinite_loop() {
     assert_eq!(
         report.outcome,
         Err(StepFailure::Timeout {
-            limit: Duration::from_millis(300)
+            limit: Duration::from_millis(300),
+            run_deadline: false,
         })
     );
     assert!(report.usage.elapsed >= Duration::from_millis(300));

@@ -3,6 +3,7 @@
 mod api_errors;
 mod backend;
 mod cli;
+mod cost;
 mod crash;
 mod fleet;
 mod hostile;
@@ -11,6 +12,7 @@ mod model;
 mod model_layer;
 mod polyglot;
 mod provider;
+mod readme;
 mod review;
 mod serve;
 mod shared_journal;

@@ -137,7 +137,7 @@ async fn retry_after_is_honoured_and_no_retry_starts_past_the_deadline() {
 
     // A budget already spent makes no call at all.
     let report = gw.complete(&ask(), Instant::now()).await;
-    assert_eq!(report.outcome, Err(ModelError::DeadlineExceeded));
+    assert_eq!(report.outcome, Err(ModelError::DeadlineExceeded(None)));
     assert_eq!(report.attempts, 0);
 }
 
@@ -199,4 +199,50 @@ async fn an_outage_opens_the_breaker_and_bounds_upstream_calls() {
     assert!(report.outcome.is_err());
     assert_eq!(provider.calls(), before + 1, "one probe, then fail fast");
     assert_eq!(gw.breaker().state(), BreakerState::Open);
+}
+
+/// A 503 that opens the breaker: the retry is never sent, the failure says both what the
+/// provider answered and that the breaker refused the retry, and no retry is counted.
+#[tokio::test]
+async fn a_retry_the_breaker_refuses_is_neither_sent_nor_counted() {
+    let provider = Provider::start().await;
+    let breaker = BreakerConfig {
+        failure_threshold: 1,
+        cooldown: Duration::from_secs(30),
+    };
+    let metrics = weir::metrics::install_prometheus().unwrap();
+    let gw = named("refused-retry", &provider, quick_retry(), breaker);
+    provider.otherwise(Reply::status(503));
+    let report = gw.complete(&ask(), within(Duration::from_secs(5))).await;
+    assert_eq!(report.attempts, 1);
+    assert_eq!(provider.calls(), 1);
+    let error = report.outcome.unwrap_err();
+    assert!(matches!(error, ModelError::Unavailable { .. }), "{error}");
+    assert_eq!(
+        error.to_string(),
+        "provider refused-retry is unavailable: its circuit breaker is open after repeated failures \
+         (this call's last attempt: the provider failed with HTTP 503; its retry was not sent)"
+    );
+    let text = metrics.render();
+    assert!(
+        !text.contains("weir_model_retries_total{provider=\"refused-retry\""),
+        "{text}"
+    );
+}
+
+/// A call cut by the deadline while waiting for its answer says so, with a rounded duration.
+#[tokio::test]
+async fn a_call_cut_by_the_deadline_says_how_long_it_waited() {
+    let provider = Provider::start().await;
+    let gw = gateway(&provider, quick_retry(), BreakerConfig::default());
+    provider.otherwise(Reply::complete("late").after(Duration::from_secs(2)));
+    let report = gw
+        .complete(&ask(), within(Duration::from_millis(150)))
+        .await;
+    let error = report.outcome.unwrap_err().to_string();
+    assert!(
+        error.starts_with("the run's deadline cut the call off after 1")
+            && error.ends_with("ms of waiting for the provider's answer"),
+        "{error}"
+    );
 }

@@ -15,11 +15,11 @@ use weir_provider::{Provider, Reply};
 use crate::support::host;
 use crate::workflows::Fixture;
 
-const ANSWER: &str = r#"{"label": "billing", "confidence": 0.92}"#;
+pub(crate) const ANSWER: &str = r#"{"label": "billing", "confidence": 0.92}"#;
 
 /// A host configuration with one provider per `(name, url)` and the aliases `smart` (on the
 /// first) and `fast` (on the last), priced at $2/M prompt and $8/M generated tokens.
-fn config(providers: &[(&str, &str)], extra: &str) -> Models {
+pub(crate) fn config(providers: &[(&str, &str)], extra: &str) -> Models {
     let mut text = String::new();
     for (name, url) in providers {
         text += &format!("[providers.{name}]\nbase-url = \"{url}\"\ntimeout = \"5s\"\n");
@@ -33,13 +33,13 @@ fn config(providers: &[(&str, &str)], extra: &str) -> Models {
     Models::new(ModelConfig::parse(&text).unwrap_or_else(|e| panic!("{e:#}\n{text}")))
 }
 
-fn runner(f: &Fixture, models: Models) -> Runner {
+pub(crate) fn runner(f: &Fixture, models: Models) -> Runner {
     Runner::new(host().clone(), f.store.clone(), f.dir.path().join("locks")).with_models(models)
 }
 
 /// A triage-like workflow: the model step, with the in-sandbox classifier standing in for it
 /// on the given failure kinds. `extra` goes at the top (deadline, tables).
-fn triage(name: &str, on: &str, head: &str, tail: &str) -> String {
+pub(crate) fn triage(name: &str, on: &str, head: &str, tail: &str) -> String {
     format!(
         r#"
 name = "{name}"
@@ -61,7 +61,7 @@ plugin = "$PLUGINS/classify_ticket.wasm"
     )
 }
 
-async fn fixture_with_prompt() -> Fixture {
+pub(crate) async fn fixture_with_prompt() -> Fixture {
     let f = Fixture::new().await;
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ticket-triage/prompts/classify.j2"),
@@ -71,7 +71,12 @@ async fn fixture_with_prompt() -> Fixture {
     f
 }
 
-async fn run_with(runner: &Runner, store: &dyn Store, path: &Path, input: Value) -> RunRecord {
+pub(crate) async fn run_with(
+    runner: &Runner,
+    store: &dyn Store,
+    path: &Path,
+    input: Value,
+) -> RunRecord {
     let (loaded, _) = registry::register_file(host(), store, path)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -79,7 +84,7 @@ async fn run_with(runner: &Runner, store: &dyn Store, path: &Path, input: Value)
     runner.execute(&run.id).await.unwrap()
 }
 
-fn ticket(n: usize) -> Value {
+pub(crate) fn ticket(n: usize) -> Value {
     json!({"subject": format!("Refund request {n}"), "body": "I was charged twice for my subscription this month"})
 }
 

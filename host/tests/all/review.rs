@@ -52,7 +52,7 @@ async fn a_confidence_gate_parks_the_run_until_a_person_decides() {
     let run = f.run(&path, json!({"ticket": 1})).await;
     assert_eq!(run.status, RunStatus::AwaitingReview);
     assert_eq!(
-        run.failure.as_ref().unwrap()["review"],
+        run.review.as_ref().unwrap()["review"],
         json!("review gate: steps.classify.confidence < 0.7")
     );
     let steps = f.store.steps(&run.id).await.unwrap();
@@ -347,4 +347,126 @@ async fn the_review_queue_over_http() {
     }
     assert_eq!(status, json!("succeeded"));
     s.server.unwrap().shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn cancelling_a_parked_run_closes_its_review_and_a_closed_review_is_not_decided() {
+    let f = Fixture::new().await;
+    let path = f.workflow("gated.toml", &gated(0.4));
+    let run = f.run(&path, json!({"ticket": 6})).await;
+    assert_eq!(run.status, RunStatus::AwaitingReview);
+    // What it waits for is no failure.
+    assert_eq!(run.failure, None);
+    assert_eq!(run.review.as_ref().unwrap()["step"], json!("classify"));
+    let review = f
+        .store
+        .reviews(Some(ReviewStatus::Pending), Some(&run.id))
+        .await
+        .unwrap()
+        .remove(0);
+
+    f.runner.cancel(&run.id, "duplicate ticket").await.unwrap();
+    let closed = f.store.get_review(&review.id).await.unwrap().unwrap();
+    assert_eq!(closed.status, ReviewStatus::Closed);
+    assert_eq!(
+        closed.note.as_deref(),
+        Some("its run was cancelled without a decision (duplicate ticket)")
+    );
+    assert!(
+        f.store
+            .reviews(Some(ReviewStatus::Pending), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let kinds: Vec<String> = f
+        .store
+        .events(&run.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.contains(&"review_closed".to_string()), "{kinds:?}");
+    let err = f
+        .runner
+        .decide(&review.id, Decision::Approve, by("ana"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ReviewError::Conflict(_)), "{err}");
+    assert!(
+        err.to_string().contains(&format!(
+            "review {} is closed: its run was cancelled",
+            review.id
+        )),
+        "{err}"
+    );
+    let run = f.store.get_run(&run.id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Cancelled);
+
+    // An approved run that then succeeds carries no failure either.
+    let run = f.run(&path, json!({"ticket": 7})).await;
+    let review = f
+        .store
+        .reviews(Some(ReviewStatus::Pending), Some(&run.id))
+        .await
+        .unwrap()
+        .remove(0);
+    f.runner
+        .decide(&review.id, Decision::Approve, by("ana"))
+        .await
+        .unwrap();
+    let done = f.runner.execute(&run.id).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!((done.failure, done.review), (None, None));
+}
+
+#[tokio::test]
+async fn the_cli_says_what_a_parked_run_waits_for_and_refuses_a_closed_review() {
+    let f = Fixture::new().await;
+    let path = f.workflow("gated.toml", &gated(0.4));
+    let weir = |args: &[&str]| {
+        crate::crash::weir(f.dir.path())
+            .args(f.backend.cli_args())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = weir(&["run", path.to_str().unwrap(), "--input", r#"{"t": 1}"#]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(
+            "awaits review at step `classify`: review gate: steps.classify.confidence < 0.7"
+        ) && err.contains("weir review approve <review-id>"),
+        "{err}"
+    );
+    assert!(!err.contains("null") && !err.contains("(?)"), "{err}");
+    let run = f
+        .store
+        .list_runs(&Default::default())
+        .await
+        .unwrap()
+        .remove(0);
+    let shown = weir(&["runs", "show", &run.id]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("awaits review at step `classify`"), "{text}");
+
+    let review = f
+        .store
+        .reviews(None, Some(&run.id))
+        .await
+        .unwrap()
+        .remove(0);
+    f.runner.cancel(&run.id, "not needed").await.unwrap();
+    let out = weir(&["review", "approve", &review.id]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: review {} is closed: its run was cancelled without a decision (not needed)",
+            review.id
+        )),
+        "{err}"
+    );
 }

@@ -233,6 +233,44 @@ pub(crate) async fn clean_text() {
         report.logs
     );
 
+    // SSNs, IBANs and phone numbers of several countries; dates and order numbers stay.
+    let planted = [
+        ("ssn", "SSN 536-22-8123 on file"),
+        ("iban", "IBAN DE89 3704 0044 0532 0130 00 please"),
+        ("iban", "pay GB82WEST12345698765432 now"),
+        ("phone", "call (415) 555-0132 today"),
+        ("phone", "ring +44 20 7946 0958 or"),
+        ("phone", "UK 020 7946 0958 office"),
+        ("phone", "FR 01 23 45 67 89 bureau"),
+        ("phone", "FR +33 1 23 45 67 89 mobile"),
+        ("phone", "DE 030 12345678 Büro"),
+        ("phone", "IN +91 98765 43210 cell"),
+        ("phone", "JP 03-1234-5678 desk"),
+    ];
+    for (kind, text) in planted {
+        let report = run(
+            artifacts::CLEAN_TEXT,
+            &spec(Limits::default()),
+            &json!({ "t": text }).to_string(),
+        )
+        .await;
+        let cleaned = ok(&report).payload["t"].as_str().unwrap().to_string();
+        let placeholder = format!("[{}]", kind.to_uppercase());
+        assert!(cleaned.contains(&placeholder), "{text:?} -> {cleaned:?}");
+        assert!(
+            !cleaned.chars().any(|c| c.is_ascii_digit()),
+            "nothing of the number is left: {text:?} -> {cleaned:?}"
+        );
+    }
+    let kept = "Order 20240117 of 2024-01-17, due 17.01.2024, version 1.2.3, 3 items";
+    let report = run(
+        artifacts::CLEAN_TEXT,
+        &spec(Limits::default()),
+        &json!({ "t": kept }).to_string(),
+    )
+    .await;
+    assert_eq!(ok(&report).payload["t"], json!(kept));
+
     let only_email = with_config(&[r#"redact=["email"]"#, "normalize=false"]);
     let report = run(
         artifacts::CLEAN_TEXT,
@@ -244,7 +282,7 @@ pub(crate) async fn clean_text() {
 
     let bad = run(
         artifacts::CLEAN_TEXT,
-        &with_config(&[r#"redact=["ssn"]"#]),
+        &with_config(&[r#"redact=["passport"]"#]),
         "{}",
     )
     .await;
@@ -252,7 +290,7 @@ pub(crate) async fn clean_text() {
         bad.outcome,
         Err(StepFailure::Fatal {
             message:
-                "config `redact` names unknown kind \"ssn\"; known kinds: email, card, ipv4, phone"
+                "config `redact` names unknown kind \"passport\"; known kinds: email, ssn, iban, card, ipv4, phone"
                     .into()
         })
     );

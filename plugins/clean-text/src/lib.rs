@@ -1,6 +1,9 @@
 //! Cleans every string in its input: strips control characters, collapses runs of
-//! whitespace, and redacts personal data (emails, phone numbers, payment card numbers that
-//! pass the Luhn check, IPv4 addresses) with a typed placeholder such as `[EMAIL]`.
+//! whitespace, and redacts personal data (emails, US social security numbers, IBANs that
+//! pass their mod-97 check, payment card numbers that pass the Luhn check, IPv4 addresses,
+//! phone numbers in international and national formats: North American `(415) 555-0132`,
+//! British `020 7946 0958`, French `01 23 45 67 89`, German `030 12345678`, Indian
+//! `+91 98765 43210`, Japanese `03-1234-5678`, ...) with a typed placeholder such as `[EMAIL]`.
 //!
 //! Config: `redact` (list of kinds to redact; default all), `normalize` (default true).
 //! The output has the input's shape; the route label is `redacted` when anything was
@@ -17,6 +20,8 @@ struct CleanText;
 
 struct Patterns {
     email: Regex,
+    ssn: Regex,
+    iban: Regex,
     card: Regex,
     phone: Regex,
     ipv4: Regex,
@@ -26,16 +31,72 @@ struct Patterns {
 fn patterns() -> &'static Patterns {
     static PATTERNS: OnceLock<Patterns> = OnceLock::new();
     PATTERNS.get_or_init(|| Patterns {
-        email: Regex::new(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b").unwrap(),
-        card: Regex::new(r"\b(?:\d[ -]?){12,18}\d\b").unwrap(),
+        email: Regex::new(r"(?i-u)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b").unwrap(),
+        // ASCII classes (`(?-u)`): a Unicode `\d` repeated is a far larger automaton, which
+        // costs fuel to build on every attempt.
+        ssn: Regex::new(r"(?-u)\b\d{3}-\d{2}-\d{4}\b").unwrap(),
+        iban: Regex::new(r"(?-u)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
+            .unwrap(),
+        card: Regex::new(r"(?-u)\b(?:\d[ -]?){12,18}\d\b").unwrap(),
+        // An optional country code, an optional area code in brackets, then two to five
+        // groups of digits separated by spaces, dots or dashes.
         phone: Regex::new(
-            r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?)?\d{3,4}[ .-]\d{3,4}(?:[ .-]\d{2,4})?\b",
+            r"(?-u)(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]\d{2,8}){1,4}\b",
         )
         .unwrap(),
-        ipv4: Regex::new(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b")
-            .unwrap(),
+        ipv4: Regex::new(
+            r"(?-u)\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b",
+        )
+        .unwrap(),
         space: Regex::new(r"\s+").unwrap(),
     })
+}
+
+/// A US social security number as issued: no area 000, 666 or 9xx, no group 00, no serial
+/// 0000 (so `123-45-6789`-shaped part numbers with a zero group stay).
+fn ssn_valid(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    let [area, group, serial] = parts[..] else {
+        return false;
+    };
+    area != "000" && area != "666" && !area.starts_with('9') && group != "00" && serial != "0000"
+}
+
+/// The IBAN check (ISO 13616): letters to numbers, the first four characters moved to the
+/// end, the whole number modulo 97 is 1.
+fn iban_valid(text: &str) -> bool {
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if !(15..=34).contains(&compact.len()) {
+        return false;
+    }
+    let (head, tail) = compact.split_at(4);
+    let mut remainder: u32 = 0;
+    for c in tail.chars().chain(head.chars()) {
+        let value = match c.to_digit(36) {
+            Some(v) => v,
+            None => return false,
+        };
+        let (shift, v) = if value >= 10 {
+            (100, value)
+        } else {
+            (10, value)
+        };
+        remainder = (remainder * shift + v) % 97;
+    }
+    remainder == 1
+}
+
+/// A phone number has 7 to 15 digits (E.164), and is not a date such as `2024-01-17` or
+/// `17.01.2024`.
+fn phone_valid(text: &str) -> bool {
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    let groups: Vec<usize> = text
+        .split([' ', '.', '-'])
+        .map(str::len)
+        .filter(|&n| n > 0)
+        .collect();
+    let date = !text.starts_with('+') && matches!(groups[..], [4, 2, 2] | [2, 2, 4]);
+    (7..=15).contains(&digits) && !date
 }
 
 /// Luhn checksum: separates card numbers from other long digit runs (order ids, dates).
@@ -92,7 +153,9 @@ impl Cleaner {
                 }
             })
             .into_owned();
-        *self.counts.entry(kind).or_default() += count;
+        if count > 0 {
+            *self.counts.entry(kind).or_default() += count;
+        }
         out
     }
 
@@ -105,13 +168,13 @@ impl Cleaner {
         if self.normalize {
             s = p.space.replace_all(s.trim(), " ").into_owned();
         }
-        // Order matters: cards before phones, since a card number also looks like a phone.
+        // Order matters: SSNs, IBANs and cards before phones, which they also look like.
         s = self.replace(s, "email", &p.email, |_| true);
+        s = self.replace(s, "ssn", &p.ssn, ssn_valid);
+        s = self.replace(s, "iban", &p.iban, iban_valid);
         s = self.replace(s, "card", &p.card, luhn_valid);
         s = self.replace(s, "ipv4", &p.ipv4, |_| true);
-        s = self.replace(s, "phone", &p.phone, |m| {
-            m.chars().filter(char::is_ascii_digit).count() >= 7
-        });
+        s = self.replace(s, "phone", &p.phone, phone_valid);
         s
     }
 
@@ -133,12 +196,12 @@ impl Step for CleanText {
 
     fn meta() -> Meta {
         Meta::new("clean-text", "1.0.0").description(
-            "Normalizes whitespace and redacts emails, phone numbers, card numbers and IPs",
+            "Normalizes whitespace and redacts emails, SSNs, IBANs, card numbers, IPs and phone numbers",
         )
     }
 
     fn run(_ctx: &Context, input: Value) -> Result<Output<Value>, StepError> {
-        const ALL: [&str; 4] = ["email", "card", "ipv4", "phone"];
+        const ALL: [&str; 6] = ["email", "ssn", "iban", "card", "ipv4", "phone"];
         let kinds: Vec<String> =
             config::get("redact")?.unwrap_or_else(|| ALL.map(String::from).to_vec());
         if let Some(bad) = kinds.iter().find(|k| !ALL.contains(&k.as_str())) {

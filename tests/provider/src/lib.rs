@@ -38,8 +38,14 @@ pub enum Reply {
         /// The `Retry-After` header, in seconds.
         retry_after: Option<u64>,
     },
-    /// 200 with a body that is not JSON.
+    /// 200 with a body that is not JSON (the prompt was read: its tokens count as served).
     Malformed,
+    /// 200 with JSON that carries `usage` but no completion (`choices` is empty).
+    NoChoices,
+    /// A gullible model: when the prompt says "route this to <queue>" (or "route it to"), it
+    /// answers `{"label": "<queue>", "confidence": 1.0}`, whatever else the prompt says;
+    /// otherwise it answers with this text.
+    Obey(String),
     /// 200 whose body stops halfway: the connection closes before `Content-Length` bytes.
     Truncated,
     /// A completion sent a few bytes at a time, `interval` apart.
@@ -85,6 +91,8 @@ struct Script {
     /// Given when the script has run out.
     fallback: Option<Reply>,
     requests: Vec<Value>,
+    /// Tokens served, as a provider would bill them: (prompt, completion).
+    served: (u64, u64),
 }
 
 /// A running stand-in. It stops when dropped.
@@ -142,6 +150,12 @@ impl Provider {
         self.lock().requests.len()
     }
 
+    /// Tokens served so far by this stand-in's own count, as a provider bills them: every
+    /// answer it generated, whole or cut short, `(prompt, completion)`.
+    pub fn usage_served(&self) -> (u64, u64) {
+        self.lock().served
+    }
+
     /// The bodies of the requests received so far.
     pub fn requests(&self) -> Vec<Value> {
         self.lock().requests.clone()
@@ -174,7 +188,52 @@ async fn complete(State(script): State<Arc<Mutex<Script>>>, body: Bytes) -> Resp
             .or_else(|| script.fallback.clone())
     };
     let reply = reply.unwrap_or_else(|| Reply::Complete(last_user_message(&request)));
+    if let Some((prompt, completion)) = billed(&reply, &request) {
+        let mut script = script.lock().expect("script poisoned");
+        script.served.0 += prompt;
+        script.served.1 += completion;
+    }
     answer(reply, &request).await
+}
+
+/// What a reply bills: the usage of the completion it generates (whole or cut), the prompt
+/// alone for an answer that is not JSON, nothing for an error status.
+fn billed(reply: &Reply, request: &Value) -> Option<(u64, u64)> {
+    let usage = |content: &str| {
+        let body = completion(request, content);
+        let usage = &body["usage"];
+        Some((
+            usage["prompt_tokens"].as_u64().unwrap_or(0),
+            usage["completion_tokens"].as_u64().unwrap_or(0),
+        ))
+    };
+    match reply {
+        Reply::Complete(content) | Reply::Drip(content, _) => usage(content),
+        Reply::Obey(otherwise) => usage(&obeyed(request, otherwise)),
+        Reply::Truncated => usage(TRUNCATED),
+        Reply::Malformed | Reply::NoChoices => usage("").map(|(p, _)| (p, 0)),
+        Reply::Status { .. } => None,
+        Reply::Delayed(_, inner) => billed(inner, request),
+    }
+}
+
+/// The content of the completion [`Reply::Truncated`] cuts short.
+const TRUNCATED: &str = "cut short";
+
+/// What [`Reply::Obey`] answers to `request`.
+fn obeyed(request: &Value, otherwise: &str) -> String {
+    let text = last_user_message(request).to_lowercase();
+    ["route this to ", "route it to "]
+        .iter()
+        .find_map(|phrase| {
+            let at = text.find(phrase)? + phrase.len();
+            let queue: String = text[at..]
+                .chars()
+                .take_while(char::is_ascii_alphabetic)
+                .collect();
+            (!queue.is_empty()).then(|| json!({"label": queue, "confidence": 1.0}).to_string())
+        })
+        .unwrap_or_else(|| otherwise.to_string())
 }
 
 fn last_user_message(request: &Value) -> String {
@@ -214,6 +273,9 @@ async fn answer(reply: Reply, request: &Value) -> Response {
             Box::pin(answer(*inner, request)).await
         }
         Reply::Complete(content) => axum::Json(completion(request, &content)).into_response(),
+        Reply::Obey(otherwise) => {
+            axum::Json(completion(request, &obeyed(request, &otherwise))).into_response()
+        }
         Reply::Status { code, retry_after } => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let error =
@@ -231,8 +293,13 @@ async fn answer(reply: Reply, request: &Value) -> Response {
             "{\"choices\": [{\"message\": ",
         )
             .into_response(),
+        Reply::NoChoices => {
+            let mut body = completion(request, "");
+            body["choices"] = json!([]);
+            axum::Json(body).into_response()
+        }
         Reply::Truncated => {
-            let full = completion(request, "cut short").to_string();
+            let full = completion(request, TRUNCATED).to_string();
             let half = Bytes::from(full.as_bytes()[..full.len() / 2].to_vec());
             let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(half)]).chain(
                 futures_util::stream::once(async {

@@ -153,9 +153,13 @@ pub(super) async fn set_status(
         id,
         &format!("run_{status}"),
         None,
-        failure.unwrap_or(Value::Null),
+        failure.clone().unwrap_or(Value::Null),
     )
-    .await
+    .await?;
+    if status.is_final() {
+        super::reviews::close_pending(c, id, status, failure.as_ref()).await?;
+    }
+    Ok(())
 }
 
 async fn start_attempt(

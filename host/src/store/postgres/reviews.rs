@@ -7,7 +7,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::rows::{append_event, json_col, parse};
-use crate::store::{Decided, Decision, NewReview, ReviewRecord, ReviewStatus, now_ms};
+use crate::store::{
+    Decided, Decision, NewReview, ReviewRecord, ReviewStatus, RunStatus, closed_note, now_ms,
+};
 
 const COLUMNS: &str = "id, run_id, step_id, reason, data, status, created_ms, expires_ms, default_action, decided_by, decided_ms, note, before_value, after_value";
 
@@ -40,6 +42,37 @@ pub(super) async fn open(
     )
     .await?;
     Ok(id)
+}
+
+/// Closes the run's pending reviews when it ends without them (it was cancelled), each
+/// with its audit event, so nobody decides a review whose run is gone.
+pub(super) async fn close_pending(
+    c: &mut PgConnection,
+    run_id: &str,
+    status: RunStatus,
+    failure: Option<&Value>,
+) -> anyhow::Result<()> {
+    let note = closed_note(status, failure);
+    let closed: Vec<(String, String)> = sqlx::query_as(
+        "UPDATE reviews SET status = 'closed', decided_by = 'weir', decided_ms = $2, note = $3
+         WHERE run_id = $1 AND status = 'pending' RETURNING id, step_id",
+    )
+    .bind(run_id)
+    .bind(now_ms())
+    .bind(&note)
+    .fetch_all(&mut *c)
+    .await?;
+    for (review, step) in closed {
+        append_event(
+            c,
+            run_id,
+            "review_closed",
+            Some(&step),
+            json!({"review": review, "note": note}),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 fn row(r: &PgRow) -> anyhow::Result<ReviewRecord> {
@@ -119,11 +152,7 @@ pub(super) async fn decide(
         .transpose()?
         .with_context(|| format!("no review {id}"))?;
     if review.status != ReviewStatus::Pending {
-        bail!(
-            "review {id} was already decided: {} by {}",
-            review.status,
-            review.decided_by.as_deref().unwrap_or("someone")
-        );
+        bail!("{}", review.not_pending());
     }
     let step = sqlx::query("SELECT status, output FROM steps WHERE run_id = $1 AND step_id = $2")
         .bind(&review.run_id)
@@ -182,7 +211,9 @@ pub(super) async fn decide(
     let run_status = decision.run_change(&review.step_id, &decided.by, still_pending);
     if let Some((run_status, failure)) = run_status {
         let changed = sqlx::query(
-            "UPDATE runs SET status = $2, failure = COALESCE($3, failure), updated_ms = $4 WHERE id = $1 AND status = 'awaiting_review'",
+            // Back to running: what it waited for is no failure.
+            "UPDATE runs SET status = $2, failure = CASE WHEN $2 = 'running' THEN NULL ELSE COALESCE($3, failure) END, updated_ms = $4
+             WHERE id = $1 AND status = 'awaiting_review'",
         )
         .bind(&review.run_id)
         .bind(run_status.as_str())

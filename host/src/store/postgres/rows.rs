@@ -50,10 +50,12 @@ pub(super) fn run_row(r: &PgRow) -> anyhow::Result<RunRecord> {
         input: json_col(r.try_get(4)?).unwrap_or(Value::Null),
         output: json_col(r.try_get(5)?),
         failure: json_col(r.try_get(6)?),
+        review: None,
         idempotency_key: r.try_get(7)?,
         created_ms: r.try_get(8)?,
         updated_ms: r.try_get(9)?,
-    })
+    }
+    .parked_review_split())
 }
 
 pub(super) async fn get_run(c: &mut PgConnection, id: &str) -> anyhow::Result<Option<RunRecord>> {

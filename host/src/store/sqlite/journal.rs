@@ -355,8 +355,12 @@ pub(super) fn set_status(
         id,
         &format!("run_{status}"),
         None,
-        failure.unwrap_or(Value::Null),
-    )
+        failure.clone().unwrap_or(Value::Null),
+    )?;
+    if status.is_final() {
+        super::reviews::close_pending(c, id, status, failure.as_ref())?;
+    }
+    Ok(())
 }
 
 /// The run row's side of [`set_status`] (its event is the caller's to append): the row as

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use super::fold::Change;
 use super::now_ms;
 use super::rows::{append_change, append_event, json_col, parse_status};
-use crate::store::{Decided, Decision, NewReview, ReviewRecord, ReviewStatus, StepStatus};
+use crate::store::{
+    Decided, Decision, NewReview, ReviewRecord, ReviewStatus, RunStatus, StepStatus, closed_note,
+};
 
 const COLUMNS: &str = "id, run_id, step_id, reason, data, status, created_ms, expires_ms, default_action, decided_by, decided_ms, note, before_value, after_value";
 
@@ -36,6 +38,36 @@ pub(super) fn open(c: &Connection, run_id: &str, review: &NewReview) -> anyhow::
         json!({"review": id, "reason": review.reason, "expires_ms": review.expires_ms}),
     )?;
     Ok(id)
+}
+
+/// Closes the run's pending reviews when it ends without them (it was cancelled), each
+/// with its audit event, so nobody decides a review whose run is gone.
+pub(super) fn close_pending(
+    c: &Connection,
+    run_id: &str,
+    status: RunStatus,
+    failure: Option<&Value>,
+) -> anyhow::Result<()> {
+    let note = closed_note(status, failure);
+    let closed: Vec<(String, String)> = c
+        .prepare_cached(
+            "UPDATE reviews SET status = 'closed', decided_by = 'weir', decided_ms = ?2, note = ?3
+             WHERE run_id = ?1 AND status = 'pending' RETURNING id, step_id",
+        )?
+        .query_map(params![run_id, now_ms(), note], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    for (review, step) in closed {
+        append_event(
+            c,
+            run_id,
+            "review_closed",
+            Some(&step),
+            json!({"review": review, "note": note}),
+        )?;
+    }
+    Ok(())
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReviewRecord> {
@@ -94,11 +126,7 @@ pub(super) fn decide(
 ) -> anyhow::Result<ReviewRecord> {
     let review = get(c, id)?.with_context(|| format!("no review {id}"))?;
     if review.status != ReviewStatus::Pending {
-        bail!(
-            "review {id} was already decided: {} by {}",
-            review.status,
-            review.decided_by.as_deref().unwrap_or("someone")
-        );
+        bail!("{}", review.not_pending());
     }
     let (steps, _) = super::fold::fold(c, &review.run_id, false)?;
     let step = steps
@@ -161,7 +189,9 @@ pub(super) fn decide(
     if let Some((run_status, failure)) = run_status {
         let changed = c
             .prepare_cached(
-                "UPDATE runs SET status = ?2, failure = COALESCE(?3, failure), updated_ms = ?4 WHERE id = ?1 AND status = 'awaiting_review'",
+                // Back to running: what it waited for is no failure.
+                "UPDATE runs SET status = ?2, failure = CASE WHEN ?2 = 'running' THEN NULL ELSE COALESCE(?3, failure) END, updated_ms = ?4
+                 WHERE id = ?1 AND status = 'awaiting_review'",
             )?
             .execute(params![
                 review.run_id,

@@ -193,10 +193,12 @@ pub(super) fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         input: json_col(row.get(4)?).unwrap_or(Value::Null),
         output: json_col(row.get(5)?),
         failure: json_col(row.get(6)?),
+        review: None,
         idempotency_key: row.get(7)?,
         created_ms: row.get(8)?,
         updated_ms: row.get(9)?,
-    })
+    }
+    .parked_review_split())
 }
 
 pub(super) fn get_run(conn: &Connection, id: &str) -> anyhow::Result<Option<RunRecord>> {
