@@ -14,6 +14,7 @@ mod provider;
 mod review;
 mod serve;
 mod sidecar;
+mod spans;
 mod steps;
 mod support;
 mod workflows;
