@@ -3,6 +3,7 @@
 mod api_errors;
 mod backend;
 mod cli;
+mod connections;
 mod crash;
 mod fleet;
 mod hostile;
