@@ -2,6 +2,7 @@
 
 mod api_errors;
 mod backend;
+mod catalog;
 mod cli;
 mod connections;
 mod crash;
