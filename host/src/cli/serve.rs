@@ -38,6 +38,17 @@ pub(crate) struct Args {
     /// How long steps in flight may take to finish on shutdown, e.g. 30s.
     #[arg(long, default_value = "30s", value_parser = crate::limits::parse_duration)]
     drain_timeout: Duration,
+    /// How long a request's header may take to arrive (from a new connection, or from the
+    /// first byte of a later request), e.g. 10s; past it the connection is closed.
+    #[arg(long, default_value = "10s", value_parser = crate::limits::parse_duration)]
+    header_timeout: Duration,
+    /// How long a keep-alive connection may idle between requests before it is closed.
+    #[arg(long, default_value = "60s", value_parser = crate::limits::parse_duration)]
+    idle_timeout: Duration,
+    /// Connections open at once; keep it below the descriptor limit (ulimit -n). At the cap
+    /// the connection idle the longest is closed to make room, or new ones wait.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
     /// With a PostgreSQL store: how long a host's claim on a run lasts without renewal; a
     /// dead host's runs are taken over by the others after it.
     #[arg(long, env = "WEIR_LEASE", default_value = "10s", value_parser = crate::limits::parse_duration)]
@@ -69,6 +80,9 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
         queue: args.queue,
         max_body: args.max_body,
         drain_timeout: args.drain_timeout,
+        header_timeout: args.header_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: args.max_connections as usize,
         ..ServeConfig::default()
     };
     let mut runner = data.runner(host).await?;

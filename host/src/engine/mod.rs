@@ -18,6 +18,8 @@ use std::time::Duration;
 pub use cache::CompileSource;
 pub(crate) use slot::{Compiled, EngineSlot};
 
+use tracing::Instrument as _;
+
 use crate::attempt::{self, AttemptContext, AttemptReport, StepSpec};
 use crate::limits::Limits;
 use crate::plugin::{Plugin, PluginError};
@@ -166,7 +168,11 @@ impl Host {
             )
             .await?;
         let span = tracing::info_span!("attempt", run_id = %ctx.run_id, step_id = %ctx.step_id, attempt = ctx.attempt, plugin = %plugin.meta().name);
-        let _enter = span.enter();
-        attempt::run(&slot, &compiled, spec, &limits, input, &ctx).await
+        // The span is entered only while the attempt's future is polled: a guard held
+        // across `.await` would leave it current on the thread for whatever runs next
+        // there (other runs' attempts, unrelated log lines).
+        attempt::run(&slot, &compiled, spec, &limits, input, &ctx)
+            .instrument(span)
+            .await
     }
 }

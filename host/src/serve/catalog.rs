@@ -28,9 +28,24 @@ pub enum UploadError {
     /// Not a component implementing `weir:step`.
     #[error(transparent)]
     Invalid(crate::plugin::PluginError),
+    /// Another component is already registered under its `name@version`.
+    #[error("{0}")]
+    Taken(String),
     /// The store failed: nothing was stored.
     #[error(transparent)]
     Store(anyhow::Error),
+}
+
+/// Why a submission found no workflow to start.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// No such workflow, or it cannot be loaded.
+    #[error(transparent)]
+    Registry(RegistryError),
+    /// The version is registered but no longer offered: its file left the workflows
+    /// directory.
+    #[error("{0}")]
+    Retired(String),
 }
 
 /// A file whose latest version failed to load.
@@ -53,6 +68,8 @@ struct State {
     /// Plugins uploaded through the API, by digest.
     uploaded: BTreeMap<String, Plugin>,
     rejected: BTreeMap<PathBuf, Rejected>,
+    /// Versions (`name@version`) whose file left the workflows directory, with when.
+    retired: BTreeMap<String, i64>,
     loaded_once: bool,
 }
 
@@ -176,6 +193,7 @@ impl Catalog {
                         metrics::counter!(RELOADS, "kind" => "workflow").increment(1);
                         state.workflows.insert(file.clone(), Arc::new(loaded));
                     }
+                    state.retired.remove(&id);
                     state.rejected.remove(file);
                 }
                 Err(RegistryError::Invalid(diagnostics)) => {
@@ -185,7 +203,20 @@ impl Catalog {
             }
         }
         let mut state = self.write();
+        let gone: Vec<String> = state
+            .workflows
+            .iter()
+            .filter(|(file, _)| !files.contains(file))
+            .map(|(_, loaded)| loaded.workflow.id())
+            .collect();
         state.workflows.retain(|file, _| files.contains(file));
+        for id in gone {
+            let still_offered = state.workflows.values().any(|l| l.workflow.id() == id);
+            if !still_offered {
+                tracing::info!(workflow = %id, "workflow retired: its file left the workflows directory; runs already started finish");
+                state.retired.insert(id, now_ms());
+            }
+        }
         state.rejected.retain(|file, _| file.exists());
     }
 
@@ -205,8 +236,26 @@ impl Catalog {
     /// Loads, checks and stores a plugin.
     async fn store_plugin(&self, bytes: Vec<u8>, origin: String) -> anyhow::Result<Plugin> {
         let plugin = self.host.load_plugin_bytes(bytes, origin).await?;
+        if let Some(taken) = self.name_taken(&plugin).await? {
+            anyhow::bail!("{taken}");
+        }
         registry::store_plugin(self.store.as_ref(), &plugin).await?;
         Ok(plugin)
+    }
+
+    /// Why `plugin` may not be registered: another component already holds its
+    /// `name@version`, which workflows use to name exactly one component.
+    async fn name_taken(&self, plugin: &Plugin) -> anyhow::Result<Option<String>> {
+        let meta = plugin.meta();
+        let existing = self.store.find_plugin(&meta.name, &meta.version).await?;
+        Ok(existing.filter(|digest| digest != plugin.digest()).map(|digest| {
+            format!(
+                "plugin {}@{} is already registered as another component (sha256:{digest}); this one is sha256:{}: a changed component needs a new version in its describe()",
+                meta.name,
+                meta.version,
+                plugin.digest()
+            )
+        }))
     }
 
     /// Stores an uploaded plugin, then reloads the workflows so the ones that name it by
@@ -217,6 +266,9 @@ impl Catalog {
             .load_plugin_bytes(bytes, "the uploaded component".to_string())
             .await
             .map_err(UploadError::Invalid)?;
+        if let Some(taken) = self.name_taken(&plugin).await.map_err(UploadError::Store)? {
+            return Err(UploadError::Taken(taken));
+        }
         registry::store_plugin(self.store.as_ref(), &plugin)
             .await
             .map_err(UploadError::Store)?;
@@ -227,13 +279,14 @@ impl Catalog {
         Ok(plugin)
     }
 
-    /// The active version of `name` (the highest active one when `version` is `None`), or a
-    /// registered version from the store.
+    /// The active version of `name` (the highest active one when `version` is `None`). With
+    /// a workflows directory, the directory is the offer: a registered version no file in it
+    /// defines is retired, and refused. Without one, any registered version is offered.
     pub async fn lookup(
         &self,
         name: &str,
         version: Option<&str>,
-    ) -> Result<Arc<Loaded>, RegistryError> {
+    ) -> Result<Arc<Loaded>, LookupError> {
         let active = {
             let state = self.read();
             state
@@ -247,9 +300,22 @@ impl Catalog {
         if let Some(found) = active {
             return Ok(found);
         }
-        registry::load_registered(&self.host, self.store.as_ref(), name, version)
+        let registered = registry::load_registered(&self.host, self.store.as_ref(), name, version)
             .await
-            .map(Arc::new)
+            .map_err(LookupError::Registry)?;
+        if self.workflows_dir.is_none() {
+            return Ok(Arc::new(registered));
+        }
+        let id = registered.workflow.id();
+        let when = self.read().retired.get(&id).map(|at_ms| {
+            let at = std::time::UNIX_EPOCH
+                + std::time::Duration::from_millis(u64::try_from(*at_ms).unwrap_or(0));
+            format!(" at {}", humantime::format_rfc3339_seconds(at))
+        });
+        Err(LookupError::Retired(format!(
+            "workflow {id} is retired: no file in the workflows directory defines it (its file was removed{}); runs already started finish, and new runs start again once a file defines it",
+            when.unwrap_or_default()
+        )))
     }
 
     /// The active workflow versions.

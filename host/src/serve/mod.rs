@@ -5,6 +5,7 @@
 
 mod auth;
 pub mod catalog;
+mod connection;
 mod error;
 mod extract;
 mod fleet;
@@ -55,6 +56,15 @@ pub struct ServeConfig {
     pub max_upload: usize,
     /// How long in-flight steps may take to finish on shutdown.
     pub drain_timeout: Duration,
+    /// How long a request's header may take to arrive: from a new connection, or from the
+    /// first byte of a later request. Past it the connection is closed.
+    pub header_timeout: Duration,
+    /// How long a keep-alive connection may sit idle between requests before it is closed.
+    pub idle_timeout: Duration,
+    /// Connections open at once (keep it below the descriptor limit, `ulimit -n`). At the
+    /// cap the connection idle the longest is closed to make room; when none is idle, new
+    /// connections wait for one to close.
+    pub max_connections: usize,
 }
 
 impl Default for ServeConfig {
@@ -69,6 +79,9 @@ impl Default for ServeConfig {
             max_body: 1024 * 1024,
             max_upload: 64 * 1024 * 1024,
             drain_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 512,
         }
     }
 }
@@ -206,10 +219,17 @@ impl Server {
         let sweeper = tokio::spawn(sweep_reviews(app.clone()));
         let router = router::build(app, tokens, &config);
         let drain_timeout = config.drain_timeout;
+        let limits = listener::ConnectionLimits {
+            timeouts: connection::Timeouts {
+                header: config.header_timeout,
+                idle: config.idle_timeout,
+            },
+            max_connections: config.max_connections,
+        };
         let done = tokio::spawn(async move {
             // The listener keeps serving through the drain: probes see 503 from /readyz,
             // and requests in flight are answered.
-            let serving = tokio::spawn(listener::serve(listener, router, closing));
+            let serving = tokio::spawn(listener::serve(listener, router, limits, closing));
             let mut stopped = shutdown;
             let _ = stopped.wait_for(|stop| *stop).await;
             tracing::info!("shutting down: no new runs; letting steps in flight finish");

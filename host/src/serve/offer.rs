@@ -157,6 +157,7 @@ pub async fn plugins(State(app): State<App>) -> axum::Json<PluginList> {
     responses(
         (status = 201, description = "Stored", body = PluginView),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 409, description = "Another component is registered under its name@version", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Not a component implementing weir:step", body = ErrorBody),
         (status = 500, description = "The store failed; nothing was stored", body = ErrorBody),
@@ -172,6 +173,7 @@ pub async fn upload(
         .await
         .map_err(|e| match e {
             UploadError::Invalid(e) => ApiError::invalid_input(e.to_string(), Value::Null),
+            UploadError::Taken(message) => ApiError::conflict(message),
             UploadError::Store(e) => ApiError::internal(&e),
         })?;
     Ok((StatusCode::CREATED, axum::Json(PluginView::from(&plugin))))

@@ -17,6 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use utoipa::{IntoParams, ToSchema};
 
 use super::App;
+use super::catalog::LookupError;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBytes, ApiJson, ApiQuery};
 use crate::registry::RegistryError;
@@ -173,7 +174,7 @@ pub struct CancelRun {
         (status = 400, description = "Malformed request", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such workflow", body = ErrorBody),
-        (status = 409, description = "Idempotency key used for another workflow, version or input; `details` names the existing run", body = ErrorBody),
+        (status = 409, description = "Idempotency key used for another workflow, version or input (`details` names the existing run), or the workflow version is retired", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Input does not match the workflow's input schema", body = ErrorBody),
@@ -195,8 +196,11 @@ pub async fn submit(
         .lookup(&body.workflow, body.version.as_deref())
         .await
         .map_err(|e| match e {
-            RegistryError::Store(e) => ApiError::not_found(format!("{e:#}")),
-            RegistryError::Invalid(d) => ApiError::internal(&anyhow::anyhow!("{d}")),
+            LookupError::Retired(message) => ApiError::conflict(message),
+            LookupError::Registry(RegistryError::Store(e)) => ApiError::not_found(format!("{e:#}")),
+            LookupError::Registry(RegistryError::Invalid(d)) => {
+                ApiError::internal(&anyhow::anyhow!("{d}"))
+            }
         })?;
     let Some(admission) = app.queue.try_admit() else {
         metrics::counter!(crate::metrics::QUEUE_REJECTED).increment(1);

@@ -2,7 +2,9 @@
 
 mod api_errors;
 mod backend;
+mod catalog;
 mod cli;
+mod connections;
 mod cost;
 mod crash;
 mod fleet;
@@ -17,6 +19,7 @@ mod review;
 mod serve;
 mod shared_journal;
 mod sidecar;
+mod spans;
 mod steps;
 mod support;
 mod workflows;

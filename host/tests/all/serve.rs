@@ -28,6 +28,21 @@ pub struct Sidecar {
 
 impl Sidecar {
     pub async fn start(configure: impl FnOnce(&mut ServeConfig, &Path)) -> Self {
+        Self::start_with(None, configure).await
+    }
+
+    /// A server on `backend`'s journal (SQLite or a PostgreSQL schema of the test's own).
+    pub async fn start_on(
+        backend: &crate::backend::TestStore,
+        configure: impl FnOnce(&mut ServeConfig, &Path),
+    ) -> Self {
+        Self::start_with(Some(backend), configure).await
+    }
+
+    async fn start_with(
+        backend: Option<&crate::backend::TestStore>,
+        configure: impl FnOnce(&mut ServeConfig, &Path),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::create_dir_all(root.join("workflows")).unwrap();
@@ -40,8 +55,10 @@ impl Sidecar {
             ..ServeConfig::default()
         };
         configure(&mut config, root);
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&root.join("weir.db"), Durability::Normal).unwrap());
+        let store: Arc<dyn Store> = match backend {
+            Some(backend) => backend.open(root).await,
+            None => Arc::new(SqliteStore::open(&root.join("weir.db"), Durability::Normal).unwrap()),
+        };
         let runner = Runner::new(host().clone(), store, root.join("locks"));
         let server = Server::start(host().clone(), runner, config).await.unwrap();
         let url = format!("http://{}", server.addr);
