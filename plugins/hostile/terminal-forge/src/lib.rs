@@ -33,8 +33,8 @@ impl Step for TerminalForge {
             return Ok(Output::new("routed".into()).route(route));
         }
         log::warn(&format!("{OSC}{FORGED}"));
-        let _ = write!(std::io::stdout(), "{FORGED}\n");
-        let _ = write!(std::io::stderr(), "{OSC}\n");
+        let _ = writeln!(std::io::stdout(), "{FORGED}");
+        let _ = writeln!(std::io::stderr(), "{OSC}");
         Err(StepError::fatal(format!("{OSC}{FORGED}")))
     }
 }
