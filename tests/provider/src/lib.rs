@@ -42,7 +42,7 @@ pub enum Reply {
     Malformed,
     /// 200 with JSON that carries `usage` but no completion (`choices` is empty).
     NoChoices,
-    /// A gullible model: when the prompt says "route this to <queue>" (or "route it to"), it
+    /// A gullible model: when the prompt says "route this to `<queue>`" (or "route it to"), it
     /// answers `{"label": "<queue>", "confidence": 1.0}`, whatever else the prompt says;
     /// otherwise it answers with this text.
     Obey(String),
