@@ -20,6 +20,8 @@ export interface RunRecord {
   input: Json;
   output?: Json | null;
   failure?: Json | null;
+  /** While awaiting review, what it waits for: `{"step", "review"}` or `{"step", "failure"}`. */
+  review?: Json | null;
   idempotency_key?: string | null;
   created_ms: number;
   updated_ms: number;
@@ -224,7 +226,7 @@ function fields<T>() {
 export const SCHEMA_FIELDS = {
   RunRecord: fields<RunRecord>()({
     required: ["id", "workflow", "version", "status", "input", "created_ms", "updated_ms"],
-    optional: ["output", "failure", "idempotency_key"],
+    optional: ["output", "failure", "review", "idempotency_key"],
   }),
   RunSubmitted: fields<RunSubmitted>()({ required: ["created", "run"], optional: [] }),
   StepRecord: fields<StepRecord>()({

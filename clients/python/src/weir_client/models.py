@@ -40,6 +40,8 @@ class RunRecord(_Model):
     input: JSON
     output: Optional[JSON] = None
     failure: Optional[JSON] = None
+    review: Optional[JSON] = None
+    """While awaiting review, what it waits for: ``{"step", "review"}`` or ``{"step", "failure"}``."""
     idempotency_key: Optional[str] = None
     created_ms: int
     updated_ms: int
