@@ -136,12 +136,7 @@ async fn edit_replaces_the_output_and_reject_fails_the_run() {
     let path = f.workflow("gated.toml", &gated(0.2));
 
     let run = f.run(&path, json!({"ticket": 3})).await;
-    let review = f
-        .store
-        .reviews(Some(ReviewStatus::Pending), Some(&run.id))
-        .await
-        .unwrap()
-        .remove(0);
+    let review = f.pending_review(&run.id).await;
     let edited = f
         .runner
         .decide(
@@ -162,12 +157,7 @@ async fn edit_replaces_the_output_and_reject_fails_the_run() {
     );
 
     let run = f.run(&path, json!({"ticket": 4})).await;
-    let review = f
-        .store
-        .reviews(Some(ReviewStatus::Pending), Some(&run.id))
-        .await
-        .unwrap()
-        .remove(0);
+    let review = f.pending_review(&run.id).await;
     f.runner
         .decide(
             &review.id,
@@ -204,12 +194,7 @@ after = ["ask"]
     let path = f.workflow("asks.toml", text);
     let run = f.run(&path, json!({"q": "?"})).await;
     assert_eq!(run.status, RunStatus::AwaitingReview);
-    let review = f
-        .store
-        .reviews(Some(ReviewStatus::Pending), Some(&run.id))
-        .await
-        .unwrap()
-        .remove(0);
+    let review = f.pending_review(&run.id).await;
     assert_eq!(
         review.reason,
         "needs review: asked to fail with needs-review"
@@ -358,12 +343,7 @@ async fn cancelling_a_parked_run_closes_its_review_and_a_closed_review_is_not_de
     // What it waits for is no failure.
     assert_eq!(run.failure, None);
     assert_eq!(run.review.as_ref().unwrap()["step"], json!("classify"));
-    let review = f
-        .store
-        .reviews(Some(ReviewStatus::Pending), Some(&run.id))
-        .await
-        .unwrap()
-        .remove(0);
+    let review = f.pending_review(&run.id).await;
 
     f.runner.cancel(&run.id, "duplicate ticket").await.unwrap();
     let closed = f.store.get_review(&review.id).await.unwrap().unwrap();
@@ -406,12 +386,7 @@ async fn cancelling_a_parked_run_closes_its_review_and_a_closed_review_is_not_de
 
     // An approved run that then succeeds carries no failure either.
     let run = f.run(&path, json!({"ticket": 7})).await;
-    let review = f
-        .store
-        .reviews(Some(ReviewStatus::Pending), Some(&run.id))
-        .await
-        .unwrap()
-        .remove(0);
+    let review = f.pending_review(&run.id).await;
     f.runner
         .decide(&review.id, Decision::Approve, by("ana"))
         .await

@@ -83,6 +83,15 @@ impl Fixture {
         assert!(created);
         self.runner.execute(&run.id).await.unwrap()
     }
+
+    /// The first pending review of run `run_id` (the run must have parked).
+    pub async fn pending_review(&self, run_id: &str) -> weir::store::ReviewRecord {
+        self.store
+            .reviews(Some(weir::store::ReviewStatus::Pending), Some(run_id))
+            .await
+            .unwrap()
+            .remove(0)
+    }
 }
 
 fn render_golden(case: &Path, store: &dyn Store) -> String {

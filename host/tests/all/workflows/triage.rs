@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use weir::registry;
-use weir::store::{Decided, Decision, ReviewStatus, RunStatus};
+use weir::store::{Decided, Decision, RunStatus};
 use weir_provider::{Provider, Reply};
 
 use super::Fixture;
@@ -106,12 +106,7 @@ async fn an_unsure_ticket_waits_for_a_person_and_approval_routes_it() {
     let path = triage_workflow(&f);
     let run = f.run(&path, ticket("vague.json")).await;
     assert_eq!(run.status, RunStatus::AwaitingReview, "{run:?}");
-    let review = f
-        .store
-        .reviews(Some(ReviewStatus::Pending), Some(&run.id))
-        .await
-        .unwrap()
-        .remove(0);
+    let review = f.pending_review(&run.id).await;
     assert_eq!(review.step_id, "decide");
     assert!(
         review.reason.contains("confidence < 0.6"),
@@ -173,12 +168,7 @@ async fn a_ticket_that_talks_the_model_into_a_queue_goes_to_review() {
     assert_eq!(label("classify_llm"), json!("billing"), "the model obeyed");
     assert_eq!(label("second_opinion"), json!("shipping"));
     assert_eq!(run.status, RunStatus::AwaitingReview, "{run:?}");
-    let review = f
-        .store
-        .reviews(Some(ReviewStatus::Pending), Some(&run.id))
-        .await
-        .unwrap()
-        .remove(0);
+    let review = f.pending_review(&run.id).await;
     assert!(
         review.reason.contains("steps.second_opinion.output.label"),
         "{}",
