@@ -45,17 +45,11 @@ pub(super) fn claim_orphans(
              ORDER BY created_ms LIMIT ?4)
          RETURNING id, lease_epoch",
     )?;
-    let rows = stmt.query_map(
+    claimed(
+        &mut stmt,
         params![owner, now, lease_ms, limit as i64, min_age_ms],
-        |r| {
-            Ok(Lease {
-                run_id: r.get(0)?,
-                owner: owner.to_string(),
-                epoch: r.get(1)?,
-            })
-        },
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        owner,
+    )
 }
 
 pub(super) fn claim_abandoned(
@@ -74,7 +68,20 @@ pub(super) fn claim_abandoned(
              ORDER BY created_ms LIMIT ?4)
          RETURNING id, lease_epoch",
     )?;
-    let rows = stmt.query_map(params![owner, now, lease_ms, limit as i64], |r| {
+    claimed(
+        &mut stmt,
+        params![owner, now, lease_ms, limit as i64],
+        owner,
+    )
+}
+
+/// The leases a claiming `UPDATE … RETURNING id, lease_epoch` gave `owner`.
+fn claimed(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+    owner: &str,
+) -> anyhow::Result<Vec<Lease>> {
+    let rows = stmt.query_map(params, |r| {
         Ok(Lease {
             run_id: r.get(0)?,
             owner: owner.to_string(),
