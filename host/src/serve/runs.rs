@@ -430,6 +430,7 @@ pub async fn events(
     let mut changes = app.runner.subscribe();
     let mut closing = app.closing.clone();
     tokio::spawn(async move {
+        let mut going = false;
         loop {
             // Subscribed before reading, so no change between the read and the wait is lost.
             let Ok(Some(run)) = store.get_run(&id).await else {
@@ -458,9 +459,14 @@ pub async fn events(
                 let _ = tx.send(Ok(done)).await;
                 return;
             }
+            if going {
+                // The read above came after the drain ended, so it holds every event the
+                // drain wrote: the client resumes from exactly here.
+                let _ = tx.send(Ok(going_away(after))).await;
+                return;
+            }
             let poll = tokio::time::sleep(POLL);
             tokio::pin!(poll);
-            let mut going = false;
             loop {
                 tokio::select! {
                     // (The watch's guard must not be held across the send.)
@@ -475,10 +481,6 @@ pub async fn events(
                         _ => break,
                     },
                 }
-            }
-            if going {
-                let _ = tx.send(Ok(going_away(after))).await;
-                return;
             }
         }
     });
