@@ -168,6 +168,7 @@ async fn journal_cost_per_step(store: &dyn Store, runs: usize) -> f64 {
                 input: json!({"n": n}),
                 idempotency_key: None,
                 steps: steps.clone(),
+                redacted: Vec::new(),
             })
             .await
             .unwrap();
@@ -189,6 +190,7 @@ async fn journal_cost_per_step(store: &dyn Store, runs: usize) -> f64 {
                 fuel: None,
                 memory_peak: 1 << 20,
                 logs: json!({}),
+                redacted: Vec::new(),
             });
             if i + 1 < STEPS {
                 advance.started.push((format!("s{}", i + 1), "i".into()));

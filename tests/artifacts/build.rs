@@ -16,6 +16,7 @@ fn main() {
         "plugins/Cargo.lock",
         "wit",
         "sdk/rust",
+        "redact",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }

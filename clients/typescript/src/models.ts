@@ -96,13 +96,21 @@ export interface RunUsage {
   model_cost_micros: number;
 }
 
-/** A run with its steps, attempts, model calls and usage. */
+/** One redaction the workflow's `[redact]` made: where, by which rule, how many. */
+export interface Redaction {
+  at: string;
+  rule: string;
+  count: number;
+}
+
+/** A run with its steps, attempts, model calls, usage and redactions. */
 export interface RunDetail {
   run: RunRecord;
   steps: StepRecord[];
   attempts: AttemptRecord[];
   model_calls: ModelCallRecord[];
   usage: RunUsage;
+  redacted: Redaction[];
 }
 
 /** A page of runs, newest first; `next` is the cursor of the following page. */
@@ -248,8 +256,9 @@ export const SCHEMA_FIELDS = {
     required: ["attempts", "latency_us", "fuel", "memory_peak", "model_tokens", "model_cost_micros"],
     optional: [],
   }),
+  Redaction: fields<Redaction>()({ required: ["at", "rule", "count"], optional: [] }),
   RunDetail: fields<RunDetail>()({
-    required: ["run", "steps", "attempts", "model_calls", "usage"],
+    required: ["run", "steps", "attempts", "model_calls", "usage", "redacted"],
     optional: [],
   }),
   RunPage: fields<RunPage>()({ required: ["runs"], optional: ["next"] }),

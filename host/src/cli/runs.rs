@@ -1,4 +1,5 @@
-//! `weir runs list` and `weir runs show`: what the journal knows.
+//! `weir runs list`, `weir runs show` and `weir runs purge`: what the journal knows, and
+//! forgetting the payloads it no longer needs to.
 
 use std::process::ExitCode;
 
@@ -35,6 +36,17 @@ pub(crate) enum Command {
         /// JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Purge the payloads (input, outputs, logs, state, review data, model requests and
+    /// responses) of ended runs, keeping their metadata and costs. By default each
+    /// workflow's `[retention] payloads` applies; `--older-than` overrides it.
+    Purge {
+        /// Purge every ended run older than this (e.g. 30d, 12h), retention or not.
+        #[arg(long, value_parser = crate::limits::parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// Only runs of this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
     },
 }
 
@@ -85,6 +97,10 @@ pub(crate) async fn execute(
             }
             outln!("{table}");
         }
+        Command::Purge {
+            older_than,
+            workflow,
+        } => purge(store.as_ref(), older_than, workflow).await?,
         Command::Show { id, json } => {
             let run = store
                 .get_run(&id)
@@ -98,7 +114,7 @@ pub(crate) async fn execute(
                 outln!(
                     "{}",
                     super::render::pretty_json(
-                        &json!({"run": run, "steps": steps, "attempts": attempts, "events": events, "model_calls": calls})
+                        &json!({"run": run, "steps": steps, "attempts": attempts, "events": events, "model_calls": calls, "redacted": crate::redaction::listed(&events)})
                     )?
                 );
                 return Ok(ExitCode::SUCCESS);
@@ -117,6 +133,10 @@ pub(crate) async fn execute(
             }
             if run.failure.is_some() || run.review.is_some() {
                 outln!("{}", summary::failure_line(&run));
+            }
+            let redacted = crate::redaction::listed(&events);
+            if !redacted.is_empty() {
+                outln!("redacted {}", crate::redaction::describe(&redacted));
             }
             outln!("{}", summary::table(&steps, &attempts, &calls));
             let budget =
@@ -160,4 +180,39 @@ pub(crate) async fn execute(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn purge(
+    store: &dyn crate::store::Store,
+    older_than: Option<std::time::Duration>,
+    workflow: Option<String>,
+) -> anyhow::Result<()> {
+    let purged = match older_than {
+        Some(keep) => {
+            let runs = crate::retention::purge_older_than(store, workflow.as_deref(), keep).await?;
+            std::collections::BTreeMap::from([(
+                workflow.unwrap_or_else(|| "every workflow".into()),
+                runs,
+            )])
+        }
+        None => {
+            let mut purged = crate::retention::apply(store).await?;
+            if let Some(only) = &workflow {
+                purged.retain(|name, _| name == only);
+            }
+            purged
+        }
+    };
+    let total: usize = purged.values().map(Vec::len).sum();
+    if older_than.is_none() && total == 0 && crate::retention::policies(store).await?.is_empty() {
+        outln!("no workflow declares [retention]; give --older-than to purge runs anyway");
+        return Ok(());
+    }
+    for (workflow, runs) in &purged {
+        if !runs.is_empty() {
+            outln!("{workflow}: purged the payloads of {} run(s)", runs.len());
+        }
+    }
+    outln!("purged {total} run(s); their metadata and costs are kept");
+    Ok(())
 }

@@ -129,6 +129,7 @@ fn model_access(args: &Args, data: &DataArgs) -> anyhow::Result<Option<ModelAcce
         prompts: Arc::new(prompts),
         deadline: tokio::time::Instant::now() + args.timeout,
         calls: Default::default(),
+        redactor: None,
     };
     Ok(Some(ModelAccess { models, scope }))
 }

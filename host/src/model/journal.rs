@@ -68,6 +68,16 @@ impl<'a> Journal<'a> {
         let Some(store) = &self.scope.store else {
             return;
         };
+        let (mut request, mut response, mut error) = (request, response, error);
+        if let Some(redactor) = &self.scope.redactor {
+            // The request was redacted before it was sent; the answer may echo or invent
+            // personal data, and an error may quote either.
+            redactor.strings("request", &mut request);
+            if let Some(response) = &mut response {
+                redactor.strings("response", response);
+            }
+            error = error.map(|e| redactor.text(&e).0);
+        }
         let record = ModelCallRecord {
             run_id: self.scope.run_id.clone(),
             step_id: self.scope.step_id.clone(),

@@ -68,6 +68,9 @@ pub struct CallScope {
     pub deadline: Instant,
     /// Calls made so far by this attempt.
     pub calls: Arc<AtomicU32>,
+    /// The workflow's `[redact]`: applied to every message before it is sent, and to what
+    /// is journaled of the call.
+    pub redactor: Option<Arc<crate::redaction::Redactor>>,
 }
 
 /// One call, as the step asked for it.
@@ -173,6 +176,12 @@ impl Models {
                 content: text,
             });
             prompt = Some(template.clone());
+        }
+        if let Some(redactor) = &scope.redactor {
+            // The provider never sees what the workflow takes out (nor does the cache key).
+            for message in &mut messages {
+                message.content = redactor.text(&message.content).0;
+            }
         }
         let chain = self.chain(&call.alias, &scope.policy);
         let mut last = None;
@@ -375,11 +384,17 @@ impl Models {
                     "content": response.content, "model": response.model,
                     "usage": {"prompt_tokens": response.usage.prompt_tokens, "completion_tokens": response.usage.completion_tokens},
                 });
+                // The cache keeps what the journal keeps: the answer with the workflow's
+                // redaction applied (a cache hit gives the step that copy).
+                let mut cached = response_json.clone();
+                if let Some(redactor) = &scope.redactor {
+                    redactor.strings("response", &mut cached);
+                }
                 if let (Some(store), Some(ttl)) = (&scope.store, scope.policy.cache_ttl)
                     && let Err(e) = store
                         .cache_put(
                             &cache_key,
-                            &response_json.to_string(),
+                            &cached.to_string(),
                             now_ms() + ttl.as_millis() as i64,
                         )
                         .await

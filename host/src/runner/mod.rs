@@ -267,6 +267,14 @@ impl Runner {
                     .or_insert_with(|| plugin.clone());
             }
         }
+        // Redacted after the schema check (a placeholder need not fit the schema) and
+        // before anything is journaled: the run never holds what its workflow takes out.
+        let mut input = input;
+        let redacted = wf
+            .redactor
+            .as_ref()
+            .map(|r| r.input(&mut input))
+            .unwrap_or_default();
         Ok(NewRun {
             id: None,
             workflow: wf.name.clone(),
@@ -274,6 +282,7 @@ impl Runner {
             input,
             idempotency_key,
             steps,
+            redacted,
         })
     }
 

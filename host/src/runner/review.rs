@@ -119,6 +119,12 @@ impl Runner {
                 }
             }
         }
+        let mut decision = decision;
+        if let Decision::Edit(output) = &mut decision {
+            // A reviewer's edit is a step output like any other: the workflow's `[redact]`
+            // applies before it is journaled.
+            self.redact_edit(&review, output).await?;
+        }
         let decided = self
             .store
             .decide_review(review_id, decision, decided)
@@ -136,6 +142,24 @@ impl Runner {
             })?;
         self.control.changed(&decided.run_id);
         Ok(decided)
+    }
+
+    async fn redact_edit(
+        &self,
+        review: &ReviewRecord,
+        output: &mut serde_json::Value,
+    ) -> Result<(), ReviewError> {
+        let Some(run) = self.store.get_run(&review.run_id).await? else {
+            return Ok(());
+        };
+        let workflow =
+            crate::registry::load_definition(self.store.as_ref(), &run.workflow, &run.version)
+                .await
+                .map_err(|e| ReviewError::Store(anyhow::anyhow!("{e}")))?;
+        if let Some(redactor) = &workflow.redactor {
+            redactor.output(&review.step_id, output);
+        }
+        Ok(())
     }
 
     /// Applies the default action of every pending review whose time ran out (an `approve`

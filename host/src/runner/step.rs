@@ -13,6 +13,7 @@ use crate::engine::Host;
 use crate::failure::StepFailure;
 use crate::model::{CallScope, Models};
 use crate::plugin::Plugin;
+use crate::redaction::{Redaction, Redactor};
 
 /// How long before a run's deadline its steps' model calls are cut: time for the step to
 /// report the cut call as its failure before the deadline stops the step itself.
@@ -75,7 +76,7 @@ impl Job {
         };
 
         let step = self.def.id.clone();
-        let (stored, event) = match outcome {
+        let (mut stored, mut event) = match outcome {
             Ok(output) => {
                 let event = Progress::Succeeded {
                     step: step.clone(),
@@ -102,6 +103,12 @@ impl Job {
                 (AttemptOutcome::Failed(json), event)
             }
         };
+        // The workflow's redaction, before anything of the attempt is journaled or shown.
+        let mut logs = logs;
+        let redacted = match &self.workflow.redactor {
+            Some(redactor) => redact_attempt(redactor, &step, &mut stored, &mut logs, &mut event),
+            None => Vec::new(),
+        };
         let result = AttemptResult {
             run_id: self.run_id,
             step_id: step,
@@ -111,6 +118,7 @@ impl Job {
             fuel: usage.and_then(|u| u.fuel_consumed),
             memory_peak: usage.map_or(0, |u| u.memory_peak_bytes),
             logs,
+            redacted,
         };
         Ok(Finished { result, event })
     }
@@ -150,6 +158,7 @@ impl Job {
                         .map_or(far, |d| d.checked_sub(MODEL_CALL_MARGIN).unwrap_or(d)),
                 ),
                 calls: Default::default(),
+                redactor: self.workflow.redactor.clone(),
             },
         })
     }
@@ -185,4 +194,26 @@ fn check_schema(schema: Option<&Schema>, value: &Value, what: &str) -> Result<()
         "{what} does not match the step's {what} schema: {}",
         violations.join("; ")
     ))
+}
+
+/// Applies `redactor` to an attempt's output (fields and detectors), failure and logs
+/// (detectors), and to the failure shown as progress; lists what it took out.
+fn redact_attempt(
+    redactor: &Redactor,
+    step: &str,
+    stored: &mut AttemptOutcome,
+    logs: &mut Value,
+    event: &mut Progress,
+) -> Vec<Redaction> {
+    let mut redacted = match stored {
+        AttemptOutcome::Succeeded { output, .. } => redactor.output(step, output),
+        AttemptOutcome::Failed(failure) => {
+            redactor.strings(&format!("steps.{step}.failure"), failure)
+        }
+    };
+    redacted.extend(redactor.strings(&format!("steps.{step}.logs"), logs));
+    if let Progress::Failed { failure, .. } = event {
+        *failure = redactor.text(failure).0;
+    }
+    redacted
 }

@@ -137,6 +137,22 @@ async fn sweep_reviews(app: App) {
     }
 }
 
+/// Applies every workflow's `[retention]` at start and then every [`crate::retention::SWEEP`].
+async fn sweep_retention(app: App) {
+    let mut tick = tokio::time::interval(crate::retention::SWEEP);
+    loop {
+        tick.tick().await;
+        match crate::retention::apply(app.runner.store().as_ref()).await {
+            Ok(purged) => {
+                for (workflow, runs) in purged {
+                    tracing::info!(workflow = %workflow, runs = runs.len(), "purged payloads past the workflow's retention");
+                }
+            }
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "applying retention failed"),
+        }
+    }
+}
+
 /// A started server: its address, and the handle to stop it.
 pub struct Server {
     /// The bound address (useful with port 0).
@@ -217,6 +233,7 @@ impl Server {
         };
 
         let sweeper = tokio::spawn(sweep_reviews(app.clone()));
+        let retention = tokio::spawn(sweep_retention(app.clone()));
         let router = router::build(app, tokens, &config);
         let drain_timeout = config.drain_timeout;
         let limits = listener::ConnectionLimits {
@@ -236,6 +253,7 @@ impl Server {
             drop(watcher);
             resumer.abort();
             sweeper.abort();
+            retention.abort();
             runner.drain();
             let drained = tokio::time::timeout(drain_timeout, async {
                 let mut workers = workers;

@@ -86,6 +86,8 @@ pub struct RunDetail {
     pub model_calls: Vec<crate::store::ModelCallRecord>,
     /// What the run consumed.
     pub usage: RunUsage,
+    /// What the workflow's `[redact]` took out of the run, and where.
+    pub redacted: Vec<crate::redaction::Redaction>,
 }
 
 /// What a run consumed, over all its attempts.
@@ -320,12 +322,14 @@ pub async fn get(
             .max()
             .unwrap_or(0),
     };
+    let redacted = crate::redaction::listed(&store.events(&id).await?);
     Ok(axum::Json(RunDetail {
         run,
         steps,
         attempts,
         model_calls,
         usage,
+        redacted,
     }))
 }
 

@@ -314,4 +314,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     ALTER TABLE events_keyed RENAME TO events;
     ",
     ),
+    (
+        9,
+        // When a run's payloads were purged (`weir runs purge`, or its workflow's
+        // `[retention]`): the run keeps its metadata and costs.
+        "
+    ALTER TABLE runs ADD COLUMN purged_ms INTEGER;
+    ",
+    ),
 ];

@@ -13,6 +13,7 @@ mod idempotency;
 mod migrations;
 mod model_types;
 mod postgres;
+mod purge;
 mod sqlite;
 mod types;
 
@@ -119,6 +120,18 @@ pub trait Store: Send + Sync + 'static {
         decision: Decision,
         decided: Decided,
     ) -> anyhow::Result<ReviewRecord>;
+
+    /// Purges the payloads of runs that ended before `ended_before_ms` and were not purged
+    /// yet, of `workflow` (every workflow when `None`), at most `limit` of them, oldest
+    /// first: inputs, outputs, logs, state, review data, failure messages and model requests
+    /// and responses go; metadata and costs stay (see `store/purge.rs`). Expired model cache
+    /// entries go too. Returns the ids of the runs purged.
+    async fn purge_payloads(
+        &self,
+        workflow: Option<&str>,
+        ended_before_ms: i64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<String>>;
 
     /// Every attempt of a run.
     async fn attempts(&self, run_id: &str) -> anyhow::Result<Vec<AttemptRecord>>;

@@ -128,9 +128,28 @@ pub struct NewRun {
     pub idempotency_key: Option<String>,
     /// Step ids with the plugin digest each is pinned to, in workflow order.
     pub steps: Vec<(String, String)>,
+    /// What the workflow's `[redact]` took out of the input.
+    pub redacted: Vec<crate::redaction::Redaction>,
+}
+
+/// Lists `redacted` in an event's data (under `redacted`), when there is anything to list.
+fn with_redacted(data: &mut Value, redacted: &[crate::redaction::Redaction]) {
+    if let (false, Value::Object(map)) = (redacted.is_empty(), data) {
+        map.insert(
+            "redacted".into(),
+            serde_json::to_value(redacted).unwrap_or_default(),
+        );
+    }
 }
 
 impl NewRun {
+    /// The data of its `run_created` event.
+    pub(crate) fn event_data(&self) -> Value {
+        let mut data = serde_json::json!({"workflow": self.workflow, "version": self.version});
+        with_redacted(&mut data, &self.redacted);
+        data
+    }
+
     /// The record of this run once created under `id` in `status` at `now_ms`: nothing
     /// has ended it yet.
     pub fn record(&self, id: String, status: RunStatus, now_ms: i64) -> RunRecord {
@@ -282,6 +301,8 @@ pub struct AttemptResult {
     pub memory_peak: u64,
     /// Log lines and stdio, as JSON, for `weir runs show`.
     pub logs: Value,
+    /// What the workflow's `[redact]` took out of the output, failure and logs.
+    pub redacted: Vec<crate::redaction::Redaction>,
 }
 
 /// What a result writes to its step row, as the backends store it (JSON as text).
@@ -328,7 +349,7 @@ impl AttemptResult {
 
     /// The data of the `step_succeeded` / `step_failed` event.
     pub(crate) fn event_data(&self) -> Value {
-        match &self.outcome {
+        let mut data = match &self.outcome {
             AttemptOutcome::Succeeded {
                 confidence, route, ..
             } => {
@@ -337,7 +358,9 @@ impl AttemptResult {
             AttemptOutcome::Failed(failure) => {
                 serde_json::json!({"attempt": self.attempt, "latency_us": self.latency_us, "failure": failure})
             }
-        }
+        };
+        with_redacted(&mut data, &self.redacted);
+        data
     }
 }
 

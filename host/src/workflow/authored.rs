@@ -25,6 +25,25 @@ pub(crate) struct Header {
     pub budgets: Option<Spanned<crate::model::BudgetTable>>,
     #[serde(default)]
     pub prompts: BTreeMap<String, Spanned<String>>,
+    pub redact: Option<Spanned<RedactTable>>,
+    pub retention: Option<Spanned<RetentionTable>>,
+}
+
+/// `[redact]`: what is taken out of every run before it is journaled or sent to a model.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RedactTable {
+    #[serde(default)]
+    pub detectors: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub fields: Vec<Spanned<String>>,
+}
+
+/// `[retention]`: how long a finished run keeps its payloads.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RetentionTable {
+    pub payloads: Spanned<String>,
 }
 
 /// Keys allowed at the top level (for "did you mean" suggestions).
@@ -40,6 +59,8 @@ pub(crate) const HEADER_KEYS: &[&str] = &[
     "model",
     "budgets",
     "prompts",
+    "redact",
+    "retention",
     "steps",
 ];
 

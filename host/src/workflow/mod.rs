@@ -11,6 +11,7 @@ pub mod diagnostic;
 pub mod expr;
 mod models;
 mod parse;
+mod protection;
 mod resolve;
 mod review;
 
@@ -56,6 +57,10 @@ pub struct Workflow {
     pub budgets: crate::model::BudgetTable,
     /// Prompt templates by id.
     pub prompts: std::sync::Arc<BTreeMap<String, crate::model::prompt::Prompt>>,
+    /// What `[redact]` takes out of every run before it is journaled or sent to a model.
+    pub redactor: Option<std::sync::Arc<crate::redaction::Redactor>>,
+    /// How long a finished run keeps its payloads (`[retention] payloads`).
+    pub retention: Option<std::time::Duration>,
 }
 
 /// Where the run's output comes from.

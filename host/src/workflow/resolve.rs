@@ -120,6 +120,7 @@ pub(super) fn resolve(
     check_expression_scopes(&steps, &tables, &mut errors);
 
     let output = output(header.output.as_ref(), &steps, &ids, &known, &mut errors);
+    let protection = super::protection::resolve(&header, &known, &mut errors);
     errors.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
     errors.dedup();
     if !errors.is_empty() {
@@ -148,6 +149,8 @@ pub(super) fn resolve(
         model_policy: model.policy,
         budgets: model.budgets,
         prompts: std::sync::Arc::new(model.prompts),
+        redactor: protection.redactor,
+        retention: protection.retention,
     })
 }
 

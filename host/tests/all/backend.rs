@@ -51,6 +51,42 @@ impl TestStore {
         }
     }
 
+    /// Everything the journal holds, as text: the SQLite database file and its WAL byte for
+    /// byte (free space and old frames included), or every row of every table of the test's
+    /// PostgreSQL schema.
+    pub async fn raw_contents(&self, data_dir: &Path) -> String {
+        let Some(url) = &self.url else {
+            let mut bytes = Vec::new();
+            for file in ["weir.db", "weir.db-wal"] {
+                bytes.extend(std::fs::read(data_dir.join(file)).unwrap_or_default());
+            }
+            return String::from_utf8_lossy(&bytes).into_owned();
+        };
+        use sqlx::{Connection as _, Row as _};
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        let tables: Vec<String> = sqlx::query(
+            "SELECT table_name::TEXT FROM information_schema.tables WHERE table_schema = current_schema()",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+        let mut text = String::new();
+        for table in tables {
+            let rows = sqlx::query(&format!("SELECT t::TEXT FROM {table} t"))
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+            for row in rows {
+                text.push_str(&row.get::<String, _>(0));
+                text.push('\n');
+            }
+        }
+        text
+    }
+
     /// The `weir` arguments that select this journal.
     pub fn cli_args(&self) -> Vec<String> {
         match &self.url {

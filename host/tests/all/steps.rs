@@ -290,7 +290,7 @@ pub(crate) async fn clean_text() {
         bad.outcome,
         Err(StepFailure::Fatal {
             message:
-                "config `redact` names unknown kind \"passport\"; known kinds: email, ssn, iban, card, ipv4, phone"
+                "config `redact`: unknown detector \"passport\"; known detectors: email, ssn, iban, card, ipv4, phone"
                     .into()
         })
     );

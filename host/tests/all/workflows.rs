@@ -16,6 +16,7 @@ use crate::support::host;
 mod idempotency;
 mod leases;
 mod one_commit;
+mod protection;
 mod triage;
 
 pub use triage::{copy_prompts, shipped_triage, triage_workflow};

@@ -131,14 +131,23 @@ class RunUsage(_Model):
     model_cost_micros: int
 
 
+class Redaction(_Model):
+    """One redaction the workflow's ``[redact]`` made: where, by which rule, how many."""
+
+    at: str
+    rule: str
+    count: int
+
+
 class RunDetail(_Model):
-    """A run with its steps, attempts, model calls and usage."""
+    """A run with its steps, attempts, model calls, usage and redactions."""
 
     run: RunRecord
     steps: List[StepRecord]
     attempts: List[AttemptRecord]
     model_calls: List[ModelCallRecord]
     usage: RunUsage
+    redacted: List[Redaction]
 
     def step(self, step_id: str) -> StepRecord:
         """The step with this id (``KeyError`` when the workflow has none)."""
@@ -271,6 +280,7 @@ CHECKED_MODELS = (
     AttemptRecord,
     ModelCallRecord,
     RunUsage,
+    Redaction,
     RunDetail,
     RunPage,
     EventRecord,

@@ -7,6 +7,7 @@
 mod journal;
 mod lease;
 mod model;
+mod purge;
 mod reviews;
 mod rows;
 mod schema;
@@ -279,6 +280,15 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let result = journal::set_status(&mut tx, id, status, output, failure).await;
         finish(tx, result).await
+    }
+
+    async fn purge_payloads(
+        &self,
+        workflow: Option<&str>,
+        ended_before_ms: i64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        purge::purge_runs(&self.pool, workflow, ended_before_ms, limit).await
     }
 
     async fn steps(&self, run_id: &str) -> anyhow::Result<Vec<StepRecord>> {

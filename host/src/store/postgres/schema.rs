@@ -156,6 +156,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX runs_unfinished ON runs (created_ms) WHERE status IN ('pending', 'running');
     ",
     ),
+    (
+        3,
+        // When a run's payloads were purged: it keeps its metadata and costs.
+        "
+    ALTER TABLE runs ADD COLUMN purged_ms BIGINT;
+    ",
+    ),
 ];
 
 /// Applies pending migrations in one transaction, under the migration lock.

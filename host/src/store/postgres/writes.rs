@@ -2,7 +2,6 @@
 //! a run with its steps (or the run that already has its idempotency key), and a run's state.
 
 use anyhow::{Context as _, bail};
-use serde_json::json;
 use sha2::Digest as _;
 use sqlx::Row;
 
@@ -124,14 +123,7 @@ pub(super) async fn create_run(
             .execute(&mut *tx)
             .await?;
     }
-    append_event(
-        tx,
-        &id,
-        "run_created",
-        None,
-        json!({"workflow": run.workflow, "version": run.version}),
-    )
-    .await?;
+    append_event(tx, &id, "run_created", None, run.event_data()).await?;
     let record = get_run(tx, &id).await?.context("run vanished")?;
     Ok((record, true))
 }

@@ -22,6 +22,7 @@ fn result(step: &str, attempt: u32, output: Value) -> AttemptResult {
         fuel: Some(7),
         memory_peak: 65536,
         logs: json!({"logs": ["hi"]}),
+        redacted: Vec::new(),
     }
 }
 
@@ -58,6 +59,7 @@ fn database_with_new_run(
             .iter()
             .map(|(s, p)| (s.to_string(), p.to_string()))
             .collect(),
+        redacted: Vec::new(),
     };
     let (_, keys) =
         crate::store::sqlite::journal::create(&c, &new, crate::store::RunStatus::Pending).unwrap();

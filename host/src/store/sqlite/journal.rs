@@ -129,7 +129,7 @@ pub(super) fn create(
         1,
         "run_created",
         None,
-        json!({"workflow": run.workflow, "version": run.version}),
+        run.event_data(),
         None,
         Some(&steps),
     )?;

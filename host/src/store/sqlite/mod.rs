@@ -21,6 +21,7 @@ mod journal;
 mod lease;
 mod migrate;
 mod model;
+mod purge;
 mod reviews;
 mod rows;
 mod writer;
@@ -381,6 +382,26 @@ impl Store for SqliteStore {
         let id = id.to_string();
         self.write(move |c| journal::set_status(c, &id, status, output, failure))
             .await
+    }
+
+    async fn purge_payloads(
+        &self,
+        workflow: Option<&str>,
+        ended_before_ms: i64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        let (path, durability) = (self.path.clone(), self.durability);
+        let workflow = workflow.map(str::to_string);
+        tokio::task::spawn_blocking(move || {
+            purge::purge_runs(
+                &path,
+                durability,
+                workflow.as_deref(),
+                ended_before_ms,
+                limit,
+            )
+        })
+        .await?
     }
 
     async fn steps(&self, run_id: &str) -> anyhow::Result<Vec<StepRecord>> {

@@ -32,6 +32,11 @@ pub(super) fn open(path: &Path, durability: Durability) -> anyhow::Result<Connec
         },
     )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Freed space is zeroed, not left holding the old bytes: a run's row is rewritten as it
+    // moves on, and without this each old copy of its input would stay in the page's free
+    // space, so that a purged payload (`weir runs purge`) could still be read from the file.
+    // The pages written are the same; only their unused bytes change.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     // One plan per statement whatever values are bound. Without it, SQLite marks some
     // statements (the event append's subquery among them) to be re-planned whenever a bound
     // value changes, so the statement cache re-parsed them on every use.

@@ -83,6 +83,7 @@ async fn leases_fence_a_host_whose_run_was_taken_over() {
         fuel: None,
         memory_peak: 0,
         logs: json!({}),
+        redacted: Vec::new(),
     };
     let mut stale = Advance::new(&run.id);
     stale.lease = Some(first.clone());

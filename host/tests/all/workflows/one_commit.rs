@@ -89,6 +89,7 @@ async fn a_run_is_not_created_when_its_first_advance_fails() {
         input: json!({}),
         idempotency_key: None,
         steps: vec![("first".into(), "d1".into())],
+        redacted: Vec::new(),
     };
     let err = f.store.create_started(new, first).await.unwrap_err();
     assert!(
