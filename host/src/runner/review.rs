@@ -147,7 +147,7 @@ impl Runner {
     async fn redact_edit(
         &self,
         review: &ReviewRecord,
-        output: &mut serde_json::Value,
+        output: &mut Value,
     ) -> Result<(), ReviewError> {
         let Some(run) = self.store.get_run(&review.run_id).await? else {
             return Ok(());

@@ -39,25 +39,44 @@ fn found(haystack: &str) -> Vec<&'static str> {
         .collect()
 }
 
-fn triage(f: &Fixture, text: &str) -> std::path::PathBuf {
-    super::triage::copy_prompts(&f.dir.path().join("prompts"));
-    f.workflow("triage.toml", text)
+/// The planted ticket, run through the triage workflow `text` against a provider stand-in
+/// that answers with `label`.
+struct Planted {
+    provider: Provider,
+    f: Fixture,
+    runner: weir::runner::Runner,
+    run: weir::store::RunRecord,
+}
+
+impl Planted {
+    async fn run(label: &str, text: &str) -> Self {
+        let provider = Provider::start().await;
+        provider.otherwise(Reply::complete(format!(
+            r#"{{"label": "{label}", "confidence": 0.95}}"#
+        )));
+        let f = Fixture::new().await;
+        let runner = crate::model_layer::runner(
+            &f,
+            crate::model_layer::config(&[("p", &provider.url())], ""),
+        );
+        super::triage::copy_prompts(&f.dir.path().join("prompts"));
+        let path = f.workflow("triage.toml", text);
+        let run =
+            crate::model_layer::run_with(&runner, f.store.as_ref(), &path, planted_ticket()).await;
+        Self {
+            provider,
+            f,
+            runner,
+            run,
+        }
+    }
 }
 
 #[tokio::test]
 async fn planted_personal_data_reaches_neither_the_journal_nor_the_model() {
-    let provider = Provider::start().await;
-    provider.otherwise(Reply::complete(
-        r#"{"label": "billing", "confidence": 0.95}"#,
-    ));
-    let f = Fixture::new().await;
-    let runner = crate::model_layer::runner(
-        &f,
-        crate::model_layer::config(&[("p", &provider.url())], ""),
-    );
-    let path = triage(&f, &shipped_triage("$PLUGINS"));
-    let run =
-        crate::model_layer::run_with(&runner, f.store.as_ref(), &path, planted_ticket()).await;
+    let Planted {
+        provider, f, run, ..
+    } = Planted::run("billing", &shipped_triage("$PLUGINS")).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
     assert_eq!(provider.calls(), 1, "the model was asked");
 
@@ -111,19 +130,9 @@ async fn planted_personal_data_reaches_neither_the_journal_nor_the_model() {
 /// reaches the journal through it either.
 #[tokio::test]
 async fn a_reviewers_edit_is_redacted_before_it_is_journaled() {
-    let provider = Provider::start().await;
     // The model and the in-sandbox classifier disagree: the ticket parks for review.
-    provider.otherwise(Reply::complete(
-        r#"{"label": "feedback", "confidence": 0.95}"#,
-    ));
-    let f = Fixture::new().await;
-    let runner = crate::model_layer::runner(
-        &f,
-        crate::model_layer::config(&[("p", &provider.url())], ""),
-    );
-    let path = triage(&f, &shipped_triage("$PLUGINS"));
-    let run =
-        crate::model_layer::run_with(&runner, f.store.as_ref(), &path, planted_ticket()).await;
+    let Planted { f, runner, run, .. } =
+        Planted::run("feedback", &shipped_triage("$PLUGINS")).await;
     assert_eq!(run.status, RunStatus::AwaitingReview, "{run:?}");
     let review = f.pending_review(&run.id).await;
     let steps = f.store.steps(&run.id).await.unwrap();
@@ -171,23 +180,12 @@ fn weir(f: &Fixture, args: &[&str]) -> String {
 
 #[tokio::test]
 async fn a_purge_removes_every_payload_and_keeps_metadata_and_costs() {
-    let provider = Provider::start().await;
-    provider.otherwise(Reply::complete(
-        r#"{"label": "billing", "confidence": 0.95}"#,
-    ));
-    let f = Fixture::new().await;
-    let runner = crate::model_layer::runner(
-        &f,
-        crate::model_layer::config(&[("p", &provider.url())], ""),
-    );
     // The example without its redaction, so that the payloads are there to purge.
     let shipped = shipped_triage("$PLUGINS");
     let start = shipped.find("[redact]").unwrap();
     let end = shipped.find("[retention]").unwrap();
     let text = format!("{}{}", &shipped[..start], &shipped[end..]);
-    let path = triage(&f, &text);
-    let run =
-        crate::model_layer::run_with(&runner, f.store.as_ref(), &path, planted_ticket()).await;
+    let Planted { f, run, .. } = Planted::run("billing", &text).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
     let raw = f.backend.raw_contents(f.dir.path()).await;
     assert_eq!(
