@@ -17,7 +17,7 @@ pub struct Health {
 }
 
 /// The process is alive.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations",
     responses((status = 200, description = "Alive", body = Health)))]
 pub async fn healthz() -> axum::Json<Health> {
     axum::Json(Health {
@@ -26,7 +26,7 @@ pub async fn healthz() -> axum::Json<Health> {
 }
 
 /// The store answers, every plugin is compiled, and the server is not shutting down.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Health),
         (status = 503, description = "Not ready, and why", body = ErrorBody),
@@ -51,7 +51,7 @@ pub async fn readyz(State(app): State<App>) -> Result<axum::Json<Health>, ApiErr
 }
 
 /// Prometheus metrics, text format.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
     responses(
         (status = 200, description = "Metrics in the Prometheus text format", content_type = "text/plain", body = String),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),

@@ -12,6 +12,17 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::ApiBytes;
 use crate::plugin::Plugin;
 
+// Described as binary: `Vec<u8>` alone would tell clients and fuzzers to send a JSON list
+// of numbers. Only documents the body; the handler reads it raw.
+/// A WebAssembly component's bytes.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[expect(
+    dead_code,
+    reason = "describes the upload body for the OpenAPI document"
+)]
+pub struct ComponentBytes(Vec<u8>);
+
 /// The active workflow versions, and the files that failed to load.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WorkflowList {
@@ -97,7 +108,7 @@ impl From<&Plugin> for PluginView {
 }
 
 /// The active workflow versions.
-#[utoipa::path(get, path = "/v1/workflows", tag = "catalog",
+#[utoipa::path(get, path = "/v1/workflows", operation_id = "listWorkflows", tag = "catalog",
     responses(
         (status = 200, description = "Active workflows and rejected files", body = WorkflowList),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
@@ -138,7 +149,7 @@ pub async fn workflows(State(app): State<App>) -> axum::Json<WorkflowList> {
 }
 
 /// The plugins on offer.
-#[utoipa::path(get, path = "/v1/plugins", tag = "catalog",
+#[utoipa::path(get, path = "/v1/plugins", operation_id = "listPlugins", tag = "catalog",
     responses(
         (status = 200, description = "Plugins", body = PluginList),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
@@ -152,8 +163,9 @@ pub async fn plugins(State(app): State<App>) -> axum::Json<PluginList> {
 
 /// Uploads a component (the raw bytes as the body). It is compiled, checked to implement
 /// `weir:step`, and stored under its sha256; workflows naming it by `name@version` take it.
-#[utoipa::path(post, path = "/v1/plugins", tag = "catalog",
-    request_body(content = Vec<u8>, description = "The component's bytes (any content type; `application/wasm` is customary)", content_type = "application/octet-stream"),
+#[utoipa::path(post, path = "/v1/plugins", operation_id = "uploadPlugin", tag = "catalog",
+    request_body(description = "The component's bytes (under any content type; these two are customary)",
+        content((inline(ComponentBytes) = "application/wasm"), (inline(ComponentBytes) = "application/octet-stream"))),
     responses(
         (status = 201, description = "Stored", body = PluginView),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),

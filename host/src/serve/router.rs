@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{self, ApiError};
-use super::{App, ServeConfig, Tokens, auth, health, offer, reviews, runs};
+use super::{App, ServeConfig, Tokens, auth, health, links, offer, reviews, runs};
 use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
 
 #[derive(OpenApi)]
@@ -75,10 +75,19 @@ fn open() -> OpenApiRouter<App> {
         .routes(routes!(health::readyz))
 }
 
-/// The OpenAPI document.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+/// The OpenAPI document, as `/openapi.json` serves it.
+pub fn openapi() -> serde_json::Value {
     let config = ServeConfig::default();
     let (_, doc) = api(&config).merge(open()).split_for_parts();
+    finish(doc)
+}
+
+/// The generated document with what utoipa cannot say from the annotations: closed
+/// decision variants, and the links between operations.
+fn finish(mut doc: utoipa::openapi::OpenApi) -> serde_json::Value {
+    reviews::close_decision_variants(&mut doc);
+    let mut doc = serde_json::to_value(doc).unwrap_or_default();
+    links::add(&mut doc);
     doc
 }
 
@@ -87,7 +96,7 @@ pub(super) fn build(app: App, tokens: Tokens, config: &ServeConfig) -> Router {
     let (probes, probes_doc) = open().split_for_parts();
     doc.merge(probes_doc);
     let protected = protected.layer(middleware::from_fn_with_state(tokens, auth::require_token));
-    let doc = axum::Json(doc);
+    let doc = axum::Json(finish(doc));
     Router::new()
         .merge(protected)
         .merge(probes)

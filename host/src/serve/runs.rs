@@ -1,9 +1,6 @@
 //! `/v1/runs`: submit (optionally waiting for the end), inspect, list, cancel, and follow a
 //! run's events as server-sent events.
 
-// utoipa's `IntoParams` expansion names types by their full paths.
-#![allow(unused_qualifications)]
-
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -14,25 +11,20 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_stream::wrappers::ReceiverStream;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::App;
 use super::catalog::LookupError;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBytes, ApiJson, ApiQuery};
+use super::params::{ListQuery, SubmitQuery};
 use crate::registry::RegistryError;
 use crate::runner::{CancelError, SubmitError};
 use crate::store::{AttemptRecord, RunFilter, RunRecord, RunStatus, StepRecord};
 
-/// How long `?wait` waits when no duration is given.
-const DEFAULT_WAIT: Duration = Duration::from_secs(30);
-/// The longest wait a request may ask for.
-const MAX_WAIT: Duration = Duration::from_secs(300);
 /// How often a waiter re-reads the journal even without a change notice (a run driven by
 /// another process sends none).
 const POLL: Duration = Duration::from_millis(250);
-/// Runs a page holds at most.
-const MAX_PAGE: u32 = 500;
 
 /// A run to start.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -53,15 +45,6 @@ pub struct CreateRun {
     /// run; the key with another workflow, version or input is a conflict (409). Not empty.
     #[schema(min_length = 1)]
     pub idempotency_key: Option<String>,
-}
-
-/// Options of `POST /v1/runs`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct SubmitQuery {
-    /// Block until the run ends (or waits for review), up to this long: `30s`, `2m`; empty
-    /// means 30 s, at most 5 min. Without it the call returns once the run is queued.
-    pub wait: Option<String>,
 }
 
 /// A submitted run.
@@ -105,20 +88,6 @@ pub struct RunUsage {
     pub model_tokens: u64,
     /// Model spend in millionths of a US dollar.
     pub model_cost_micros: i64,
-}
-
-/// Filters of `GET /v1/runs`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Only runs in this status.
-    pub status: Option<String>,
-    /// Only runs of this workflow.
-    pub workflow: Option<String>,
-    /// Runs per page (default 50, at most 500).
-    pub limit: Option<u32>,
-    /// The `next` cursor of the previous page.
-    pub before: Option<String>,
 }
 
 /// A page of runs, newest first.
@@ -169,7 +138,7 @@ pub struct CancelRun {
 }
 
 /// Submits a run.
-#[utoipa::path(post, path = "/v1/runs", tag = "runs", request_body = CreateRun, params(SubmitQuery),
+#[utoipa::path(post, path = "/v1/runs", operation_id = "submitRun", tag = "runs", request_body = CreateRun, params(SubmitQuery),
     responses(
         (status = 201, description = "Run created and queued (and, with `wait`, its state when it ended or the wait ran out)", body = RunSubmitted),
         (status = 200, description = "The idempotency key returned an existing run", body = RunSubmitted),
@@ -192,7 +161,7 @@ pub async fn submit(
     if app.shutting_down() {
         return Err(ApiError::unavailable("the server is shutting down"));
     }
-    let wait = query.wait.as_deref().map(parse_wait).transpose()?;
+    let wait = query.wait()?;
     let loaded = app
         .catalog
         .lookup(&body.workflow, body.version.as_deref())
@@ -244,15 +213,6 @@ pub async fn submit(
     Ok((status, axum::Json(RunSubmitted { created, run })).into_response())
 }
 
-fn parse_wait(text: &str) -> Result<Duration, ApiError> {
-    if text.trim().is_empty() {
-        return Ok(DEFAULT_WAIT);
-    }
-    let wait = crate::limits::parse_duration(text)
-        .map_err(|e| ApiError::bad_request(format!("`wait`: {e}")))?;
-    Ok(wait.min(MAX_WAIT))
-}
-
 /// Whether a run has stopped moving on its own.
 fn settled(status: RunStatus) -> bool {
     status.is_final() || status == RunStatus::AwaitingReview
@@ -288,7 +248,7 @@ async fn wait_for(app: &App, run: RunRecord, limit: Duration) -> Result<RunRecor
 }
 
 /// One run, its steps, attempts and usage.
-#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs", params(("id" = String, Path, description = "Run id")),
+#[utoipa::path(get, path = "/v1/runs/{id}", operation_id = "getRun", tag = "runs", params(("id" = String, Path, description = "Run id")),
     responses(
         (status = 200, description = "The run", body = RunDetail),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
@@ -334,7 +294,7 @@ pub async fn get(
 }
 
 /// Runs, newest first, a page at a time.
-#[utoipa::path(get, path = "/v1/runs", tag = "runs", params(ListQuery),
+#[utoipa::path(get, path = "/v1/runs", operation_id = "listRuns", tag = "runs", params(ListQuery),
     responses(
         (status = 200, description = "A page of runs", body = RunPage),
         (status = 400, description = "Bad filter", body = ErrorBody),
@@ -345,13 +305,8 @@ pub async fn list(
     State(app): State<App>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<axum::Json<RunPage>, ApiError> {
-    let status = query
-        .status
-        .as_deref()
-        .map(str::parse::<RunStatus>)
-        .transpose()
-        .map_err(|e| ApiError::bad_request(format!("`status`: {e}")))?;
-    let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let status = query.status()?;
+    let limit = query.limit()?;
     let runs = app
         .runner
         .store()
@@ -369,7 +324,7 @@ pub async fn list(
 }
 
 /// Cancels a run that has not ended.
-#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs", params(("id" = String, Path, description = "Run id")),
+#[utoipa::path(post, path = "/v1/runs/{id}/cancel", operation_id = "cancelRun", tag = "runs", params(("id" = String, Path, description = "Run id")),
     request_body(content = CancelRun, description = "Optional reason", content_type = "application/json"),
     responses(
         (status = 200, description = "The cancelled run", body = RunRecord),
@@ -409,7 +364,7 @@ pub async fn cancel(
 /// The run's event log as server-sent events, from the start (or after `Last-Event-ID`),
 /// live until the run settles; then a final `done` event with the run. A server shutting
 /// down ends the stream instead with a `shutdown` event.
-#[utoipa::path(get, path = "/v1/runs/{id}/events", tag = "runs", params(("id" = String, Path, description = "Run id")),
+#[utoipa::path(get, path = "/v1/runs/{id}/events", operation_id = "runEvents", tag = "runs", params(("id" = String, Path, description = "Run id")),
     responses(
         (status = 200, description = "Event stream: `id` is the event's sequence number, `event` its kind, `data` the event as JSON; the last event is `done`, whose data is the run, or `shutdown` when the server is going away (reconnect with `Last-Event-ID`)", content_type = "text/event-stream", body = SseEvent),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),

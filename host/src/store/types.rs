@@ -13,6 +13,9 @@ macro_rules! status_enum {
         pub enum $name { $($(#[$vdoc])* $variant),+ }
 
         impl $name {
+            /// Every name, in declaration order: what `from_str` accepts (and the API documents).
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
             /// The name stored in the journal.
             pub fn as_str(self) -> &'static str {
                 match self { $(Self::$variant => $text),+ }
@@ -30,7 +33,7 @@ macro_rules! status_enum {
             fn from_str(s: &str) -> Result<Self, String> {
                 match s {
                     $($text => Ok(Self::$variant),)+
-                    other => Err(format!("{other:?} is not a {}; use one of: {}", $what, [$($text),+].join(", "))),
+                    other => Err(format!("{other:?} is not a {}; use one of: {}", $what, Self::NAMES.join(", "))),
                 }
             }
         }

@@ -465,3 +465,5 @@ fn weir_digest(path: &str) -> String {
 // Runs over time: cancellation and event streams, backpressure, binding, hot reload and
 // the example workflow.
 mod flows;
+// The OpenAPI document's precision, and the server holding to it.
+mod openapi;
