@@ -1,8 +1,7 @@
 //! Retention: each workflow's `[retention] payloads` applied to the journal. A run that ended
-//! longer ago than its workflow keeps payloads loses them (see
-//! [`Store::purge_payloads`](crate::store::Store::purge_payloads)); its metadata and costs
-//! stay. `weir serve` applies it at start and then every [`SWEEP`]; `weir runs purge` on
-//! demand.
+//! longer ago than its workflow keeps payloads loses them (see [`Store::purge_payloads`]);
+//! its metadata and costs stay. `weir serve` applies it at start and then every [`SWEEP`];
+//! `weir runs purge` on demand.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -36,7 +35,7 @@ pub async fn policies(store: &dyn Store) -> anyhow::Result<BTreeMap<String, Dura
                 }
             }
             Err(e) => {
-                tracing::warn!(workflow = %name, error = %e, "cannot read a workflow's retention")
+                tracing::warn!(workflow = %name, error = %e, "cannot read a workflow's retention");
             }
         }
     }
