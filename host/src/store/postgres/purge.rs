@@ -2,7 +2,7 @@
 //! runs are locked with `SKIP LOCKED`, so hosts of a fleet purging at the same moment split
 //! the work instead of waiting on each other.
 
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 
 use crate::store::{now_ms, purge};
 
@@ -13,7 +13,7 @@ pub(super) async fn purge_runs(
     limit: usize,
 ) -> anyhow::Result<Vec<String>> {
     let mut tx = pool.begin().await?;
-    let runs: Vec<(String, Option<String>)> = sqlx::query(
+    let runs: Vec<(String, Option<String>)> = sqlx::query_as(
         "SELECT id, failure FROM runs
          WHERE status IN ('succeeded', 'failed', 'cancelled') AND purged_ms IS NULL
            AND updated_ms < $1 AND ($2::TEXT IS NULL OR workflow = $2)
@@ -23,10 +23,7 @@ pub(super) async fn purge_runs(
     .bind(workflow)
     .bind(limit as i64)
     .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|r| (r.get(0), r.get(1)))
-    .collect();
+    .await?;
     let now = now_ms();
     for (id, failure) in &runs {
         purge_run(&mut tx, id, failure.clone(), now).await?;
@@ -67,15 +64,12 @@ async fn purge_run(
         ("steps", "step_id"),
         ("attempts", "step_id || '/' || attempt"),
     ] {
-        let rows: Vec<(String, String)> = sqlx::query(&format!(
+        let rows: Vec<(String, String)> = sqlx::query_as(&format!(
             "SELECT {key}, failure FROM {table} WHERE run_id = $1 AND failure IS NOT NULL"
         ))
         .bind(id)
         .fetch_all(&mut *c)
-        .await?
-        .into_iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        .await?;
         for (row, failure) in rows {
             sqlx::query(&format!(
                 "UPDATE {table} SET failure = $3 WHERE run_id = $1 AND {key} = $2"
@@ -87,13 +81,11 @@ async fn purge_run(
             .await?;
         }
     }
-    let events: Vec<(i64, String)> = sqlx::query("SELECT seq, data FROM events WHERE run_id = $1")
-        .bind(id)
-        .fetch_all(&mut *c)
-        .await?
-        .into_iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let events: Vec<(i64, String)> =
+        sqlx::query_as("SELECT seq, data FROM events WHERE run_id = $1")
+            .bind(id)
+            .fetch_all(&mut *c)
+            .await?;
     for (seq, data) in events {
         let data = purge::event_data(&serde_json::from_str(&data).unwrap_or_default());
         sqlx::query("UPDATE events SET data = $3 WHERE run_id = $1 AND seq = $2")
