@@ -63,11 +63,19 @@ pub async fn purge_older_than(
 
 /// Applies every workflow's retention; returns the runs purged per workflow.
 pub async fn apply(store: &dyn Store) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    apply_policies(store, &policies(store).await?).await
+}
+
+/// Applies `policies` (from [`policies`]); returns the runs purged per workflow.
+pub async fn apply_policies(
+    store: &dyn Store,
+    policies: &BTreeMap<String, Duration>,
+) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     let mut purged = BTreeMap::new();
-    for (workflow, keep) in policies(store).await? {
-        let runs = purge_older_than(store, Some(&workflow), keep).await?;
+    for (workflow, &keep) in policies {
+        let runs = purge_older_than(store, Some(workflow), keep).await?;
         if !runs.is_empty() {
-            purged.insert(workflow, runs);
+            purged.insert(workflow.clone(), runs);
         }
     }
     Ok(purged)

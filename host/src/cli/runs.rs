@@ -196,18 +196,19 @@ async fn purge(
             )])
         }
         None => {
-            let mut purged = crate::retention::apply(store).await?;
+            // `--workflow` narrows the policies, not just what is reported.
+            let mut policies = crate::retention::policies(store).await?;
             if let Some(only) = &workflow {
-                purged.retain(|name, _| name == only);
+                policies.retain(|name, _| name == only);
             }
-            purged
+            if policies.is_empty() {
+                outln!("no workflow declares [retention]; give --older-than to purge runs anyway");
+                return Ok(());
+            }
+            crate::retention::apply_policies(store, &policies).await?
         }
     };
     let total: usize = purged.values().map(Vec::len).sum();
-    if older_than.is_none() && total == 0 && crate::retention::policies(store).await?.is_empty() {
-        outln!("no workflow declares [retention]; give --older-than to purge runs anyway");
-        return Ok(());
-    }
     for (workflow, runs) in &purged {
         if !runs.is_empty() {
             outln!("{workflow}: purged the payloads of {} run(s)", runs.len());
