@@ -1,9 +1,11 @@
 //! Fleet scale on one PostgreSQL, against the same work measured in the same run:
 //!
 //! - runs/s of a trivial 5-step workflow driven by 1, 2 and 3 `weir serve` processes sharing
-//!   one database (submitted over HTTP, round robin, then drained);
+//!   one database (submitted over HTTP, round robin, then drained), against one `weir serve`
+//!   on its embedded SQLite journal;
 //! - the journal's cost per step, `Store::advance` alone (no WebAssembly), on SQLite
-//!   (`normal`) and on PostgreSQL.
+//!   (`normal`) and on PostgreSQL at `normal` and `full`, against the floor of one
+//!   single-row `INSERT` commit with `synchronous_commit = off` over the same pool.
 //!
 //! Needs PostgreSQL at `WEIR_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`). Run with `cargo bench -p weir --bench fleet`;
@@ -58,13 +60,19 @@ fn workflow_text() -> String {
     text
 }
 
-fn start_host(url: &str, workflows: &std::path::Path, data: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["--data-dir"])
-        .arg(data)
+/// Starts `weir serve` on the PostgreSQL at `url`, or on SQLite in `data` without one.
+fn start_host(
+    url: Option<&str>,
+    workflows: &std::path::Path,
+    data: &std::path::Path,
+) -> (Child, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+    command.args(["--data-dir"]).arg(data);
+    if let Some(url) = url {
+        command.args(["--store", url]);
+    }
+    let mut child = command
         .args([
-            "--store",
-            url,
             "serve",
             "--listen",
             "127.0.0.1:0",
@@ -90,16 +98,24 @@ fn start_host(url: &str, workflows: &std::path::Path, data: &std::path::Path) ->
     (child, addr)
 }
 
+/// Runs/s of `hosts` hosts on one PostgreSQL, or of one host on SQLite when `hosts` is 0.
 async fn fleet_runs_per_sec(hosts: usize) -> f64 {
-    let url = schema(&format!("weir_bench_fleet_{hosts}")).await;
+    let url = match hosts {
+        0 => None,
+        n => Some(schema(&format!("weir_bench_fleet_{n}")).await),
+    };
     let dir = tempfile::tempdir().unwrap();
     let workflows = dir.path().join("workflows");
     std::fs::create_dir_all(&workflows).unwrap();
     std::fs::write(workflows.join("bench.toml"), workflow_text()).unwrap();
     let mut children = Vec::new();
     let client = reqwest::Client::new();
-    for i in 0..hosts {
-        let (child, addr) = start_host(&url, &workflows, &dir.path().join(format!("h{i}")));
+    for i in 0..hosts.max(1) {
+        let (child, addr) = start_host(
+            url.as_deref(),
+            &workflows,
+            &dir.path().join(format!("h{i}")),
+        );
         loop {
             if let Ok(r) = client.get(format!("{addr}/readyz")).send().await
                 && r.status().is_success()
@@ -111,7 +127,16 @@ async fn fleet_runs_per_sec(hosts: usize) -> f64 {
         children.push((child, addr));
     }
     let addrs: Arc<Vec<String>> = Arc::new(children.iter().map(|(_, a)| a.clone()).collect());
-    let store = PostgresStore::connect_with(&url, 2).await.unwrap();
+    let store: Arc<dyn Store> = match &url {
+        Some(url) => Arc::new(
+            PostgresStore::connect_with(url, 2, Durability::Normal)
+                .await
+                .unwrap(),
+        ),
+        None => {
+            Arc::new(SqliteStore::open(&dir.path().join("h0/weir.db"), Durability::Normal).unwrap())
+        }
+    };
     let started = Instant::now();
     let mut submitters = tokio::task::JoinSet::new();
     for worker in 0..16 {
@@ -207,54 +232,87 @@ async fn journal_cost_per_step(store: &dyn Store, runs: usize) -> f64 {
     started.elapsed().as_micros() as f64 / (runs * STEPS) as f64
 }
 
+/// Microseconds per single-row `INSERT` committed on its own with `synchronous_commit =
+/// off`, over `store`'s pool: the least one journaled change can cost on this server.
+async fn insert_floor(store: &PostgresStore, rows: usize) -> f64 {
+    let pool = store.pool();
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS bench_floor (n BIGINT, data TEXT)")
+        .execute(pool)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    for n in 0..rows {
+        sqlx::query("INSERT INTO bench_floor (n, data) VALUES ($1, $2)")
+            .bind(n as i64)
+            .bind("{\"n\": 1}")
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    started.elapsed().as_micros() as f64 / rows as f64
+}
+
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let sqlite = SqliteStore::open(&dir.path().join("weir.db"), Durability::Normal).unwrap();
-        let pg = PostgresStore::connect(&schema("weir_bench_journal").await)
+        let pg = PostgresStore::connect(&schema("weir_bench_journal").await, Durability::Normal)
             .await
             .unwrap();
-        // The same, with commits that do not wait for the WAL flush: how much of the cost is
-        // the fsync per commit.
-        let async_url = format!(
-            "{}%20-csynchronous_commit%3Doff",
-            schema("weir_bench_journal_async").await
-        );
-        let pg_async = PostgresStore::connect(&async_url).await.unwrap();
-        // Warm them, then measure.
+        let pg_full =
+            PostgresStore::connect(&schema("weir_bench_journal_full").await, Durability::Full)
+                .await
+                .unwrap();
+        // Warm them, then measure, interleaved so that the server's load drifts alike.
         journal_cost_per_step(&sqlite, 20).await;
         journal_cost_per_step(&pg, 20).await;
-        journal_cost_per_step(&pg_async, 20).await;
-        let sqlite_us = journal_cost_per_step(&sqlite, 300).await;
-        let pg_us = journal_cost_per_step(&pg, 300).await;
-        let pg_async_us = journal_cost_per_step(&pg_async, 300).await;
+        journal_cost_per_step(&pg_full, 20).await;
+        insert_floor(&pg, 100).await;
+        let (mut sqlite_us, mut pg_us, mut full_us, mut floor_us) = (0.0, 0.0, 0.0, 0.0);
+        for _ in 0..3 {
+            sqlite_us += journal_cost_per_step(&sqlite, 100).await / 3.0;
+            pg_us += journal_cost_per_step(&pg, 100).await / 3.0;
+            full_us += journal_cost_per_step(&pg_full, 100).await / 3.0;
+            floor_us += insert_floor(&pg, 500).await / 3.0;
+        }
 
+        let sqlite_host = fleet_runs_per_sec(0).await;
         let mut rates = Vec::new();
         for hosts in 1..=3 {
             rates.push((hosts, fleet_runs_per_sec(hosts).await));
         }
 
         println!("### Journal cost per step (`Store::advance`, no WebAssembly)\n");
-        println!("| backend | µs per step | ratio |");
-        println!("|---|---|---|");
-        println!("| SQLite `normal` | {sqlite_us:.0} | 1.00× |");
-        println!(
-            "| PostgreSQL (loopback) | {pg_us:.0} | {:.2}× |",
-            pg_us / sqlite_us
-        );
-        println!(
-            "| PostgreSQL, `synchronous_commit=off` | {pg_async_us:.0} | {:.2}× |",
-            pg_async_us / sqlite_us
+        println!("| backend | µs per step | vs SQLite | vs the floor |");
+        println!("|---|---|---|---|");
+        let row = |name: &str, us: f64| {
+            println!(
+                "| {name} | {us:.0} | {:.2}× | {:.2}× |",
+                us / sqlite_us,
+                us / floor_us
+            );
+        };
+        row("SQLite `normal`", sqlite_us);
+        row("PostgreSQL `normal` (loopback)", pg_us);
+        row("PostgreSQL `full`", full_us);
+        row(
+            "floor: one single-row `INSERT` commit, `synchronous_commit=off`",
+            floor_us,
         );
         println!(
             "\n### Fleet: {RUNS} runs of a 5-step workflow, `weir serve` hosts on one PostgreSQL\n"
         );
-        println!("| hosts | runs/s | vs 1 host |");
-        println!("|---|---|---|");
+        println!("| hosts | runs/s | vs 1 host | vs 1 host on SQLite |");
+        println!("|---|---|---|---|");
+        println!("| 1 on SQLite `normal` | {sqlite_host:.0} | | 1.00× |");
         let one = rates[0].1;
         for (hosts, rate) in rates {
-            println!("| {hosts} | {rate:.0} | {:.2}× |", rate / one);
+            println!(
+                "| {hosts} | {rate:.0} | {:.2}× | {:.2}× |",
+                rate / one,
+                rate / sqlite_host
+            );
         }
     });
 }

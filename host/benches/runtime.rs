@@ -4,7 +4,10 @@
 //!    limits, WASI context from grants, log/config capabilities, output checks) against the
 //!    raw wasmtime floor (same component, `InstancePre` + pooling + epoch, nothing else);
 //! 2. the price of fuel metering and epoch interruption on loop-heavy and call-heavy code;
-//! 3. cold start: a new host loading a plugin from the compile cache vs compiling it.
+//! 3. cold start: a new host loading a plugin from the compile cache vs compiling it;
+//! 4. loading a compiled entry by mapping it (BLAKE3 over the mapped file, then
+//!    `Component::deserialize_file`, as the cache does) against reading and copying it
+//!    (sha256 over the bytes read, then `Component::deserialize`), the cache's old path.
 //!
 //! Run with `cargo bench -p weir --bench runtime`; it prints Markdown tables.
 
@@ -224,4 +227,63 @@ fn main() {
     runtime.block_on(step_overhead());
     metering_cost();
     runtime.block_on(cold_start());
+    cache_load_paths();
+}
+
+/// The two ways of loading one compiled entry, median of 15 each, alternating.
+#[expect(
+    unsafe_code,
+    reason = "deserializing code this benchmark compiled and wrote itself"
+)]
+fn cache_load_paths() {
+    use sha2::Digest as _;
+    println!("## Loading a compiled entry: mapped vs read and copied\n");
+    println!(
+        "| plugin | compiled size | read + sha256 + deserialize | map + BLAKE3 + deserialize_file | speed-up |"
+    );
+    println!("|---|---|---|---|---|");
+    let engine = Engine::new(&Config::new()).unwrap();
+    for (name, path) in [
+        ("echo", weir_artifacts::ECHO),
+        ("clean-text", weir_artifacts::CLEAN_TEXT),
+        ("validate-json", weir_artifacts::VALIDATE_JSON),
+    ] {
+        let component = wasmtime::component::Component::from_file(&engine, path).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("entry.cwasm");
+        let compiled = component.serialize().unwrap();
+        std::fs::write(&entry, &compiled).unwrap();
+        let (sha, b3) = (sha2::Sha256::digest(&compiled), blake3::hash(&compiled));
+        let (mut copied, mut mapped) = (Vec::new(), Vec::new());
+        for _ in 0..15 {
+            let start = Instant::now();
+            let bytes = std::fs::read(&entry).unwrap();
+            assert_eq!(sha2::Sha256::digest(&bytes), sha);
+            // SAFETY: the bytes are `Component::serialize`'s output, checked just above.
+            let c = unsafe { wasmtime::component::Component::deserialize(&engine, &bytes) };
+            drop(c.unwrap());
+            copied.push(start.elapsed());
+            let start = Instant::now();
+            let digest = blake3::Hasher::new()
+                .update_mmap(&entry)
+                .unwrap()
+                .finalize();
+            assert_eq!(digest, b3);
+            // SAFETY: as above; the file is not changed while mapped.
+            let c = unsafe { wasmtime::component::Component::deserialize_file(&engine, &entry) };
+            drop(c.unwrap());
+            mapped.push(start.elapsed());
+        }
+        copied.sort();
+        mapped.sort();
+        let (copied, mapped) = (copied[7], mapped[7]);
+        println!(
+            "| {name} | {} KiB | {:.2} ms | {:.2} ms | {:.1}× |",
+            compiled.len() / 1024,
+            copied.as_secs_f64() * 1e3,
+            mapped.as_secs_f64() * 1e3,
+            copied.as_secs_f64() / mapped.as_secs_f64()
+        );
+    }
+    println!();
 }

@@ -51,9 +51,9 @@ impl DataArgs {
 
     pub(crate) async fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
         match self.store.as_deref() {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Ok(Arc::new(PostgresStore::connect(url).await?))
-            }
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(
+                Arc::new(PostgresStore::connect(url, self.durability.0).await?),
+            ),
             Some(other) => anyhow::bail!(
                 "--store {other:?} is not a PostgreSQL URL (postgres://user@host/db); leave it out to use SQLite in the data directory"
             ),

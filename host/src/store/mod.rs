@@ -9,6 +9,7 @@
 //! the same transaction, a workflow version's definition never changes once registered, and
 //! a run keeps the plugin digests it was submitted with.
 
+mod durability;
 mod idempotency;
 mod migrations;
 mod model_types;
@@ -17,12 +18,13 @@ mod purge;
 mod sqlite;
 mod types;
 
+pub use durability::Durability;
 pub use idempotency::IdempotencyError;
 pub(crate) use idempotency::check_key as check_idempotency_key;
 pub use model_types::*;
 pub use postgres::PostgresStore;
 pub(crate) use sqlite::now_ms;
-pub use sqlite::{Durability, PAGE_SIZE_BYTES as SQLITE_PAGE_SIZE_BYTES, SqliteStore};
+pub use sqlite::{PAGE_SIZE_BYTES as SQLITE_PAGE_SIZE_BYTES, SqliteStore};
 pub use types::*;
 
 use async_trait::async_trait;

@@ -44,7 +44,11 @@ impl TestStore {
     pub async fn open(&self, data_dir: &Path) -> Arc<dyn Store> {
         match &self.url {
             // Small pools: tests run side by side within PostgreSQL's connection limit.
-            Some(url) => Arc::new(PostgresStore::connect_with(url, 3).await.unwrap()),
+            Some(url) => Arc::new(
+                PostgresStore::connect_with(url, 3, Durability::Normal)
+                    .await
+                    .unwrap(),
+            ),
             None => {
                 Arc::new(SqliteStore::open(&data_dir.join("weir.db"), Durability::Normal).unwrap())
             }

@@ -9,7 +9,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use weir::store::{PostgresStore, RunFilter, RunStatus, StepStatus, Store};
+use weir::store::{Durability, PostgresStore, RunFilter, RunStatus, StepStatus, Store};
 use weir_provider::{Provider, Reply};
 
 use crate::backend::TestStore;
@@ -151,7 +151,7 @@ input = '{{"n": input.n, "label": steps.ask.output.label}}'
     }
 
     // Keep killing until every run has ended.
-    let store = PostgresStore::connect_with(backend.url.as_ref().unwrap(), 2)
+    let store = PostgresStore::connect_with(backend.url.as_ref().unwrap(), 2, Durability::Normal)
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(240);
@@ -251,4 +251,35 @@ async fn chaos(fleet: &mut Fleet, client: &reqwest::Client, kills: &mut usize) {
     *kills += 1;
     fleet.start(victim);
     ready(client, &fleet.url(victim).unwrap()).await;
+}
+
+/// `--durability` keeps its promise on PostgreSQL: at `normal` a journal commit does not
+/// wait for the WAL flush (a crash of Weir loses nothing), at `full` it does, whatever the
+/// server's own default.
+#[tokio::test]
+async fn durability_sets_the_journals_synchronous_commit() {
+    let backend = TestStore::postgres();
+    let url = backend.url.as_ref().unwrap();
+    for (durability, expected) in [(Durability::Normal, "off"), (Durability::Full, "on")] {
+        // The URL asks for the opposite: the durability flag decides.
+        let opposite = if expected == "on" { "off" } else { "on" };
+        let url = format!("{url}%20-csynchronous_commit%3D{opposite}");
+        let store = PostgresStore::connect_with(&url, 2, durability)
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        // Every connection of the pool, not only the first.
+        let (mut a, mut b) = (
+            store.pool().acquire().await.unwrap(),
+            store.pool().acquire().await.unwrap(),
+        );
+        for c in [&mut a, &mut b] {
+            let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+                .fetch_one(&mut **c)
+                .await
+                .unwrap();
+            seen.push(setting);
+        }
+        assert_eq!(seen, [expected, expected], "{durability:?}");
+    }
 }

@@ -41,6 +41,24 @@ async fn a_second_host_start_loads_from_the_compile_cache() {
     assert_eq!(report.outcome.unwrap().payload, serde_json::json!([1]));
 }
 
+/// The cache entry's files: its compiled code and the digest kept beside it.
+fn entry_files(cache: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let mut files: Vec<_> = std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let [code, digest] = files.as_slice() else {
+        panic!("one entry is two files: {files:?}");
+    };
+    assert!(code.to_string_lossy().ends_with(".cwasm"), "{code:?}");
+    assert!(
+        digest.to_string_lossy().ends_with(".cwasm.blake3"),
+        "{digest:?}"
+    );
+    (code.clone(), digest.clone())
+}
+
 #[tokio::test]
 async fn a_corrupt_cache_entry_is_recompiled_not_trusted() {
     let cache = tempfile::tempdir().unwrap();
@@ -48,22 +66,40 @@ async fn a_corrupt_cache_entry_is_recompiled_not_trusted() {
         .load_plugin_file(artifacts::ECHO.as_ref())
         .await
         .unwrap();
-    let entry = std::fs::read_dir(cache.path())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let mut bytes = std::fs::read(&entry).unwrap();
+    let (code, _) = entry_files(cache.path());
+    let mut bytes = std::fs::read(&code).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
-    std::fs::write(&entry, bytes).unwrap();
+    std::fs::write(&code, bytes).unwrap();
 
     let plugin = host_with_cache(cache.path())
         .load_plugin_file(artifacts::ECHO.as_ref())
         .await
         .unwrap();
     assert_eq!(plugin.compile_source(), CompileSource::Compiled);
+    // The recompiled entry replaced the damaged one, and the next host loads it.
+    let plugin = host_with_cache(cache.path())
+        .load_plugin_file(artifacts::ECHO.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(plugin.compile_source(), CompileSource::Cache);
+}
+
+#[tokio::test]
+async fn a_cache_entry_without_its_digest_is_recompiled() {
+    let cache = tempfile::tempdir().unwrap();
+    host_with_cache(cache.path())
+        .load_plugin_file(artifacts::ECHO.as_ref())
+        .await
+        .unwrap();
+    let (_, digest) = entry_files(cache.path());
+    std::fs::remove_file(&digest).unwrap();
+    let plugin = host_with_cache(cache.path())
+        .load_plugin_file(artifacts::ECHO.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(plugin.compile_source(), CompileSource::Compiled);
+    entry_files(cache.path());
 }
 
 async fn load_error(bytes: Vec<u8>) -> PluginError {

@@ -22,6 +22,7 @@ mod sidecar;
 mod spans;
 mod steps;
 mod support;
+mod traces;
 mod workflows;
 
 /// Every plugin in `plugins/` must have a test function of the same name.

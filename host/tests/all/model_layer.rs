@@ -337,10 +337,23 @@ grants = { models = ["smart"] }
         seen <= 1000,
         "the step saw {seen} ms left, not its 20 s timeout"
     );
+    // The call is cut a moment before the step, so the step can report the model's
+    // deadline; on a starved machine the step's own cut at the deadline can land first.
+    // Either way the failure is the run's deadline, and the call is journaled.
     let failure = steps[1].failure.as_ref().unwrap();
-    assert_eq!(failure["kind"], "model", "{failure}");
-    assert_eq!(failure["error"], "deadline_exceeded", "{failure}");
-    let call = &f.store.model_calls(&run.id).await.unwrap()[0];
+    let by_model = failure["kind"] == "model" && failure["error"] == "deadline_exceeded";
+    let by_step = failure["kind"] == "timeout" && failure["run_deadline"] == true;
+    assert!(by_model || by_step, "{failure}");
+    let mut calls = f.store.model_calls(&run.id).await.unwrap();
+    for _ in 0..40 {
+        if !calls.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        calls = f.store.model_calls(&run.id).await.unwrap();
+    }
+    let call = &calls[0];
+    assert_eq!(call.outcome, "deadline_exceeded", "{call:?}");
     assert!(
         call.latency_us < 1_200_000,
         "the call was cut at the deadline: {} µs",

@@ -107,7 +107,17 @@ impl Host for AttemptState {
             json: request.json,
         };
         let span = tracing::info_span!("host_call", capability = "model", alias = %request.alias);
-        let result = access.models.complete(&scope, call).instrument(span).await;
+        // The call runs as its own task: when the attempt is stopped while the call waits,
+        // the call still ends (by its own deadline, before the attempt's) and is journaled
+        // and settled, so no reservation is left open and no provider charge goes unbooked.
+        let models = access.models.clone();
+        let task =
+            tokio::spawn(async move { models.complete(&scope, call).await }.instrument(span));
+        let result = task.await.unwrap_or_else(|e| {
+            Err(ModelFailure::Unavailable(format!(
+                "the model call ended without an answer: {e}"
+            )))
+        });
         match result {
             Ok(reply) => Ok(wit::Response {
                 content: reply.content,

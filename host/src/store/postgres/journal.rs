@@ -168,19 +168,23 @@ async fn start_attempt(
     step_id: &str,
     input_digest: &str,
 ) -> anyhow::Result<u32> {
-    // One round trip: take the attempt number and journal the attempt.
+    // One round trip: take the attempt number, journal the attempt and its event.
     // An earlier attempt still without a result was interrupted (its driver died or lost
     // the run): it can never take one now, so it is closed as of this start.
-    let attempt: i64 = sqlx::query_scalar(
+    let attempt: i64 = sqlx::query_scalar(&format!(
         "WITH step AS (
              UPDATE steps SET status = 'running', attempts = attempts + 1
              WHERE run_id = $1 AND step_id = $2 AND status IN ('pending', 'running') RETURNING attempts),
          interrupted AS (
              UPDATE attempts SET status = 'interrupted', finished_ms = $4
-             WHERE run_id = $1 AND step_id = $2 AND status = 'running' AND EXISTS (SELECT 1 FROM step))
-         INSERT INTO attempts (run_id, step_id, attempt, input_digest, status, started_ms)
-         SELECT $1, $2, attempts, $3, 'running', $4 FROM step RETURNING attempt",
-    )
+             WHERE run_id = $1 AND step_id = $2 AND status = 'running' AND EXISTS (SELECT 1 FROM step)),
+         started AS (
+             INSERT INTO attempts (run_id, step_id, attempt, input_digest, status, started_ms)
+             SELECT $1, $2, attempts, $3, 'running', $4 FROM step RETURNING attempt),
+         {EVENT}
+         SELECT attempt FROM started",
+        EVENT = event_cte("SELECT $4, 'step_started', $2, json_build_object('attempt', attempts)::text FROM step"),
+    ))
     .bind(run_id)
     .bind(step_id)
     .bind(input_digest)
@@ -188,14 +192,6 @@ async fn start_attempt(
     .fetch_optional(&mut *c)
     .await?
     .with_context(|| format!("step {step_id} of run {run_id} cannot start: it does not exist or already has a result"))?;
-    append_event(
-        c,
-        run_id,
-        "step_started",
-        Some(step_id),
-        json!({"attempt": attempt}),
-    )
-    .await?;
     Ok(attempt as u32)
 }
 
@@ -209,16 +205,18 @@ async fn finish_attempt(c: &mut PgConnection, result: &AttemptResult) -> anyhow:
         failure,
     } = result.columns();
     // Exactly-once: only a step still `running` at this attempt takes a result; the attempt
-    // row is finished in the same statement, only if it did.
-    let recorded: i64 = sqlx::query_scalar(
+    // row and the event are written in the same statement, only if it did.
+    let recorded: i64 = sqlx::query_scalar(&format!(
         "WITH step AS (
              UPDATE steps SET status = $3, output = $4, confidence = $5, route = $6, failure = $7
              WHERE run_id = $1 AND step_id = $2 AND status = 'running' AND attempts = $8 RETURNING 1),
          attempt AS (
              UPDATE attempts SET status = $3, failure = $7, finished_ms = $9, latency_us = $10, fuel = $11, memory_peak = $12, logs = $13
-             WHERE run_id = $1 AND step_id = $2 AND attempt = $8 AND EXISTS (SELECT 1 FROM step))
+             WHERE run_id = $1 AND step_id = $2 AND attempt = $8 AND EXISTS (SELECT 1 FROM step)),
+         {EVENT}
          SELECT COUNT(*) FROM step",
-    )
+        EVENT = event_cte("SELECT $9, 'step_' || $3, $2, $14 FROM step"),
+    ))
     .bind(&result.run_id)
     .bind(&result.step_id)
     .bind(status)
@@ -232,19 +230,23 @@ async fn finish_attempt(c: &mut PgConnection, result: &AttemptResult) -> anyhow:
     .bind(result.fuel.map(|f| f as i64))
     .bind(result.memory_peak as i64)
     .bind(result.logs.to_string())
+    .bind(result.event_data().to_string())
     .fetch_one(&mut *c)
     .await?;
-    if recorded == 0 {
-        return Ok(false);
-    }
-    let data = result.event_data();
-    append_event(
-        c,
-        &result.run_id,
-        &format!("step_{status}"),
-        Some(&result.step_id),
-        data,
+    Ok(recorded == 1)
+}
+
+/// The `WITH` entries that append one event to run `$1`'s log when `source` (a query of
+/// `at_ms, kind, step_id, data` from the statement's `step` entry) has a row: the log's
+/// next number is taken and the event written in the statement that made the change, so a
+/// change and its event cost one round trip together.
+fn event_cte(source: &str) -> String {
+    format!(
+        "next AS (
+             UPDATE runs SET event_seq = event_seq + 1
+             WHERE id = $1 AND EXISTS (SELECT 1 FROM step) RETURNING event_seq),
+         event AS (
+             INSERT INTO events (run_id, seq, at_ms, kind, step_id, data)
+             SELECT $1, next.event_seq, source.* FROM next, ({source}) AS source(at_ms, kind, step_id, data))"
     )
-    .await?;
-    Ok(true)
 }

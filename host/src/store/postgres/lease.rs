@@ -8,7 +8,7 @@
 //! runs from hosts still driving them (their steps then run twice), while one running
 //! behind would write leases that others see as expired at once.
 
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 
 use crate::store::Lease;
 
@@ -17,7 +17,7 @@ use crate::store::Lease;
 const DB_NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 pub(super) async fn claim_run(
-    pool: &PgPool,
+    c: &mut PgConnection,
     run_id: &str,
     owner: &str,
     lease_ms: i64,
@@ -30,7 +30,7 @@ pub(super) async fn claim_run(
     .bind(run_id)
     .bind(owner)
     .bind(lease_ms)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *c)
     .await?;
     Ok(epoch.map(|epoch| Lease {
         run_id: run_id.to_string(),
@@ -40,7 +40,7 @@ pub(super) async fn claim_run(
 }
 
 pub(super) async fn claim_orphans(
-    pool: &PgPool,
+    c: &mut PgConnection,
     owner: &str,
     lease_ms: i64,
     limit: usize,
@@ -62,13 +62,13 @@ pub(super) async fn claim_orphans(
     .bind(lease_ms)
     .bind(limit as i64)
     .bind(min_age_ms)
-    .fetch_all(pool)
+    .fetch_all(&mut *c)
     .await?;
     leases(&rows, owner)
 }
 
 pub(super) async fn claim_abandoned(
-    pool: &PgPool,
+    c: &mut PgConnection,
     owner: &str,
     lease_ms: i64,
     limit: usize,
@@ -85,7 +85,7 @@ pub(super) async fn claim_abandoned(
     .bind(owner)
     .bind(lease_ms)
     .bind(limit as i64)
-    .fetch_all(pool)
+    .fetch_all(&mut *c)
     .await?;
     leases(&rows, owner)
 }

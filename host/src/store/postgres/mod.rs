@@ -33,6 +33,7 @@ const DEFAULT_POOL_SIZE: u32 = 16;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    durability: Durability,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -44,28 +45,57 @@ impl std::fmt::Debug for PostgresStore {
 impl PostgresStore {
     /// Connects to `url` (`postgres://user@host:port/db`, with `?options=-csearch_path%3Dx`
     /// to use a schema) and applies pending migrations.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        Self::connect_with(url, DEFAULT_POOL_SIZE).await
+    pub async fn connect(url: &str, durability: Durability) -> anyhow::Result<Self> {
+        Self::connect_with(url, DEFAULT_POOL_SIZE, durability).await
     }
 
     /// Like [`PostgresStore::connect`], holding at most `pool_size` connections.
-    pub async fn connect_with(url: &str, pool_size: u32) -> anyhow::Result<Self> {
+    pub async fn connect_with(
+        url: &str,
+        pool_size: u32,
+        durability: Durability,
+    ) -> anyhow::Result<Self> {
         let options: PgConnectOptions = url
             .parse()
             .with_context(|| format!("{url:?} is not a PostgreSQL URL"))?;
+        // Set once per connection, at its start, so that no transaction pays a round trip
+        // for it. At `normal` a commit does not wait for the WAL flush: the server has the
+        // change, so a crash of Weir loses nothing (see `Durability`).
+        let synchronous_commit = match durability {
+            Durability::Normal => "off",
+            Durability::Full => "on",
+        };
+        let options = options.options([("synchronous_commit", synchronous_commit)]);
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(1))
             .acquire_timeout(std::time::Duration::from_secs(30))
+            // A connection is already pinged when it comes back to the pool, and a broken
+            // one fails its next statement as a transient error that the caller retries:
+            // a second ping on every acquire would add a round trip to every transaction.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .with_context(|| format!("cannot connect to PostgreSQL at {}", redact(url)))?;
         schema::migrate(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, durability })
     }
 
     /// The connection pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// A transaction for a write whose effect leaves the database (a budget reservation
+    /// before a paid call, a lease before a step runs): it waits for the WAL flush even at
+    /// `normal`, so a crash of the server cannot forget what was already acted on.
+    async fn begin_flushed(&self) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        if self.durability == Durability::Normal {
+            sqlx::query("SET LOCAL synchronous_commit = on")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
     }
 }
 
@@ -442,7 +472,7 @@ impl Store for PostgresStore {
         scopes: Vec<BudgetScope>,
         micros: i64,
     ) -> anyhow::Result<Result<(), BudgetExceeded>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_flushed().await?;
         let result = model::reserve(&mut tx, &scopes, micros).await;
         finish(tx, result).await
     }
@@ -468,7 +498,9 @@ impl Store for PostgresStore {
         owner: &str,
         lease_ms: i64,
     ) -> anyhow::Result<Option<Lease>> {
-        lease::claim_run(&self.pool, run_id, owner, lease_ms).await
+        let mut tx = self.begin_flushed().await?;
+        let result = lease::claim_run(&mut tx, run_id, owner, lease_ms).await;
+        finish(tx, result).await
     }
 
     async fn claim_orphans(
@@ -478,7 +510,9 @@ impl Store for PostgresStore {
         limit: usize,
         min_age_ms: i64,
     ) -> anyhow::Result<Vec<Lease>> {
-        lease::claim_orphans(&self.pool, owner, lease_ms, limit, min_age_ms).await
+        let mut tx = self.begin_flushed().await?;
+        let result = lease::claim_orphans(&mut tx, owner, lease_ms, limit, min_age_ms).await;
+        finish(tx, result).await
     }
 
     async fn claim_abandoned(
@@ -487,7 +521,9 @@ impl Store for PostgresStore {
         lease_ms: i64,
         limit: usize,
     ) -> anyhow::Result<Vec<Lease>> {
-        lease::claim_abandoned(&self.pool, owner, lease_ms, limit).await
+        let mut tx = self.begin_flushed().await?;
+        let result = lease::claim_abandoned(&mut tx, owner, lease_ms, limit).await;
+        finish(tx, result).await
     }
 
     async fn renew_lease(&self, held: &Lease, lease_ms: i64) -> anyhow::Result<bool> {

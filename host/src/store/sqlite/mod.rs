@@ -42,28 +42,6 @@ const UNFINISHED_RUNS: &str =
 /// Rows `list_runs` returns when no limit is given.
 const DEFAULT_LIST_LIMIT: u32 = 50;
 
-/// How hard a commit tries to survive a crash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Durability {
-    /// Survives a crash of the process (SQLite `synchronous=NORMAL` in WAL mode); a power
-    /// loss may lose the last commits.
-    #[default]
-    Normal,
-    /// Survives a power loss: every commit is fsynced (`synchronous=FULL`).
-    Full,
-}
-
-impl std::str::FromStr for Durability {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "normal" => Ok(Self::Normal),
-            "full" => Ok(Self::Full),
-            other => Err(format!("durability {other:?} is not one of: normal, full")),
-        }
-    }
-}
-
 /// The SQLite store.
 pub struct SqliteStore {
     writer: std::sync::Arc<Writer>,

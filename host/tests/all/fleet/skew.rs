@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use weir::store::{PostgresStore, StepStatus, Store};
+use weir::store::{Durability, PostgresStore, StepStatus, Store};
 
 use crate::backend::TestStore;
 use crate::crash::weir;
@@ -77,7 +77,7 @@ async fn a_host_with_its_clock_ahead_takes_no_lease_that_is_still_renewed() {
         assert_eq!(r.status(), reqwest::StatusCode::CREATED);
     }
 
-    let store = PostgresStore::connect_with(backend.url.as_ref().unwrap(), 2)
+    let store = PostgresStore::connect_with(backend.url.as_ref().unwrap(), 2, Durability::Normal)
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(90);

@@ -6,7 +6,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use weir::store::{PostgresStore, RunRecord, RunStatus, StepStatus, Store};
+use weir::store::{Durability, PostgresStore, RunRecord, RunStatus, StepStatus, Store};
 
 use crate::backend::TestStore;
 use crate::crash::weir;
@@ -73,7 +73,7 @@ async fn a_dead_hosts_runs_are_taken_over_ahead_of_a_busy_hosts_backlog() {
     let client = reqwest::Client::new();
     ready(&client, &doomed_url).await;
     ready(&client, &survivor_url).await;
-    let store = PostgresStore::connect_with(backend.url.as_ref().unwrap(), 2)
+    let store = PostgresStore::connect_with(backend.url.as_ref().unwrap(), 2, Durability::Normal)
         .await
         .unwrap();
 
