@@ -24,12 +24,20 @@ pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 /// Host-side resources one attempt may hold at once: open files and directories, streams,
 /// pollables, HTTP requests, responses and header `fields`. Each is host memory (and, for a
 /// file, a descriptor) outside the step's linear memory; past the bound the call that would
-/// make one more traps. As many as a process gets descriptors by default on Linux.
+/// make one more traps. As many as a process gets descriptors by default on Linux, which is
+/// why `weir` raises its own descriptor limit at startup ([`raise_descriptor_limit`]).
 pub const MAX_HOST_RESOURCES: usize = 1_024;
 /// Bytes one HTTP header `fields` resource may hold on the host (its in-memory size). With
 /// [`MAX_HOST_RESOURCES`] this bounds what headers a step builds can make the host hold:
 /// 32 MiB beside the step's memory limit.
 pub const MAX_HTTP_FIELDS_BYTES: usize = 32 * 1024;
+
+/// Raises the process's soft limit on open descriptors to its hard limit, as servers do. The
+/// usual soft default (1,024) is what a single attempt may hold in host resources, and a host
+/// holds many attempts, connections and its journal at once. Returns the limit now in force.
+pub fn raise_descriptor_limit() -> std::io::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX)
+}
 
 /// What one attempt may consume. `fuel: None` means no instruction metering: the attempt is
 /// bounded by its timeout alone and runs on the engine without fuel instrumentation.

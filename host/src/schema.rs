@@ -31,6 +31,7 @@ pub const MAX_QUOTED_BYTES: usize = 120;
 pub struct Schema {
     source: Arc<Value>,
     validator: Arc<jsonschema::Validator>,
+    weight: u64,
 }
 
 impl std::fmt::Debug for Schema {
@@ -61,9 +62,17 @@ impl Schema {
                 _ => e.to_string(),
             })?;
         Ok(Self {
+            weight: values_in(&source),
             source: Arc::new(source),
             validator: Arc::new(validator),
         })
+    }
+
+    /// A bound on the work of checking a document of `size` bytes: the size times the number
+    /// of values in the schema. With linear-time patterns no keyword costs more than a pass
+    /// over the document, so this is what a check can cost at worst (up to a constant).
+    pub fn work(&self, size: u64) -> u64 {
+        size.saturating_mul(self.weight)
     }
 
     /// The schema document.
@@ -85,6 +94,15 @@ impl Schema {
                 }
             })
             .collect()
+    }
+}
+
+/// How many JSON values `value` holds, itself included.
+fn values_in(value: &Value) -> u64 {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(values_in).sum::<u64>(),
+        Value::Object(map) => 1 + map.values().map(values_in).sum::<u64>(),
+        _ => 1,
     }
 }
 

@@ -66,6 +66,11 @@ pub(super) fn report(
     }
     let outcome = outcome.map_err(StepFailure::bounded);
 
+    let time = super::TimeLimit {
+        deadline: state.deadline,
+        limit: limits.timeout,
+        run_deadline: state.deadline_cut,
+    };
     let (logs, logs_dropped) = state.log.into_parts();
     AttemptReport {
         outcome,
@@ -77,6 +82,7 @@ pub(super) fn report(
         stdio_dropped_bytes: stdout_dropped + stderr_dropped,
         denials,
         denials_dropped,
+        time,
     }
 }
 
@@ -182,6 +188,7 @@ fn check_output(output: bindings::StepOutput, limits: &Limits) -> Result<StepOut
         payload,
         confidence: output.confidence,
         route: output.route,
+        size,
     })
 }
 

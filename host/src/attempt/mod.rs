@@ -75,6 +75,9 @@ pub struct StepOutput {
     pub confidence: Option<f64>,
     /// The route label the step chose.
     pub route: Option<String>,
+    /// The size of the payload's JSON text as the guest wrote it, in bytes.
+    #[serde(skip)]
+    pub size: u64,
 }
 
 /// What one attempt consumed, successful or not.
@@ -113,6 +116,31 @@ pub struct AttemptReport {
     pub denials: Vec<Denial>,
     /// Refusals past that bound, counted only.
     pub denials_dropped: u64,
+    /// When the attempt's time is up: the host's own work for the step after the guest returns
+    /// (checking its output against its schema) counts against the same limit.
+    #[serde(skip)]
+    pub time: TimeLimit,
+}
+
+/// The end of an attempt's time, and the limit that set it.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeLimit {
+    /// The instant the attempt's time is up.
+    pub deadline: Instant,
+    /// The limit, as a timeout failure reports it.
+    pub limit: Duration,
+    /// The limit was what remained of the run's deadline, not the step's timeout.
+    pub run_deadline: bool,
+}
+
+impl TimeLimit {
+    /// The failure of an attempt that ran past this limit.
+    pub fn exceeded(&self) -> StepFailure {
+        StepFailure::Timeout {
+            limit: self.limit,
+            run_deadline: self.run_deadline,
+        }
+    }
 }
 
 /// Runs one attempt of `compiled` on `input` in a fresh store.

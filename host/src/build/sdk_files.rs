@@ -19,7 +19,8 @@ publish = false
 [dependencies]
 wit-bindgen = "0.63"
 serde = { version = "1", features = ["derive"] }
-serde_json = "1"
+# Exact numbers: an integer beyond 64 bits passes through a step as it came.
+serde_json = { version = "1", features = ["arbitrary_precision"] }
 "#;
 
 const RUST: &[(&str, &str)] = &[

@@ -119,6 +119,9 @@ pub fn main() -> ExitCode {
         eprintln!("error: cannot set up logging and tracing: {e:#}");
         return ExitCode::from(EXIT_ERROR);
     }
+    if let Err(e) = crate::limits::raise_descriptor_limit() {
+        tracing::warn!("cannot raise the open-descriptor limit: {e}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -38,8 +38,30 @@ impl Prompt {
             .template_from_str(&self.text)
             .map_err(|e| describe(&e))?;
         template
-            .render(minijinja::Value::from_serialize(variables))
+            .render(template_value(variables))
             .map_err(|e| format!("prompt `{}` does not render: {}", self.id, describe(&e)))
+    }
+}
+
+/// JSON to a template value, by hand rather than through serde: JSON numbers are kept exact
+/// (serde_json's `arbitrary_precision`), and serialized that way they would reach the template
+/// as a map. An integer is an integer to 128 bits; beyond that, or with a fraction, a float.
+fn template_value(json: &serde_json::Value) -> minijinja::Value {
+    use crate::workflow::as_double;
+    use serde_json::Value as Json;
+    match json {
+        Json::Null => minijinja::Value::from(None::<bool>),
+        Json::Bool(b) => minijinja::Value::from(*b),
+        Json::Number(n) => match n.to_string().parse::<i128>() {
+            Ok(i) => minijinja::Value::from(i),
+            Err(_) => minijinja::Value::from(as_double(n)),
+        },
+        Json::String(s) => minijinja::Value::from(s.as_str()),
+        Json::Array(items) => items.iter().map(template_value).collect(),
+        Json::Object(map) => map
+            .iter()
+            .map(|(k, v)| (k.as_str(), template_value(v)))
+            .collect(),
     }
 }
 
@@ -63,6 +85,25 @@ fn describe(e: &minijinja::Error) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn numbers_reach_the_template_exactly() {
+        let prompt = Prompt::new(
+            "n",
+            "{{ big }} {{ small }} {{ half }} {{ items[1] }} {{ nested.k }}{% if big > 3 %} big{% endif %}"
+                .into(),
+        )
+        .unwrap();
+        let variables: serde_json::Value = serde_json::from_str(
+            r#"{"big": 123456789012345678901234567890, "small": -7, "half": 0.5,
+                "items": [1, 2], "nested": {"k": 1e400}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            prompt.render(&variables).unwrap(),
+            "123456789012345678901234567890 -7 0.5 2 inf big"
+        );
+    }
 
     #[test]
     fn renders_strictly_and_versions_by_hash() {

@@ -2,11 +2,12 @@
 //! step's schema, run the plugin, check the output, and hand back the result to journal.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
 use super::Progress;
-use crate::attempt::{AttemptContext, StepOutput};
+use crate::attempt::{AttemptContext, StepOutput, TimeLimit};
 use crate::capabilities::model::ModelAccess;
 use crate::capabilities::state::StateScope;
 use crate::engine::Host;
@@ -28,7 +29,7 @@ pub(crate) struct Job {
     pub(crate) models: Models,
     pub(crate) workflow: Arc<Workflow>,
     pub(crate) run_id: String,
-    pub(crate) deadline: Option<std::time::Instant>,
+    pub(crate) deadline: Option<Instant>,
     pub(crate) attempt: u32,
     pub(crate) def: StepDef,
     pub(crate) plugin: Plugin,
@@ -70,7 +71,10 @@ impl Job {
                     "denials": report.denials,
                     "denials_dropped": report.denials_dropped,
                 });
-                let outcome = report.outcome.and_then(|output| self.check_output(output));
+                let outcome = match report.outcome {
+                    Ok(output) => self.check_output(output, report.time).await,
+                    Err(failure) => Err(failure),
+                };
                 (outcome, Some(report.usage), logs)
             }
         };
@@ -137,7 +141,7 @@ impl Job {
             .with(&self.workflow.model_policy)
             .and_then(|p| p.with(&self.def.model_policy))
             .unwrap_or_else(|_| config.policy.clone());
-        let far = std::time::Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600);
+        let far = Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600);
         Some(ModelAccess {
             models: self.models.clone(),
             scope: CallScope {
@@ -175,12 +179,45 @@ impl Job {
         Ok(input)
     }
 
-    fn check_output(&self, output: StepOutput) -> Result<StepOutput, StepFailure> {
-        check_schema(self.plugin.output_schema(), &output.payload, "output")
-            .map_err(|message| StepFailure::InvalidOutput { message })?;
-        Ok(output)
+    /// Checks the output against the step's declared schema, as part of the step's time: a
+    /// check still going when the attempt's time is up makes the attempt a `timeout`. A check
+    /// that could be long (by [`Schema::work`]) runs on a blocking thread, so it cannot hold
+    /// up the async workers other runs are scheduled on; a small one (microseconds) runs in
+    /// place, which saves the hand-off.
+    async fn check_output(
+        &self,
+        output: StepOutput,
+        time: TimeLimit,
+    ) -> Result<StepOutput, StepFailure> {
+        let Some(schema) = self.plugin.output_schema().cloned() else {
+            return Ok(output);
+        };
+        if schema.work(output.size) <= INLINE_CHECK_WORK {
+            check_schema(Some(&schema), &output.payload, "output")
+                .map_err(|message| StepFailure::InvalidOutput { message })?;
+            if Instant::now() > time.deadline {
+                return Err(time.exceeded());
+            }
+            return Ok(output);
+        }
+        let check = tokio::task::spawn_blocking(move || {
+            let verdict = check_schema(Some(&schema), &output.payload, "output");
+            (output, verdict)
+        });
+        match tokio::time::timeout_at(time.deadline.into(), check).await {
+            Err(_) => Err(time.exceeded()),
+            Ok(Err(panicked)) => Err(StepFailure::InvalidOutput {
+                message: format!("the output schema check failed: {panicked}"),
+            }),
+            Ok(Ok((_, Err(message)))) => Err(StepFailure::InvalidOutput { message }),
+            Ok(Ok((output, Ok(())))) => Ok(output),
+        }
     }
 }
+
+/// Checks up to this much [`Schema::work`] run on the task that ran the step (a 4 KiB output
+/// against a schema of 64 values, say: well under a millisecond).
+const INLINE_CHECK_WORK: u64 = 256 * 1024;
 
 /// Checks `value` against the step's declared schema for `what` (input or output); the error
 /// lists every violation with its JSON path.

@@ -5,12 +5,14 @@
 //! its syntax tree when the workflow loads, so a reference to an unknown step is an error
 //! before anything runs.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use cel::common::ast::{EntryExpr, Expr as Node};
-use cel::{Context, IdedExpr, Program, Value};
+use cel::{Context, IdedExpr, Program};
 use serde_json::Value as Json;
+
+use super::cel_json::ExactNumbers;
 
 /// Variables an expression may use.
 pub const VARIABLES: &[&str] = &["input", "steps"];
@@ -95,15 +97,16 @@ impl Expr {
         input: &Json,
         steps: &serde_json::Map<String, Json>,
     ) -> Result<Json, String> {
+        let mut exact = ExactNumbers::default();
         let mut context = Context::default();
-        context.add_variable_from_value("input", to_cel(input));
-        context.add_variable_from_value("steps", to_cel(&Json::Object(steps.clone())));
+        context.add_variable_from_value("input", exact.admit(input));
+        context.add_variable_from_value("steps", exact.admit(&Json::Object(steps.clone())));
         let value = self
             .program
             .execute(&context)
             .map_err(|e| format!("`{}` failed: {e}", self.source))?;
-        value
-            .json()
+        exact
+            .release(&value)
             .map_err(|e| format!("`{}` produced a value that is not JSON: {e}", self.source))
     }
 
@@ -120,26 +123,6 @@ impl Expr {
                 self.source
             )),
         }
-    }
-}
-
-/// JSON to CEL, with integers as `int` when they fit so `input.n > 3` compares like for like.
-fn to_cel(json: &Json) -> Value {
-    match json {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Bool(*b),
-        Json::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => Value::Int(i),
-            (None, Some(u)) => Value::UInt(u),
-            _ => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Json::String(s) => Value::String(Arc::new(s.clone())),
-        Json::Array(items) => Value::List(Arc::new(items.iter().map(to_cel).collect())),
-        Json::Object(map) => Value::from(
-            map.iter()
-                .map(|(k, v)| (k.clone(), to_cel(v)))
-                .collect::<HashMap<String, Value>>(),
-        ),
     }
 }
 

@@ -349,3 +349,39 @@ fn read_commands_refuse_a_data_dir_without_a_journal() {
         "error: \"done\" is not a run status; use one of: pending, running, awaiting_review, succeeded, failed, cancelled\n"
     );
 }
+
+/// `weir` raises its soft limit on open descriptors to the hard limit at startup: a host
+/// started under `ulimit -Sn 256` runs with the hard limit.
+#[test]
+fn the_descriptor_limit_is_raised_to_the_hard_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(r#"ulimit -Sn 256 && exec "$0" serve --listen 127.0.0.1:0 --data-dir "$1""#)
+        .arg(env!("CARGO_BIN_EXE_weir"))
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let limits = format!("/proc/{}/limits", child.id());
+    let open_files = || -> Option<(String, String)> {
+        let text = std::fs::read_to_string(&limits).ok()?;
+        let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+        let mut fields = line["Max open files".len()..].split_whitespace();
+        Some((fields.next()?.to_string(), fields.next()?.to_string()))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = None;
+    while std::time::Instant::now() < deadline {
+        seen = open_files();
+        if seen.as_ref().is_some_and(|(soft, _)| soft != "256") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (soft, hard) = seen.expect("the host's limits are readable");
+    assert_eq!(soft, hard, "soft limit {soft}, hard limit {hard}");
+}

@@ -222,6 +222,19 @@ async fn the_api_answers_every_endpoint_with_auth_and_one_error_shape() {
     assert_eq!(body["run"]["output"], json!({"hello": "world"}));
     let id = body["run"]["id"].as_str().unwrap().to_string();
 
+    // Numbers come back as they were sent: beyond 64 bits, and with more digits than a double.
+    let exact =
+        r#"{"big":123456789012345678901234567890,"x":0.1000000000000000055511151231257827}"#;
+    let (status, body) = s
+        .submit(
+            "?wait=20s",
+            serde_json::from_str(&format!(r#"{{"workflow": "echo", "input": {exact}}}"#)).unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["run"]["output"].to_string(), exact);
+    assert_eq!(body["run"]["input"].to_string(), exact);
+
     // Idempotent resubmission: the same run; the same key with another input: 409.
     let (status, again) = s
         .submit(
@@ -359,7 +372,8 @@ async fn the_api_answers_every_endpoint_with_auth_and_one_error_shape() {
     let filtered: Value = s
         .json("/v1/runs?status=succeeded&workflow=echo&limit=100")
         .await;
-    assert_eq!(filtered["runs"].as_array().unwrap().len(), 2);
+    // k1's run, the exact-numbers run and this one.
+    assert_eq!(filtered["runs"].as_array().unwrap().len(), 3);
     assert_eq!(filtered["next"], Value::Null);
 
     // The catalog.

@@ -214,6 +214,26 @@ async fn a_run_executes_its_steps_in_order_and_journals_everything() {
     );
 }
 
+/// JSON numbers pass through the journal, the steps and back exactly: an integer beyond 64 bits
+/// and a decimal with more digits than a double holds come out as they went in.
+#[tokio::test]
+async fn numbers_stay_exact_end_to_end() {
+    let f = Fixture::new().await;
+    let text =
+        r#"{"n": 123456789012345678901234567890, "x": 0.1000000000000000055511151231257827}"#;
+    let input: Value = serde_json::from_str(text).unwrap();
+    let run = f.run(&f.workflow("pair.toml", TWO_STEPS), input).await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    let expected = r#"{"n":123456789012345678901234567890,"wrapped":{"n":123456789012345678901234567890,"x":0.1000000000000000055511151231257827}}"#;
+    assert_eq!(serde_json::to_string(&run.output).unwrap(), expected);
+    let reread = f.reopen().await.get_run(&run.id).await.unwrap().unwrap();
+    assert_eq!(serde_json::to_string(&reread.output).unwrap(), expected);
+    assert_eq!(
+        serde_json::to_string(&reread.input).unwrap(),
+        text.replace(' ', "")
+    );
+}
+
 #[tokio::test]
 async fn independent_steps_run_concurrently() {
     let f = Fixture::new().await;

@@ -135,6 +135,64 @@ plugin = "$PLUGINS/echo.wasm"
     assert_host_healthy().await;
 }
 
+/// Checking an output against its schema is part of the step's time, and a long check runs
+/// off the async workers: 200,000 items against 64 patterns each outlast a 300 ms timeout and
+/// fail the attempt as a `timeout`, while a run started beside it on the same single-threaded
+/// runtime finishes first. A short check of a valid output still passes.
+#[tokio::test]
+pub(crate) async fn an_output_check_counts_against_the_steps_time() {
+    let f = crate::workflows::Fixture::new().await;
+    let text = |timeout: &str| {
+        format!(
+            "name = \"check\"\nversion = \"1.0.0\"\n[[steps]]\nid = \"bomb\"\nplugin = {:?}\n\
+             limits = {{ timeout = \"{timeout}\", output = \"16MiB\" }}\n",
+            artifacts::HOSTILE_REGEX_BOMB
+        )
+    };
+    let bomb = f.workflow("check.toml", &text("300ms"));
+    let echo = f.workflow(
+        "echo.toml",
+        "name = \"echo\"\nversion = \"1.0.0\"\n[[steps]]\nid = \"only\"\nplugin = \"$PLUGINS/echo.wasm\"\n",
+    );
+    let started = Instant::now();
+    let (long, beside) = tokio::join!(
+        async {
+            let run = f.run(&bomb, json!({"items": 200_000})).await;
+            (run, started.elapsed())
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let run = f.run(&echo, json!({"beside": true})).await;
+            (run, started.elapsed())
+        }
+    );
+    assert_eq!(long.0.status, weir::store::RunStatus::Failed);
+    let failure = &long.0.failure.as_ref().unwrap()["failure"];
+    assert_eq!(failure["kind"], json!("timeout"), "{failure}");
+    // The guest itself returned in time: the check is what ran out of it.
+    let attempts = f.store.attempts(&long.0.id).await.unwrap();
+    let guest_us = attempts[0].latency_us.unwrap();
+    assert!(guest_us < 300_000, "the guest took {guest_us} µs");
+    assert_eq!(beside.0.status, weir::store::RunStatus::Succeeded);
+    assert!(
+        beside.1 < long.1,
+        "the run beside the check ended at {:?}, the check's at {:?}",
+        beside.1,
+        long.1
+    );
+
+    let f = crate::workflows::Fixture::new().await;
+    let bomb = f.workflow("check.toml", &text("60s"));
+    let run = f.run(&bomb, json!({"items": 2_000})).await;
+    assert_eq!(
+        run.status,
+        weir::store::RunStatus::Succeeded,
+        "{:?}",
+        run.failure
+    );
+    assert_eq!(run.output.unwrap().as_array().unwrap().len(), 2_000);
+}
+
 /// Opening a FIFO left in a granted directory would block a host thread for ever: it is
 /// refused at once, as a `files` denial naming the path.
 #[tokio::test]
