@@ -1,6 +1,7 @@
 //! Several `weir` processes on one journal at once, as the README allows: `weir run`s side by
-//! side on one data directory, and `weir run`s beside a busy `weir serve`. Every process
-//! exits cleanly, and no run is left `pending` or `running` behind them.
+//! side on one data directory, `weir run`s beside a busy `weir serve`, and two `weir serve`
+//! with a review decided beside them. Every process exits cleanly, and no run is left
+//! `pending` or `running` behind them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
@@ -186,4 +187,119 @@ async fn weir_runs_beside_a_busy_sidecar_leave_none_of_its_runs_behind() {
     }
     sidecar.kill().unwrap();
     sidecar.wait().unwrap();
+}
+
+/// Two `weir serve` on one data directory, each taking half of the submissions at once, and a
+/// `weir review approve` beside them: no request fails with a locked journal, and every run,
+/// the reviewed one included, ends while the processes that can drive it are alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sidecars_and_a_review_decision_share_one_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let workflow = chain(dir.path());
+    let workflows = workflow.parent().unwrap();
+    std::fs::write(
+        workflows.join("gate.toml"),
+        workflow_text(
+            "gate",
+            &[("only", weir_artifacts::ECHO, "review = { when = \"true\" }")],
+            "",
+        ),
+    )
+    .unwrap();
+    let backend = TestStore::new();
+    let store = backend.open(&data).await;
+    let mut sidecars = Vec::new();
+    for _ in 0..2 {
+        let mut cmd = weir(&data);
+        cmd.args(backend.cli_args());
+        sidecars.push(serve_with(cmd, workflows, TOKEN));
+    }
+    let client = reqwest::Client::new();
+    for (_, url) in &sidecars {
+        ready(&client, url).await;
+    }
+    let submit = |url: String, body: serde_json::Value| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .post(format!("{url}/v1/runs"))
+                .bearer_auth(TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+            body["run"]["id"].as_str().unwrap().to_string()
+        }
+    };
+
+    // A run parks for review on the first sidecar.
+    let gated = submit(
+        sidecars[0].1.clone(),
+        json!({"workflow": "gate", "input": {"gated": true}}),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let review = loop {
+        let pending = store
+            .reviews(Some(weir::store::ReviewStatus::Pending), Some(&gated))
+            .await
+            .unwrap();
+        if let Some(review) = pending.into_iter().next() {
+            break review;
+        }
+        assert!(Instant::now() < deadline, "the gated run never parked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // Both sidecars take submissions at once while the review is approved beside them.
+    let approve = {
+        let mut cmd = weir(&data);
+        cmd.args(backend.cli_args())
+            .args(["review", "approve", &review.id, "--by", "ops"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let submissions = (0..SIDECAR_RUNS).map(|n| {
+        submit(
+            sidecars[n % 2].1.clone(),
+            json!({"workflow": "chain", "input": {"n": n}}),
+        )
+    });
+    let ids = futures_util::future::join_all(submissions).await;
+    let approved = tokio::task::spawn_blocking(move || approve.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_exited_cleanly(vec![approved]);
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let runs = all_runs(store.as_ref()).await;
+        let left = unfinished(&runs);
+        if left.is_empty() {
+            assert_eq!(runs.len(), SIDECAR_RUNS + 1);
+            assert!(
+                runs.iter().all(|r| r.status == RunStatus::Succeeded),
+                "{runs:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} runs left behind while both sidecars are alive: {left:?}",
+            left.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ids.len(), SIDECAR_RUNS);
+    let gated = store.get_run(&gated).await.unwrap().unwrap();
+    assert_eq!(gated.output, Some(json!({"gated": true})));
+    for (mut child, _) in sidecars {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
 }
