@@ -342,8 +342,8 @@ pub(crate) async fn hostile_host_hoard() {
     assert_host_healthy().await;
 }
 
-/// The new attacks through `weir serve`: each run ends with its typed failure, and then the
-/// sidecar still answers `/healthz` and runs a normal workflow.
+/// Every class of attack through `weir serve`: each run ends with its typed failure, and then
+/// the sidecar still answers `/healthz` and runs a normal workflow.
 #[tokio::test]
 async fn the_sidecar_stays_healthy_after_the_attacks() {
     use crate::serve::{Sidecar, workflow_text};
@@ -365,27 +365,83 @@ async fn the_sidecar_stays_healthy_after_the_attacks() {
                 "regex.toml",
                 workflow_text("regex", &[("only", artifacts::HOSTILE_REGEX_BOMB, "")], ""),
             ),
+            (
+                "check.toml",
+                workflow_text(
+                    "check",
+                    &[(
+                        "only",
+                        artifacts::HOSTILE_REGEX_BOMB,
+                        "limits = { timeout = \"300ms\", output = \"16MiB\" }",
+                    )],
+                    "",
+                ),
+            ),
+            (
+                "forge.toml",
+                workflow_text(
+                    "forge",
+                    &[("only", artifacts::HOSTILE_TERMINAL_FORGE, "")],
+                    "",
+                ),
+            ),
         ];
+        // A granted directory holding a FIFO and a regular file, for the open and hoard attacks.
+        let grant = root.join("grant");
+        std::fs::create_dir_all(&grant).unwrap();
+        std::fs::write(grant.join("public.txt"), "public").unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(grant.join("pipe"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let dirs = format!("grants = {{ dirs = [\"{}:/data\"] }}", grant.display());
+        for (name, plugin) in [
+            ("fifo", artifacts::HOSTILE_FIFO_OPEN),
+            ("files", artifacts::HOSTILE_HOST_HOARD),
+        ] {
+            std::fs::write(
+                root.join("workflows").join(format!("{name}.toml")),
+                workflow_text(name, &[("only", plugin, &dirs)], ""),
+            )
+            .unwrap();
+        }
         for (name, text) in files {
             std::fs::write(root.join("workflows").join(name), text).unwrap();
         }
     })
     .await;
+    // (workflow, input, the failure's kind; `None`: the run succeeds)
     let attacks = [
+        ("hoard", json!({"attack": "sockets", "count": 5000}), None),
+        ("text", json!({"attack": "error"}), Some("fatal")),
+        ("regex", json!({"len": 200_000}), Some("invalid_output")),
+        ("check", json!({"items": 200_000}), Some("timeout")),
+        ("forge", json!({}), Some("fatal")),
+        ("fifo", json!({"path": "/data/pipe"}), Some("denied")),
         (
-            "hoard",
-            json!({"attack": "sockets", "count": 5000}),
-            "succeeded",
+            "files",
+            json!({"attack": "files", "count": 100_000, "path": "/data/public.txt"}),
+            Some("trap"),
         ),
-        ("text", json!({"attack": "error"}), "failed"),
-        ("regex", json!({"len": 200_000}), "failed"),
     ];
-    for (workflow, input, status) in attacks {
+    for (workflow, input, kind) in attacks {
         let (code, body) = s
             .submit("?wait=60s", json!({"workflow": workflow, "input": input}))
             .await;
         assert_eq!(code, reqwest::StatusCode::CREATED, "{body}");
-        assert_eq!(body["run"]["status"], json!(status), "{workflow}: {body}");
+        let run = &body["run"];
+        match kind {
+            None => assert_eq!(run["status"], json!("succeeded"), "{workflow}: {body}"),
+            Some(kind) => {
+                assert_eq!(run["status"], json!("failed"), "{workflow}: {body}");
+                assert_eq!(
+                    run["failure"]["failure"]["kind"],
+                    json!(kind),
+                    "{workflow}: {body}"
+                );
+            }
+        }
         let health = s
             .client
             .get(format!("{}/healthz", s.url))
