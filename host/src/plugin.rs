@@ -391,3 +391,92 @@ fn check_meta_bounds(meta: &crate::bindings::StepMeta) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::StepMeta;
+
+    fn meta() -> StepMeta {
+        StepMeta {
+            name: "ok".into(),
+            version: "1.0.0".into(),
+            description: "fine".into(),
+            input_schema: None,
+            output_schema: None,
+            capabilities: vec!["http".into()],
+        }
+    }
+
+    /// Each field past its bound, and the whole past its bound, is refused, naming what and
+    /// the limit; a description past its bound is cut, not refused.
+    #[test]
+    fn metadata_past_its_bounds_is_refused_by_field() {
+        assert_eq!(check_meta_bounds(&meta()), Ok(()));
+        let big = |n: usize| "x".repeat(n);
+        let cases: Vec<(StepMeta, String)> = vec![
+            (
+                StepMeta {
+                    name: big(MAX_NAME_BYTES + 1),
+                    ..meta()
+                },
+                format!("returned a name of {} bytes", MAX_NAME_BYTES + 1),
+            ),
+            (
+                StepMeta {
+                    name: "two\nlines".into(),
+                    ..meta()
+                },
+                "returned a name of 9 bytes that is not one printable line".into(),
+            ),
+            (
+                StepMeta {
+                    version: big(MAX_VERSION_BYTES + 1),
+                    ..meta()
+                },
+                format!("the limit is {MAX_VERSION_BYTES}"),
+            ),
+            (
+                StepMeta {
+                    output_schema: Some(big(MAX_SCHEMA_BYTES + 1)),
+                    ..meta()
+                },
+                format!(
+                    "returned a schema of {} bytes; the limit is {MAX_SCHEMA_BYTES}",
+                    MAX_SCHEMA_BYTES + 1
+                ),
+            ),
+            (
+                StepMeta {
+                    input_schema: Some(big(MAX_SCHEMA_BYTES)),
+                    output_schema: Some(big(MAX_SCHEMA_BYTES)),
+                    ..meta()
+                },
+                format!("bytes of metadata; the limit is {MAX_META_BYTES}"),
+            ),
+            (
+                StepMeta {
+                    capabilities: vec!["a\u{202E}b".into()],
+                    ..meta()
+                },
+                "returned a capability that is not one printable line".into(),
+            ),
+            (
+                StepMeta {
+                    capabilities: vec!["c".into(); MAX_CAPABILITIES + 1],
+                    ..meta()
+                },
+                format!("the limit is {MAX_CAPABILITIES}"),
+            ),
+        ];
+        for (meta, expected) in cases {
+            let err = check_meta_bounds(&meta).unwrap_err();
+            assert!(err.contains(&expected), "{err} (expected {expected:?})");
+        }
+        let long = StepMeta {
+            description: big(10 * MAX_META_BYTES),
+            ..meta()
+        };
+        assert_eq!(check_meta_bounds(&long), Ok(()));
+    }
+}
