@@ -31,6 +31,7 @@ pub mod failure;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod monitor;
 pub mod plugin;
 pub mod redaction;
 pub mod registry;
