@@ -6,7 +6,8 @@
 //! compare a window with its baseline ([`stats`]), where a threshold comes from when it is
 //! set by a false-alert budget rather than a bare significance level ([`threshold`]), and how
 //! a window's evidence becomes a verdict and an alert that opens and closes without flapping
-//! ([`verdict`]).
+//! ([`verdict`]); which real cases go to a person to check ([`sampling`]), and what their
+//! verdicts say about the step's accuracy ([`calibration`]).
 //!
 //! A feature drifts only when its change is both *significant* at the sample size and
 //! *material*: significance alone alerts on trivia at large n, a distance alone alerts on noise
@@ -25,6 +26,8 @@
 //! ```
 
 pub mod bins;
+pub mod calibration;
+pub mod sampling;
 pub mod stats;
 pub mod threshold;
 pub mod verdict;
