@@ -89,6 +89,30 @@ fn unfinished(runs: &[RunRecord]) -> Vec<String> {
         .collect()
 }
 
+/// Waits (up to two minutes) until no run is left unfinished, then checks that there are
+/// `expected` runs and every one succeeded; `alive` says which processes could drive them.
+async fn all_end_succeeded(store: &dyn Store, expected: usize, alive: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let runs = all_runs(store).await;
+        let left = unfinished(&runs);
+        if left.is_empty() {
+            assert_eq!(runs.len(), expected);
+            assert!(
+                runs.iter().all(|r| r.status == RunStatus::Succeeded),
+                "{runs:?}"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} runs left behind while {alive}: {left:?}",
+            left.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_weir_runs_at_once_on_one_data_dir_all_finish() {
     let dir = tempfile::tempdir().unwrap();
@@ -162,25 +186,12 @@ async fn weir_runs_beside_a_busy_sidecar_leave_none_of_its_runs_behind() {
 
     // The sidecar, alive, drives every one of its runs to the end.
     let store = backend.open(&data).await;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let runs = all_runs(store.as_ref()).await;
-        let left = unfinished(&runs);
-        if left.is_empty() {
-            assert_eq!(runs.len(), SIDECAR_RUNS + beside);
-            assert!(
-                runs.iter().all(|r| r.status == RunStatus::Succeeded),
-                "{runs:?}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} runs left behind while the sidecar is alive: {left:?}",
-            left.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    all_end_succeeded(
+        store.as_ref(),
+        SIDECAR_RUNS + beside,
+        "the sidecar is alive",
+    )
+    .await;
     for id in &ids {
         let run = store.get_run(id).await.unwrap().unwrap();
         assert_eq!(run.status, RunStatus::Succeeded, "{id}");
@@ -276,25 +287,7 @@ async fn two_sidecars_and_a_review_decision_share_one_journal() {
         .unwrap();
     assert_exited_cleanly(vec![approved]);
 
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let runs = all_runs(store.as_ref()).await;
-        let left = unfinished(&runs);
-        if left.is_empty() {
-            assert_eq!(runs.len(), SIDECAR_RUNS + 1);
-            assert!(
-                runs.iter().all(|r| r.status == RunStatus::Succeeded),
-                "{runs:?}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} runs left behind while both sidecars are alive: {left:?}",
-            left.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    all_end_succeeded(store.as_ref(), SIDECAR_RUNS + 1, "both sidecars are alive").await;
     assert_eq!(ids.len(), SIDECAR_RUNS);
     let gated = store.get_run(&gated).await.unwrap().unwrap();
     assert_eq!(gated.output, Some(json!({"gated": true})));
