@@ -42,6 +42,7 @@ pub mod serve;
 pub mod store;
 pub mod telemetry;
 pub mod text;
+pub mod ui;
 pub mod watch;
 pub mod workflow;
 

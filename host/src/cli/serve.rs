@@ -53,6 +53,9 @@ pub(crate) struct Args {
     /// dead host's runs are taken over by the others after it.
     #[arg(long, env = "WEIR_LEASE", default_value = "10s", value_parser = crate::limits::parse_duration)]
     lease: Duration,
+    /// Do not serve the dashboard at /ui.
+    #[arg(long)]
+    no_ui: bool,
 }
 
 fn parse_size(text: &str) -> Result<usize, String> {
@@ -83,6 +86,7 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
         header_timeout: args.header_timeout,
         idle_timeout: args.idle_timeout,
         max_connections: args.max_connections as usize,
+        ui: !args.no_ui,
         ..ServeConfig::default()
     };
     let mut runner = data.runner(host).await?;

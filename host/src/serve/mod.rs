@@ -67,6 +67,8 @@ pub struct ServeConfig {
     /// cap the connection idle the longest is closed to make room; when none is idle, new
     /// connections wait for one to close.
     pub max_connections: usize,
+    /// Serve the dashboard at `/ui`.
+    pub ui: bool,
 }
 
 impl Default for ServeConfig {
@@ -84,6 +86,7 @@ impl Default for ServeConfig {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 512,
+            ui: true,
         }
     }
 }
@@ -103,6 +106,11 @@ pub(crate) struct App {
 }
 
 impl App {
+    /// The journal the server reads and writes.
+    pub(crate) fn store(&self) -> &Arc<dyn crate::store::Store> {
+        self.runner.store()
+    }
+
     fn shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }

@@ -95,6 +95,11 @@ pub(super) fn build(app: App, tokens: Tokens, config: &ServeConfig) -> Router {
     let (protected, mut doc) = api(config).split_for_parts();
     let (probes, probes_doc) = open().split_for_parts();
     doc.merge(probes_doc);
+    let protected = if config.ui {
+        protected.merge(crate::ui::routes())
+    } else {
+        protected
+    };
     let protected = protected.layer(middleware::from_fn_with_state(tokens, auth::require_token));
     let doc = axum::Json(finish(doc));
     Router::new()

@@ -23,6 +23,7 @@ mod spans;
 mod steps;
 mod support;
 mod traces;
+mod ui;
 mod workflows;
 
 /// Every plugin in `plugins/` must have a test function of the same name.

@@ -1,0 +1,180 @@
+//! The pages: the runs (filtered in the URL, paged by keyset) and one run.
+
+use std::collections::HashMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use minijinja::context;
+use serde::Serialize;
+
+use super::render::{error, page};
+use super::waterfall;
+use crate::serve::App;
+use crate::store::{RunFilter, RunRecord, RunStatus};
+
+/// Runs a page shows.
+pub const PAGE_SIZE: u32 = 50;
+
+/// A run as a row of the runs page.
+#[derive(Serialize)]
+struct Row {
+    id: String,
+    workflow: String,
+    version: String,
+    status: String,
+    created: String,
+    duration: String,
+}
+
+fn timestamp(ms: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(at)
+        .to_string()
+        .replace('T', " ")
+        .replace('Z', " UTC")
+}
+
+/// A duration for people: `850 ms`, `12.4 s`, `3 min 5 s`.
+fn duration(ms: i64) -> String {
+    match ms.max(0) {
+        ms if ms < 1000 => format!("{ms} ms"),
+        ms if ms < 60_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        ms => format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000),
+    }
+}
+
+fn row(run: &RunRecord) -> Row {
+    Row {
+        id: run.id.clone(),
+        workflow: run.workflow.clone(),
+        version: run.version.clone(),
+        status: run.status.to_string(),
+        created: timestamp(run.created_ms),
+        duration: if run.status.is_final() {
+            duration(run.updated_ms - run.created_ms)
+        } else {
+            String::new()
+        },
+    }
+}
+
+/// `/ui`: the runs, newest first, filtered by workflow and status, `before` a run id.
+pub(super) async fn runs(
+    State(app): State<App>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let given = |key: &str| query.get(key).filter(|v| !v.is_empty()).cloned();
+    let status = match given("status").map(|s| s.parse::<RunStatus>()) {
+        None => None,
+        Some(Ok(status)) => Some(status),
+        Some(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Unknown status: choose one from the list.",
+            );
+        }
+    };
+    let workflow = given("workflow");
+    let filter = RunFilter {
+        status,
+        workflow: workflow.clone(),
+        limit: Some(PAGE_SIZE),
+        before: given("before"),
+    };
+    let runs = match app.store().list_runs(&filter).await {
+        Ok(runs) => runs,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the dashboard cannot list runs");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The journal could not be read.",
+            );
+        }
+    };
+    // The next page keeps the filters and starts after the last run shown.
+    let next = (runs.len() == PAGE_SIZE as usize)
+        .then(|| runs.last())
+        .flatten()
+        .map(|last| {
+            let mut pairs = form_urlencoded::Serializer::new(String::new());
+            if let Some(w) = &workflow {
+                pairs.append_pair("workflow", w);
+            }
+            if let Some(s) = status {
+                pairs.append_pair("status", &s.to_string());
+            }
+            pairs.append_pair("before", &last.id);
+            format!("/ui?{}", pairs.finish())
+        });
+    let statuses = RunStatus::NAMES;
+    page(
+        StatusCode::OK,
+        "runs.html",
+        context! {
+            rows => runs.iter().map(row).collect::<Vec<_>>(),
+            workflow => workflow.unwrap_or_default(),
+            status => status.map(|s| s.to_string()).unwrap_or_default(),
+            statuses => statuses,
+            next => next,
+        },
+    )
+}
+
+/// `/ui/runs/{id}`: one run, its steps and its waterfall.
+pub(super) async fn run(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let store = app.store();
+    let run = match store.get_run(&id).await {
+        Ok(Some(run)) => run,
+        Ok(None) => return error(StatusCode::NOT_FOUND, &format!("There is no run {id}.")),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the dashboard cannot read a run");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The journal could not be read.",
+            );
+        }
+    };
+    let (steps, attempts) = match tokio::try_join!(store.steps(&id), store.attempts(&id)) {
+        Ok(both) => both,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the dashboard cannot read a run's steps");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The journal could not be read.",
+            );
+        }
+    };
+    let pretty = |v: &Option<serde_json::Value>| {
+        v.as_ref()
+            .map(|v| serde_json::to_string_pretty(v).unwrap_or_default())
+    };
+    let steps: Vec<_> = steps
+        .iter()
+        .map(|s| {
+            context! {
+                id => s.step_id,
+                status => s.status.to_string(),
+                attempts => s.attempts,
+                confidence => s.confidence.map(|c| format!("{c:.2}")),
+                route => s.route,
+                reason => s.skip_reason,
+            }
+        })
+        .collect();
+    page(
+        StatusCode::OK,
+        "run.html",
+        context! {
+            run => row(&run),
+            input => serde_json::to_string_pretty(&run.input).unwrap_or_default(),
+            output => pretty(&run.output),
+            failure => pretty(&run.failure),
+            review => pretty(&run.review),
+            key => run.idempotency_key,
+            steps => steps,
+            waterfall => minijinja::Value::from_safe_string(waterfall::svg(&run, &attempts)),
+        },
+    )
+}
