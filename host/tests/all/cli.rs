@@ -385,3 +385,100 @@ fn the_descriptor_limit_is_raised_to_the_hard_limit() {
     let (soft, hard) = seen.expect("the host's limits are readable");
     assert_eq!(soft, hard, "soft limit {soft}, hard limit {hard}");
 }
+
+/// `weir runs list | head -1` and `weir runs show ID | head -1` end quietly too.
+#[test]
+fn a_closed_stdout_ends_the_runs_commands_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let workflow = dir.path().join("echo.toml");
+    std::fs::write(
+        &workflow,
+        format!(
+            "name = \"echo\"\nversion = \"1.0.0\"\n[[steps]]\nid = \"only\"\nplugin = {:?}\n",
+            artifacts::ECHO
+        ),
+    )
+    .unwrap();
+    let with_data = |args: &[&str]| {
+        let mut all = vec!["--data-dir", data.to_str().unwrap()];
+        all.extend_from_slice(args);
+        weir(&all)
+    };
+    for n in 0..3 {
+        let out = with_data(&[
+            "run",
+            workflow.to_str().unwrap(),
+            "--input",
+            &format!(r#"{{"n": {n}}}"#),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let listed: Value = serde_json::from_str(&stdout(&with_data(&["runs", "list", "--json"])))
+        .expect("runs list --json");
+    let id = listed[0]["id"].as_str().expect("a run id").to_string();
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("weir-cli-cache");
+    for args in [vec!["runs", "list"], vec!["runs", "show", &id]] {
+        for _ in 0..5 {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+                .arg("--cache-dir")
+                .arg(&cache)
+                .arg("--data-dir")
+                .arg(&data)
+                .args(&args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            drop(child.stdout.take());
+            let out = child.wait_with_output().unwrap();
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+            assert!(!err.contains("panicked"), "{args:?}: {err}");
+        }
+    }
+}
+
+/// `weir run` says, for each provider with a rate limit, that the limit holds within the one
+/// process; a provider without one gets no warning.
+#[test]
+fn weir_run_warns_that_rate_limits_are_per_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        "[providers.limited]\nbase-url = \"http://127.0.0.1:9\"\nrequests-per-minute = 2\n\
+         [providers.open]\nbase-url = \"http://127.0.0.1:9\"\n\
+         [models.smart]\nprovider = \"limited\"\nmodel = \"m\"\n",
+    )
+    .unwrap();
+    let workflow = dir.path().join("echo.toml");
+    std::fs::write(
+        &workflow,
+        format!(
+            "name = \"echo\"\nversion = \"1.0.0\"\n[[steps]]\nid = \"only\"\nplugin = {:?}\n",
+            artifacts::ECHO
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let out = weir(&[
+        "--host-config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "run",
+        workflow.to_str().unwrap(),
+        "--input",
+        "{}",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        err.matches("warning: provider `limited`'s rate limits (like its circuit breaker) hold within one process")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(!err.contains("provider `open`"), "{err}");
+}
