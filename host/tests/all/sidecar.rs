@@ -243,3 +243,59 @@ async fn sigterm_drains_in_flight_steps_and_a_restart_finishes_the_runs() {
         Some(0)
     );
 }
+
+/// `weir serve` applies each workflow's `[retention]` by itself when it starts (and then every
+/// 15 minutes): a run past its retention, made by `weir run` before, has its payloads purged
+/// and keeps its metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weir_serve_purges_payloads_past_their_retention_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let workflows = dir.path().join("workflows");
+    std::fs::create_dir_all(&workflows).unwrap();
+    let file = workflows.join("brief.toml");
+    std::fs::write(
+        &file,
+        workflow_text(
+            "brief",
+            &[("only", weir_artifacts::ECHO, "")],
+            "[retention]\npayloads = \"1s\"",
+        ),
+    )
+    .unwrap();
+    let out = weir(&data)
+        .args(["run", "--json", file.to_str().unwrap(), "--input"])
+        .arg(r#"{"secret": "quokka"}"#)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = SqliteStore::open(&data.join("weir.db"), Durability::Normal).unwrap();
+    let runs = store
+        .list_runs(&weir::store::RunFilter::default())
+        .await
+        .unwrap();
+    let id = runs[0].id.clone();
+    assert_eq!(runs[0].input, json!({"secret": "quokka"}));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let (mut child, url) = serve_with(weir(&data), &workflows, "retention-token");
+    ready(&reqwest::Client::new(), &url).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let purged = loop {
+        let run = store.get_run(&id).await.unwrap().unwrap();
+        if run.input == Value::Null {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "never purged: {run:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(purged.status, RunStatus::Succeeded);
+    assert_eq!(purged.output, None);
+    assert_eq!(purged.workflow, "brief");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
