@@ -277,7 +277,6 @@ pub(crate) fn assert_terminal_output_escaped(plugin: &str) {
 /// its usual exit code, not a panic.
 #[test]
 fn a_closed_stdout_ends_the_command_quietly() {
-    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("weir-cli-cache");
     for args in [
         vec!["plugin", "inspect", artifacts::ECHO],
         vec![
@@ -288,20 +287,27 @@ fn a_closed_stdout_ends_the_command_quietly() {
             r#"{"a": [1, 2, 3]}"#,
         ],
     ] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .arg("--cache-dir")
-            .arg(&cache)
-            .args(&args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_quiet_on_a_closed_pipe(&args);
     }
+}
+
+/// Runs `weir args` with its stdout closed at once (as `| head -1` does before reading) and
+/// checks that it ends with exit 0 and no panic.
+fn assert_quiet_on_a_closed_pipe(args: &[&str]) {
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("weir-cli-cache");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
 }
 
 /// Logs written to a file or a pipe carry no colour codes.
@@ -417,24 +423,13 @@ fn a_closed_stdout_ends_the_runs_commands_quietly() {
     let listed: Value = serde_json::from_str(&stdout(&with_data(&["runs", "list", "--json"])))
         .expect("runs list --json");
     let id = listed[0]["id"].as_str().expect("a run id").to_string();
-    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("weir-cli-cache");
-    for args in [vec!["runs", "list"], vec!["runs", "show", &id]] {
+    let data = data.to_str().unwrap();
+    for args in [
+        ["--data-dir", data, "runs", "list"].as_slice(),
+        ["--data-dir", data, "runs", "show", &id].as_slice(),
+    ] {
         for _ in 0..5 {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-                .arg("--cache-dir")
-                .arg(&cache)
-                .arg("--data-dir")
-                .arg(&data)
-                .args(&args)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            drop(child.stdout.take());
-            let out = child.wait_with_output().unwrap();
-            let err = stderr(&out);
-            assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
-            assert!(!err.contains("panicked"), "{args:?}: {err}");
+            assert_quiet_on_a_closed_pipe(args);
         }
     }
 }
