@@ -189,17 +189,18 @@ impl Job {
         output: StepOutput,
         time: TimeLimit,
     ) -> Result<StepOutput, StepFailure> {
-        let Some(schema) = self.plugin.output_schema().cloned() else {
+        let Some(schema) = self.plugin.output_schema() else {
             return Ok(output);
         };
         if schema.work(output.size) <= INLINE_CHECK_WORK {
-            check_schema(Some(&schema), &output.payload, "output")
+            check_schema(Some(schema), &output.payload, "output")
                 .map_err(|message| StepFailure::InvalidOutput { message })?;
             if Instant::now() > time.deadline {
                 return Err(time.exceeded());
             }
             return Ok(output);
         }
+        let schema = schema.clone();
         let check = tokio::task::spawn_blocking(move || {
             let verdict = check_schema(Some(&schema), &output.payload, "output");
             (output, verdict)

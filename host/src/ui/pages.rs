@@ -60,6 +60,15 @@ fn row(run: &RunRecord) -> Row {
     }
 }
 
+/// The page for a journal that could not be read; the error itself goes to the log.
+fn unreadable(e: &anyhow::Error, what: &str) -> Response {
+    tracing::error!(error = %format!("{e:#}"), "the dashboard cannot read {what}");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The journal could not be read.",
+    )
+}
+
 /// `/ui`: the runs, newest first, filtered by workflow and status, `before` a run id.
 pub(super) async fn runs(
     State(app): State<App>,
@@ -85,13 +94,7 @@ pub(super) async fn runs(
     };
     let runs = match app.store().list_runs(&filter).await {
         Ok(runs) => runs,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "the dashboard cannot list runs");
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The journal could not be read.",
-            );
-        }
+        Err(e) => return unreadable(&e, "runs"),
     };
     // The next page keeps the filters and starts after the last run shown.
     let next = (runs.len() == PAGE_SIZE as usize)
@@ -128,23 +131,11 @@ pub(super) async fn run(State(app): State<App>, Path(id): Path<String>) -> Respo
     let run = match store.get_run(&id).await {
         Ok(Some(run)) => run,
         Ok(None) => return error(StatusCode::NOT_FOUND, &format!("There is no run {id}.")),
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "the dashboard cannot read a run");
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The journal could not be read.",
-            );
-        }
+        Err(e) => return unreadable(&e, "a run"),
     };
     let (steps, attempts) = match tokio::try_join!(store.steps(&id), store.attempts(&id)) {
         Ok(both) => both,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "the dashboard cannot read a run's steps");
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The journal could not be read.",
-            );
-        }
+        Err(e) => return unreadable(&e, "a run's steps"),
     };
     let pretty = |v: &Option<serde_json::Value>| {
         v.as_ref()

@@ -398,14 +398,7 @@ fn a_closed_stdout_ends_the_runs_commands_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let workflow = dir.path().join("echo.toml");
-    std::fs::write(
-        &workflow,
-        format!(
-            "name = \"echo\"\nversion = \"1.0.0\"\n[[steps]]\nid = \"only\"\nplugin = {:?}\n",
-            artifacts::ECHO
-        ),
-    )
-    .unwrap();
+    write_echo_workflow(&workflow);
     let with_data = |args: &[&str]| {
         let mut all = vec!["--data-dir", data.to_str().unwrap()];
         all.extend_from_slice(args);
@@ -448,14 +441,7 @@ fn weir_run_warns_that_rate_limits_are_per_process() {
     )
     .unwrap();
     let workflow = dir.path().join("echo.toml");
-    std::fs::write(
-        &workflow,
-        format!(
-            "name = \"echo\"\nversion = \"1.0.0\"\n[[steps]]\nid = \"only\"\nplugin = {:?}\n",
-            artifacts::ECHO
-        ),
-    )
-    .unwrap();
+    write_echo_workflow(&workflow);
     let data = dir.path().join("data");
     let out = weir(&[
         "--host-config",
@@ -476,4 +462,16 @@ fn weir_run_warns_that_rate_limits_are_per_process() {
         "{err}"
     );
     assert!(!err.contains("provider `open`"), "{err}");
+}
+
+/// Writes a one-step echo workflow to `path`.
+fn write_echo_workflow(path: &std::path::Path) {
+    std::fs::write(
+        path,
+        format!(
+            "name = \"echo\"\nversion = \"1.0.0\"\n[[steps]]\nid = \"only\"\nplugin = {:?}\n",
+            artifacts::ECHO
+        ),
+    )
+    .unwrap();
 }
