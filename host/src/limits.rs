@@ -39,6 +39,27 @@ pub fn raise_descriptor_limit() -> std::io::Result<u64> {
     rlimit::increase_nofile_limit(u64::MAX)
 }
 
+/// Descriptors a `weir serve` process keeps beyond its steps and connections: the journal
+/// and its WAL, the listener, the database pool, logs and the plugin watcher.
+pub const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// The descriptors a `weir serve` host may need at worst: each of `workers` runs executing
+/// `max_parallel` steps at once, each holding [`MAX_HOST_RESOURCES`], with `connections`
+/// open and [`RESERVED_DESCRIPTORS`] beside them. Past the process's limit, a host whose
+/// steps all hoard files could no longer accept a connection or open its journal.
+pub fn descriptors_needed(workers: usize, max_parallel: usize, connections: usize) -> u64 {
+    let steps = (workers as u64).saturating_mul(max_parallel as u64);
+    steps
+        .saturating_mul(MAX_HOST_RESOURCES as u64)
+        .saturating_add(connections as u64)
+        .saturating_add(RESERVED_DESCRIPTORS)
+}
+
+/// The soft limit on open descriptors now in force (`ulimit -n`).
+pub fn descriptor_limit() -> std::io::Result<u64> {
+    rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft)
+}
+
 /// What one attempt may consume. `fuel: None` means no instruction metering: the attempt is
 /// bounded by its timeout alone and runs on the engine without fuel instrumentation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -104,7 +104,10 @@ def test_the_event_stream_survives_a_dropped_connection(weir: Weir) -> None:
     proxy = CuttingProxy(("127.0.0.1", weir.port))
     try:
         with client(weir) as direct, Client(proxy.url, token=TOKEN) as through:
-            run = direct.submit("ticket-triage", BILLING).run
+            # A ticket no other test sends: a cached answer would end the run before the cut.
+            ticket = {**BILLING, "body": f"{BILLING['body']} (stream {time.time_ns()})"}
+            asked = len(weir.standin.requests)
+            run = direct.submit("ticket-triage", ticket).run
             seen = []
             done = None
             for event in through.events(run.id):
@@ -116,6 +119,7 @@ def test_the_event_stream_survives_a_dropped_connection(weir: Weir) -> None:
                     proxy.cut()
             assert done is not None and done.run is not None
             assert done.run.status == "succeeded"
+            assert len(weir.standin.requests) == asked + 1, "the model call was not held back"
             assert proxy.connections >= 2, "the stream was never reopened"
             # The whole log, read again in one go, is exactly what the broken stream gave.
             full = [int(e.id) for e in direct.events(run.id) if not e.done]

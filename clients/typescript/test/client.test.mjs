@@ -55,7 +55,10 @@ describe("against weir serve", () => {
     const proxy = await startProxy(weir.port);
     try {
       const through = new WeirClient({ baseUrl: proxy.url, token: TOKEN });
-      const { run } = await client.submit("ticket-triage", BILLING);
+      // A ticket no other test sends: a cached answer would end the run before the cut.
+      const ticket = { ...BILLING, body: `${BILLING.body} (stream ${Date.now()})` };
+      const asked = weir.standin.requests.length;
+      const { run } = await client.submit("ticket-triage", ticket);
       const seen = [];
       let done = null;
       for await (const event of through.events(run.id)) {
@@ -64,6 +67,7 @@ describe("against weir serve", () => {
         if (seen.length === 2) proxy.cut();
       }
       assert.equal(done?.run?.status, "succeeded");
+      assert.equal(weir.standin.requests.length, asked + 1, "the model call was not held back");
       assert.ok(proxy.connections >= 2, "the stream was never reopened");
       const full = [];
       for await (const event of client.events(run.id)) if (event.event !== "done") full.push(Number(event.id));

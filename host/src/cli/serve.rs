@@ -56,6 +56,9 @@ pub(crate) struct Args {
     /// Do not serve the dashboard at /ui.
     #[arg(long)]
     no_ui: bool,
+    /// How long a dashboard login lasts, e.g. 12h.
+    #[arg(long, default_value = "12h", value_parser = crate::limits::parse_duration)]
+    ui_session: Duration,
 }
 
 fn parse_size(text: &str) -> Result<usize, String> {
@@ -87,8 +90,10 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
         idle_timeout: args.idle_timeout,
         max_connections: args.max_connections as usize,
         ui: !args.no_ui,
+        ui_session: args.ui_session,
         ..ServeConfig::default()
     };
+    warn_if_descriptors_may_run_out(args.workers, args.max_connections as usize);
     let mut runner = data.runner(host).await?;
     if data.is_shared() {
         let owner = format!(
@@ -109,6 +114,25 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
     eprintln!("weir serve: shutting down");
     server.shutdown().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says, before serving, when steps that each hold as many host resources as they may could
+/// use up the process's descriptors: the operator can lower `--workers` or raise the limit
+/// before a hostile or leaky step finds out.
+fn warn_if_descriptors_may_run_out(workers: usize, connections: usize) {
+    use crate::limits::{MAX_HOST_RESOURCES, descriptor_limit, descriptors_needed};
+    let parallel = crate::workflow::DEFAULT_MAX_PARALLEL;
+    let needed = descriptors_needed(workers, parallel, connections);
+    match descriptor_limit() {
+        Ok(limit) if limit < needed => tracing::warn!(
+            "{workers} workers running up to {parallel} steps each, every step holding up to \
+             {MAX_HOST_RESOURCES} files or streams, with {connections} connections, may need \
+             {needed} descriptors, but this process may open {limit} (ulimit -n): lower \
+             --workers or --max-connections, or raise the hard limit"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot read the open-descriptor limit: {e}"),
+    }
 }
 
 async fn shutdown_signal() {

@@ -64,7 +64,7 @@ pub async fn require_token(State(tokens): State<Tokens>, request: Request, next:
 
 /// The token of an `Authorization` value `Bearer <token>`: the scheme is matched without
 /// regard to case and may be followed by any run of spaces (RFC 9110 section 11.4).
-fn bearer_token(value: &str) -> Option<&str> {
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once([' ', '\t'])?;
     scheme
         .eq_ignore_ascii_case("bearer")

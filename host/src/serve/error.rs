@@ -107,6 +107,17 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
+    /// 503 with `Retry-After: 1`: the server has just started and is still loading its
+    /// plugins and workflows, so a name it does not know yet may be one it is loading.
+    pub fn starting() -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::unavailable(
+                "the server is still loading its plugins and workflows; retry after 1 s",
+            )
+        }
+    }
+
     /// 500; the cause is logged, and named in the message.
     pub fn internal(error: &anyhow::Error) -> Self {
         tracing::error!(error = %format!("{error:#}"), "request failed");

@@ -30,6 +30,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch as signal;
 
 pub use auth::Tokens;
+pub(crate) use auth::bearer_token;
 pub use catalog::Catalog;
 pub use router::openapi;
 
@@ -69,6 +70,8 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// Serve the dashboard at `/ui`.
     pub ui: bool,
+    /// How long a dashboard login lasts.
+    pub ui_session: Duration,
 }
 
 impl Default for ServeConfig {
@@ -87,6 +90,7 @@ impl Default for ServeConfig {
             idle_timeout: Duration::from_secs(60),
             max_connections: 512,
             ui: true,
+            ui_session: crate::ui::DEFAULT_SESSION_LIFETIME,
         }
     }
 }

@@ -95,15 +95,17 @@ pub(super) fn build(app: App, tokens: Tokens, config: &ServeConfig) -> Router {
     let (protected, mut doc) = api(config).split_for_parts();
     let (probes, probes_doc) = open().split_for_parts();
     doc.merge(probes_doc);
-    let protected = if config.ui {
-        protected.merge(crate::ui::routes())
+    // The dashboard has its own guard: a browser logs in once and holds a session cookie.
+    let ui = if config.ui {
+        crate::ui::routes(tokens.clone(), config.ui_session)
     } else {
-        protected
+        Router::new()
     };
     let protected = protected.layer(middleware::from_fn_with_state(tokens, auth::require_token));
     let doc = axum::Json(finish(doc));
     Router::new()
         .merge(protected)
+        .merge(ui)
         .merge(probes)
         .route("/openapi.json", get(move || async move { doc.clone() }))
         .fallback(not_found)

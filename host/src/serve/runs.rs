@@ -150,7 +150,7 @@ pub struct CancelRun {
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Input does not match the workflow's input schema", body = ErrorBody),
         (status = 429, description = "Queue full; see Retry-After", body = ErrorBody),
-        (status = 503, description = "Shutting down", body = ErrorBody),
+        (status = 503, description = "Shutting down, or still loading its workflows (see Retry-After)", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn submit(
@@ -168,6 +168,10 @@ pub async fn submit(
         .await
         .map_err(|e| match e {
             LookupError::Retired(message) => ApiError::conflict(message),
+            // Just after a start, the workflow may be one the catalog is still loading.
+            LookupError::Registry(RegistryError::Store(_)) if !app.catalog.ready() => {
+                ApiError::starting()
+            }
             LookupError::Registry(RegistryError::Store(e)) => ApiError::not_found(format!("{e:#}")),
             LookupError::Registry(RegistryError::Invalid(d)) => {
                 ApiError::internal(&anyhow::anyhow!("{d}"))

@@ -6,9 +6,14 @@
 //! nothing but this server's own stylesheet loads, and no script runs. Guest text (inputs,
 //! outputs, failures) reaches a page only through the templates' HTML escaping.
 
+mod login;
 mod pages;
 mod render;
+mod session;
 mod waterfall;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -16,9 +21,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+pub use login::MAX_FORM_BYTES;
 pub use pages::PAGE_SIZE;
+pub use session::{DEFAULT_SESSION_LIFETIME, MAX_SESSIONS};
 
-use crate::serve::App;
+use crate::serve::{App, Tokens};
 
 /// What a dashboard page may load: its own stylesheet, nothing else; no scripts, no frames,
 /// no form posts elsewhere.
@@ -27,12 +34,20 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self';
 
 const STYLESHEET: &str = include_str!("assets/ui.css");
 
-/// The dashboard's routes (the server puts them behind its authentication).
-pub(crate) fn routes() -> Router<App> {
+/// The dashboard's routes, behind their guard: sessions for `tokens` that last `lifetime`.
+pub(crate) fn routes(tokens: Tokens, lifetime: Duration) -> Router<App> {
+    let sessions = Arc::new(session::Sessions::new(tokens, lifetime));
     Router::new()
         .route("/ui", get(pages::runs))
         .route("/ui/runs/{id}", get(pages::run))
+        .route("/ui/login", get(login::form).post(login::submit))
+        .route("/ui/logout", axum::routing::post(login::logout))
         .route("/ui/assets/ui.css", get(stylesheet))
+        .layer(middleware::from_fn_with_state(
+            sessions.clone(),
+            login::guard,
+        ))
+        .layer(axum::Extension(sessions))
         .layer(middleware::from_fn(secure))
 }
 
@@ -59,5 +74,9 @@ async fn secure(request: axum::extract::Request, next: Next) -> Response {
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
+    // Pages show the journal to one viewer: no cache keeps them (the stylesheet says its own).
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     response
 }

@@ -3,13 +3,15 @@
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::context;
 use serde::Serialize;
 
-use super::render::{error, page};
+use super::render::{error, page, viewer};
+use super::session::Viewer;
 use super::waterfall;
 use crate::serve::App;
 use crate::store::{RunFilter, RunRecord, RunStatus};
@@ -72,6 +74,7 @@ fn unreadable(e: &anyhow::Error, what: &str) -> Response {
 /// `/ui`: the runs, newest first, filtered by workflow and status, `before` a run id.
 pub(super) async fn runs(
     State(app): State<App>,
+    Extension(who): Extension<Viewer>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let given = |key: &str| query.get(key).filter(|v| !v.is_empty()).cloned();
@@ -121,12 +124,17 @@ pub(super) async fn runs(
             status => status.map(|s| s.to_string()).unwrap_or_default(),
             statuses => statuses,
             next => next,
+            viewer => viewer(&who),
         },
     )
 }
 
 /// `/ui/runs/{id}`: one run, its steps and its waterfall.
-pub(super) async fn run(State(app): State<App>, Path(id): Path<String>) -> Response {
+pub(super) async fn run(
+    State(app): State<App>,
+    Extension(who): Extension<Viewer>,
+    Path(id): Path<String>,
+) -> Response {
     let store = app.store();
     let run = match store.get_run(&id).await {
         Ok(Some(run)) => run,
@@ -166,6 +174,7 @@ pub(super) async fn run(State(app): State<App>, Path(id): Path<String>) -> Respo
             key => run.idempotency_key,
             steps => steps,
             waterfall => minijinja::Value::from_safe_string(waterfall::svg(&run, &attempts)),
+            viewer => viewer(&who),
         },
     )
 }

@@ -12,7 +12,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("runs.html", include_str!("templates/runs.html")),
     ("run.html", include_str!("templates/run.html")),
     ("error.html", include_str!("templates/error.html")),
+    ("login.html", include_str!("templates/login.html")),
 ];
+
+/// What every page's frame needs of its viewer: the CSRF token its forms carry, and whether
+/// to offer to log out.
+pub(super) fn viewer(viewer: &super::session::Viewer) -> minijinja::Value {
+    minijinja::context! { csrf => viewer.csrf, session => viewer.session }
+}
 
 fn environment() -> &'static Environment<'static> {
     static ENVIRONMENT: OnceLock<Environment<'static>> = OnceLock::new();

@@ -392,6 +392,57 @@ fn the_descriptor_limit_is_raised_to_the_hard_limit() {
     assert_eq!(soft, hard, "soft limit {soft}, hard limit {hard}");
 }
 
+/// `weir serve` says at start when its workers' steps, each holding as many host resources
+/// as it may, could use up the descriptors the process may open; within the limit it says
+/// nothing.
+#[test]
+fn weir_serve_warns_when_its_steps_could_use_up_the_descriptors() {
+    use std::io::BufRead as _;
+    let startup = |limit: u32, workers: &str| -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                r#"ulimit -n {limit} && exec "$0" serve --listen 127.0.0.1:0 --data-dir "$1" --workers {workers} --max-connections 64"#
+            ))
+            .arg(env!("CARGO_BIN_EXE_weir"))
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            let listening = line.starts_with("weir serve: listening on");
+            lines.push(line);
+            if listening {
+                break;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        lines
+    };
+    let said = startup(8192, "8");
+    let warning = said
+        .iter()
+        .find(|l| l.contains("descriptors"))
+        .unwrap_or_else(|| panic!("no warning: {said:#?}"));
+    let needed = weir::limits::descriptors_needed(8, 4, 64);
+    assert!(needed > 8192);
+    for part in [
+        "8 workers".to_string(),
+        format!("{needed} descriptors"),
+        "may open 8192".to_string(),
+        "--workers".to_string(),
+    ] {
+        assert!(warning.contains(&part), "{part:?} not in {warning}");
+    }
+    let said = startup(8192, "1");
+    assert!(!said.iter().any(|l| l.contains("descriptors")), "{said:#?}");
+}
+
 /// `weir runs list | head -1` and `weir runs show ID | head -1` end quietly too.
 #[test]
 fn a_closed_stdout_ends_the_runs_commands_quietly() {

@@ -15,6 +15,7 @@ mod model_layer;
 mod polyglot;
 mod provider;
 mod readme;
+mod readme_shell;
 mod review;
 mod serve;
 mod shared_journal;
@@ -24,6 +25,7 @@ mod steps;
 mod support;
 mod traces;
 mod ui;
+mod ui_login;
 mod workflows;
 
 /// Every plugin in `plugins/` must have a test function of the same name.

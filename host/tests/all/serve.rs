@@ -16,7 +16,7 @@ use weir_artifacts as artifacts;
 
 use crate::support::host;
 
-const TOKEN: &str = "s3cret-token";
+pub const TOKEN: &str = "s3cret-token";
 
 /// A running server with its own data, workflow and plugin directories.
 pub struct Sidecar {

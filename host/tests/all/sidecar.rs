@@ -45,17 +45,15 @@ pub fn serve_with_args(
     token: &str,
     options: &[&str],
 ) -> (Child, String) {
+    let drain = if options.contains(&"--drain-timeout") {
+        &[][..]
+    } else {
+        &["--drain-timeout", "20s"][..]
+    };
     let mut child = cmd
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--drain-timeout",
-            "20s",
-            "--lease",
-            "1s",
-            "--workflows",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--lease", "1s"])
+        .args(drain)
+        .arg("--workflows")
         .arg(workflows)
         .args(options)
         .env("WEIR_API_TOKENS", token)
@@ -237,6 +235,126 @@ async fn sigterm_drains_in_flight_steps_and_a_restart_finishes_the_runs() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    sigterm(&child);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(30)).code(),
+        Some(0)
+    );
+}
+
+/// Past `--drain-timeout`, `weir serve` exits whatever its steps are blocked on: a guest
+/// waiting on an HTTP answer that never comes, and one sleeping through its whole timeout.
+/// Their runs stay in the journal and finish after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_past_the_drain_timeout_exits_and_the_blocked_runs_resume() {
+    use tokio::io::AsyncWriteExt as _;
+
+    // The first connection is accepted and never answered; later ones get an answer.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = upstream.local_addr().unwrap().port();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut socket, _)) = upstream.accept().await {
+            if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                held.push(socket);
+                continue;
+            }
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await;
+                let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let (data, workflows) = (dir.path().join("data"), dir.path().join("workflows"));
+    std::fs::create_dir_all(&workflows).unwrap();
+    let limits = "limits = { timeout = \"60s\" }";
+    let grant = format!("grants = {{ hosts = [\"127.0.0.1:{port}\"] }}\n{limits}");
+    let files = [
+        ("fetch", weir_artifacts::FETCH_URL, grant),
+        (
+            "nap",
+            weir_artifacts::ECHO,
+            format!("config = {{ sleep_ms = 4000 }}\n{limits}"),
+        ),
+    ];
+    for (name, plugin, lines) in &files {
+        let text = workflow_text(name, &[("only", plugin, lines)], "");
+        std::fs::write(workflows.join(format!("{name}.toml")), text).unwrap();
+    }
+
+    let client = reqwest::Client::new();
+    let options = ["--drain-timeout", "1s"];
+    let (mut child, url) = serve_with_args(weir(&data), &workflows, TOKEN, &options);
+    ready(&client, &url).await;
+    let url_input = json!({"url": format!("http://127.0.0.1:{port}/slow")});
+    let mut ids = Vec::new();
+    for (workflow, input) in [("fetch", url_input), ("nap", json!({"n": 1}))] {
+        let r = client
+            .post(format!("{url}/v1/runs"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"workflow": workflow, "input": input}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+        let body: Value = r.json().await.unwrap();
+        ids.push(body["run"]["id"].as_str().unwrap().to_string());
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while connections.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the fetch step never connected");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for id in &ids {
+        loop {
+            let detail = run_detail(&client, &url, id).await;
+            if detail["steps"][0]["status"] == json!("running") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "run {id} never started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    let asked = Instant::now();
+    sigterm(&child);
+    // The drain timeout, then at most the runtime's grace for blocked host threads.
+    let status = wait_exit(&mut child, Duration::from_secs(5));
+    assert!(
+        asked.elapsed() >= Duration::from_secs(1),
+        "it drained first"
+    );
+    assert_eq!(status.code(), Some(0), "a timed-out drain still exits 0");
+    let store = SqliteStore::open(&data.join("weir.db"), Durability::Normal).unwrap();
+    for id in &ids {
+        let run = store.get_run(id).await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Running, "{id} left resumable");
+    }
+    drop(store);
+
+    let (mut child, url) = serve_with_args(weir(&data), &workflows, TOKEN, &options);
+    ready(&client, &url).await;
+    for id in &ids {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let detail = run_detail(&client, &url, id).await;
+            if detail["run"]["status"] == json!("succeeded") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {id} was not resumed: {detail}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(connections.load(std::sync::atomic::Ordering::SeqCst) >= 2);
     sigterm(&child);
     assert_eq!(
         wait_exit(&mut child, Duration::from_secs(30)).code(),

@@ -160,10 +160,18 @@ async fn a_run_page_shows_its_steps_and_waterfall_with_guest_text_escaped() {
 
 #[tokio::test]
 async fn the_dashboard_is_behind_the_token_and_off_with_no_ui() {
-    // With tokens configured, a page needs one, as the API does.
+    // With tokens configured, a page needs one (a bearer header, or a session: see
+    // ui_login.rs); without, the browser is sent to the login form.
     let s = Sidecar::start(|_, _| {}).await;
-    let r = s.client.get(format!("{}/ui", s.url)).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/ui", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(s.get("/ui").send().await.unwrap().status(), StatusCode::OK);
     let off = Sidecar::start(|config, _| config.ui = false).await;
     assert_eq!(

@@ -17,7 +17,7 @@ mod idempotency;
 mod leases;
 mod one_commit;
 mod protection;
-mod triage;
+pub mod triage;
 
 pub use triage::{copy_prompts, shipped_triage, triage_workflow};
 

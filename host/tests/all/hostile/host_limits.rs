@@ -79,6 +79,91 @@ pub(crate) async fn hostile_text_bomb() {
     assert_host_healthy().await;
 }
 
+/// The bytes the SQLite journal at `db` holds for run `run_id`: every column of every row
+/// of every table that names the run.
+fn journal_bytes(db: &std::path::Path, run_id: &str) -> usize {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut total = 0;
+    for table in tables {
+        let columns: Vec<String> = conn
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let key = match table.as_str() {
+            "runs" => "id",
+            _ if columns.iter().any(|c| c == "run_id") => "run_id",
+            _ => continue,
+        };
+        let lengths = columns
+            .iter()
+            .map(|c| format!("coalesce(length(CAST(\"{c}\" AS BLOB)), 0)"))
+            .collect::<Vec<_>>()
+            .join(" + ");
+        let sql = format!("SELECT coalesce(sum({lengths}), 0) FROM \"{table}\" WHERE {key} = ?1");
+        let bytes: i64 = conn.query_row(&sql, [run_id], |row| row.get(0)).unwrap();
+        total += bytes as usize;
+    }
+    total
+}
+
+/// The journal, not only the report, grows by a bounded amount per attempt whatever the
+/// guest says: a 16 MiB failure, 64 log lines of 64 KiB and 100 refusals of a 1 MiB alias
+/// each leave at most their documented bounds (16 KiB; the 256 KiB log budget; 32 refusals
+/// of 256 bytes) and a few KiB of run metadata in the database.
+#[tokio::test]
+async fn the_journal_grows_by_a_bounded_amount_per_attempt() {
+    use weir::text::MARKER_BYTES;
+    let f = crate::workflows::Fixture::new().await;
+    let text = format!(
+        "name = \"text\"\nversion = \"1.0.0\"\n[limits]\noutput = \"1KiB\"\n[[steps]]\nid = \"bomb\"\nplugin = {:?}\n",
+        artifacts::HOSTILE_TEXT_BOMB
+    );
+    let path = f.workflow("text.toml", &text);
+    // What a run of this one-step workflow keeps beside the attack's text: ids, times,
+    // the input, the plugin digest, the event log.
+    const METADATA: usize = 8 * 1024;
+    let message = weir::failure::MAX_MESSAGE_BYTES + MARKER_BYTES;
+    let log = weir::limits::DEFAULT_LOG_BYTES as usize;
+    let line = weir::capabilities::log::MAX_LINE_BYTES + MARKER_BYTES;
+    let denial = weir::capabilities::MAX_DENIAL_TARGET_BYTES + MARKER_BYTES;
+    let cases = [
+        (json!({"attack": "error"}), 16 << 20, message),
+        (
+            json!({"attack": "log", "lines": 64, "bytes": 65536}),
+            64 << 16,
+            log + line,
+        ),
+        (
+            json!({"attack": "denials", "count": 100, "bytes": 1048576}),
+            100 << 20,
+            // Each kept refusal names its target in the denial and in its log line; the
+            // failure quotes the last.
+            2 * weir::capabilities::MAX_KEPT_DENIALS * (denial + 256) + message,
+        ),
+    ];
+    let db = f.dir.path().join("weir.db");
+    assert!(db.exists(), "the hostile suite runs on SQLite");
+    for (input, said, bound) in cases {
+        let run = f.run(&path, input.clone()).await;
+        let kept = journal_bytes(&db, &run.id);
+        assert!(
+            kept <= bound + METADATA,
+            "{input}: the guest said {said} bytes; the journal keeps {kept}, over {bound} + {METADATA}"
+        );
+    }
+    assert_host_healthy().await;
+}
+
 /// A step's output is checked against its own schema on the host, after the attempt: a
 /// backtracking `pattern` costs linear time there, so the check neither outlasts the step
 /// nor delays other runs, and the violation it reports (which quotes the output) is cut to
