@@ -32,6 +32,11 @@ pub const MAX_HOST_RESOURCES: usize = 1_024;
 /// 32 MiB beside the step's memory limit.
 pub const MAX_HTTP_FIELDS_BYTES: usize = 32 * 1024;
 
+/// Bytes of one chunk an outgoing HTTP body takes from the step before the connection sends
+/// it; a body holds at most two on the host (one being sent, one waiting). wasi-http's own
+/// default is 1 MiB, which let a step hold 2 MiB of host memory per unsent request.
+pub const OUTGOING_BODY_CHUNK_BYTES: usize = 32 * 1024;
+
 /// Raises the process's soft limit on open descriptors to its hard limit, as servers do. The
 /// usual soft default (1,024) is what a single attempt may hold in host resources, and a host
 /// holds many attempts, connections and its journal at once. Returns the limit now in force.

@@ -115,6 +115,19 @@ impl App {
         self.runner.store()
     }
 
+    /// Applies a reviewer's decision and sends the run on: what the API and the dashboard
+    /// both do.
+    pub(crate) async fn decide_review(
+        &self,
+        id: &str,
+        decision: crate::store::Decision,
+        decided: crate::store::Decided,
+    ) -> Result<crate::store::ReviewRecord, crate::runner::ReviewError> {
+        let review = self.runner.decide(id, decision, decided).await?;
+        self.drive_on(review.run_id.clone());
+        Ok(review)
+    }
+
     fn shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }

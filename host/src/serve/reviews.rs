@@ -145,8 +145,7 @@ pub async fn decide(
 ) -> Result<axum::Json<ReviewRecord>, ApiError> {
     let (decision, decided) = body.split();
     let review = app
-        .runner
-        .decide(&id, decision, decided)
+        .decide_review(&id, decision, decided)
         .await
         .map_err(|e| match e {
             ReviewError::NotFound(_) => ApiError::not_found(e.to_string()),
@@ -157,6 +156,5 @@ pub async fn decide(
             }
             ReviewError::Store(e) => ApiError::internal(&e),
         })?;
-    app.drive_on(review.run_id.clone());
     Ok(axum::Json(review))
 }

@@ -9,6 +9,7 @@
 mod login;
 mod pages;
 mod render;
+mod reviews;
 mod session;
 mod waterfall;
 
@@ -23,6 +24,7 @@ use axum::routing::get;
 
 pub use login::MAX_FORM_BYTES;
 pub use pages::PAGE_SIZE;
+pub use reviews::DASHBOARD_REVIEWER;
 pub use session::{DEFAULT_SESSION_LIFETIME, MAX_SESSIONS};
 
 use crate::serve::{App, Tokens};
@@ -40,6 +42,8 @@ pub(crate) fn routes(tokens: Tokens, lifetime: Duration) -> Router<App> {
     Router::new()
         .route("/ui", get(pages::runs))
         .route("/ui/runs/{id}", get(pages::run))
+        .route("/ui/reviews", get(reviews::list))
+        .route("/ui/reviews/{id}", get(reviews::show).post(reviews::decide))
         .route("/ui/login", get(login::form).post(login::submit))
         .route("/ui/logout", axum::routing::post(login::logout))
         .route("/ui/assets/ui.css", get(stylesheet))

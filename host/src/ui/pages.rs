@@ -30,7 +30,7 @@ struct Row {
     duration: String,
 }
 
-fn timestamp(ms: i64) -> String {
+pub(super) fn timestamp(ms: i64) -> String {
     let at = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_seconds(at)
         .to_string()
@@ -39,7 +39,7 @@ fn timestamp(ms: i64) -> String {
 }
 
 /// A duration for people: `850 ms`, `12.4 s`, `3 min 5 s`.
-fn duration(ms: i64) -> String {
+pub(super) fn duration(ms: i64) -> String {
     match ms.max(0) {
         ms if ms < 1000 => format!("{ms} ms"),
         ms if ms < 60_000 => format!("{:.1} s", ms as f64 / 1000.0),
@@ -63,7 +63,7 @@ fn row(run: &RunRecord) -> Row {
 }
 
 /// The page for a journal that could not be read; the error itself goes to the log.
-fn unreadable(e: &anyhow::Error, what: &str) -> Response {
+pub(super) fn unreadable(e: &anyhow::Error, what: &str) -> Response {
     tracing::error!(error = %format!("{e:#}"), "the dashboard cannot read {what}");
     error(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -13,6 +13,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("run.html", include_str!("templates/run.html")),
     ("error.html", include_str!("templates/error.html")),
     ("login.html", include_str!("templates/login.html")),
+    ("reviews.html", include_str!("templates/reviews.html")),
+    ("review.html", include_str!("templates/review.html")),
 ];
 
 /// What every page's frame needs of its viewer: the CSRF token its forms carry, and whether

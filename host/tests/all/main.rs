@@ -26,6 +26,7 @@ mod support;
 mod traces;
 mod ui;
 mod ui_login;
+mod ui_reviews;
 mod workflows;
 
 /// Every plugin in `plugins/` must have a test function of the same name.

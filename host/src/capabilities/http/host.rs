@@ -63,6 +63,16 @@ impl HttpGate {
 }
 
 impl WasiHttpHooks for HttpGate {
+    // What an outgoing body may buffer on the host, beside the step's memory: with the
+    // resource cap, unsent bodies hold at most a few tens of MiB, not gigabytes.
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        crate::limits::OUTGOING_BODY_CHUNK_BYTES
+    }
+
     fn send_request(
         &mut self,
         mut request: http::Request<WasiBody>,

@@ -381,6 +381,30 @@ pub(crate) async fn hostile_host_hoard() {
         }
     }
 
+    // Unsent request bodies: each holds at most two small chunks on the host (wasi-http's
+    // default would have taken 2 MiB each, 600 MiB here); past the resource cap, a trap.
+    let report = run(
+        artifacts::HOSTILE_HOST_HOARD,
+        &spec(tight()),
+        r#"{"attack":"bodies","count":300}"#,
+    )
+    .await;
+    let payload = &ok(&report).payload;
+    assert_eq!(payload["held"], json!(300));
+    let per_body = 2 * weir::limits::OUTGOING_BODY_CHUNK_BYTES as u64;
+    assert_eq!(payload["buffered"], json!(300 * per_body), "{payload}");
+    let report = run(
+        artifacts::HOSTILE_HOST_HOARD,
+        &spec(tight()),
+        r#"{"attack":"bodies","count":1000}"#,
+    )
+    .await;
+    assert!(
+        matches!(&report.outcome, Err(StepFailure::Trap { message }) if message.starts_with("host resource limit")),
+        "{:?}",
+        report.outcome.as_ref().map(|_| ())
+    );
+
     // A read-write grant with a quota: writes past it stop the step as a typed denial.
     let out = tempfile::tempdir().unwrap();
     let grant = format!("{}:/out:rw,quota=1MiB,files=10", out.path().display());

@@ -3,6 +3,9 @@
 //! - `sockets`: creates `input.count` TCP sockets (no grant), keeping them open;
 //! - `files`: opens `input.path` `input.count` times, keeping every descriptor;
 //! - `fields`: creates `input.count` HTTP header `fields` of 16 KiB each, keeping them;
+//! - `bodies`: creates `input.count` outgoing HTTP requests (never sent) and writes into
+//!   each one's body as much as the host takes without blocking, keeping them all; says how
+//!   many bytes the host took;
 //! - `disk`: writes `input.count` bytes to `input.path`/big, then makes `input.files` empty
 //!   files there, then (with `input.sparse`) a 1 TiB sparse file.
 use serde::Deserialize;
@@ -62,6 +65,30 @@ impl Step for HostHoard {
                     held.push(fields);
                 }
                 Ok(Output::new(json!({"held": held.len()})))
+            }
+            "bodies" => {
+                use wasip2::http::types::{Fields, OutgoingRequest};
+                let chunk = vec![b'b'; 1 << 20];
+                let (mut held, mut buffered) = (Vec::new(), 0u64);
+                for _ in 0..attack.count {
+                    let request = OutgoingRequest::new(Fields::new());
+                    let body = request
+                        .body()
+                        .map_err(|()| StepError::fatal("no body"))?;
+                    let stream = body
+                        .write()
+                        .map_err(|()| StepError::fatal("no body stream"))?;
+                    while let Ok(room) = stream.check_write() {
+                        let n = room.min(chunk.len() as u64) as usize;
+                        if n == 0 || stream.write(&chunk[..n]).is_err() {
+                            break;
+                        }
+                        buffered += n as u64;
+                    }
+                    // Kept children first, so they are dropped before what owns them.
+                    held.push((stream, body, request));
+                }
+                Ok(Output::new(json!({"held": held.len(), "buffered": buffered})))
             }
             "disk" => {
                 use std::io::Write;
