@@ -33,6 +33,7 @@ pub use auth::Tokens;
 pub(crate) use auth::bearer_token;
 pub use catalog::Catalog;
 pub use router::openapi;
+pub(crate) use runs::event_stream;
 
 use crate::engine::Host;
 use crate::runner::Runner;

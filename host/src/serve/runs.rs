@@ -380,6 +380,17 @@ pub async fn events(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    event_stream(app, id, &headers, settled).await
+}
+
+/// The run's events as server-sent events, live until `ends` says the run's status is its
+/// last (the API stops at a review; the dashboard follows the run through it).
+pub(crate) async fn event_stream(
+    app: App,
+    id: String,
+    headers: &HeaderMap,
+    ends: fn(RunStatus) -> bool,
+) -> Result<Response, ApiError> {
     let store = app.runner.store().clone();
     if store.get_run(&id).await?.is_none() {
         return Err(ApiError::not_found(format!("no run {id}")));
@@ -414,7 +425,7 @@ pub async fn events(
                     return;
                 }
             }
-            if settled(run.status) {
+            if ends(run.status) {
                 let done = Event::default()
                     .event("done")
                     .json_data(&run)

@@ -29,12 +29,14 @@ pub use session::{DEFAULT_SESSION_LIFETIME, MAX_SESSIONS};
 
 use crate::serve::{App, Tokens};
 
-/// What a dashboard page may load: its own stylesheet, nothing else; no scripts, no frames,
-/// no form posts elsewhere.
+/// What a dashboard page may load: its own stylesheet and script and its own server's
+/// streams, nothing else; no inline script, no frames, no form posts elsewhere.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+     script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+     base-uri 'none'";
 
 const STYLESHEET: &str = include_str!("assets/ui.css");
+const SCRIPT: &str = include_str!("assets/live.js");
 
 /// The dashboard's routes, behind their guard: sessions for `tokens` that last `lifetime`.
 pub(crate) fn routes(tokens: Tokens, lifetime: Duration) -> Router<App> {
@@ -42,11 +44,14 @@ pub(crate) fn routes(tokens: Tokens, lifetime: Duration) -> Router<App> {
     Router::new()
         .route("/ui", get(pages::runs))
         .route("/ui/runs/{id}", get(pages::run))
+        // The run's event stream for the page's script: the API's, behind the session.
+        .route("/ui/runs/{id}/events", get(pages::run_events))
         .route("/ui/reviews", get(reviews::list))
         .route("/ui/reviews/{id}", get(reviews::show).post(reviews::decide))
         .route("/ui/login", get(login::form).post(login::submit))
         .route("/ui/logout", axum::routing::post(login::logout))
         .route("/ui/assets/ui.css", get(stylesheet))
+        .route("/ui/assets/live.js", get(script))
         .layer(middleware::from_fn_with_state(
             sessions.clone(),
             login::guard,
@@ -62,6 +67,17 @@ async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         STYLESHEET,
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        SCRIPT,
     )
         .into_response()
 }

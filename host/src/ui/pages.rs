@@ -5,12 +5,12 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Extension;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use minijinja::context;
 use serde::Serialize;
 
-use super::render::{error, page, viewer};
+use super::render::{error, page, page_part, viewer};
 use super::session::Viewer;
 use super::waterfall;
 use crate::serve::App;
@@ -129,11 +129,35 @@ pub(super) async fn runs(
     )
 }
 
-/// `/ui/runs/{id}`: one run, its steps and its waterfall.
+/// `/ui/runs/{id}/events`: the run's event stream for the page's script, followed through
+/// a review wait until the run ends.
+pub(super) async fn run_events(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    crate::serve::event_stream(app, id, &headers, RunStatus::is_final)
+        .await
+        .into_response()
+}
+
+/// Whether the page's script asks for the main part alone (to swap it in).
+fn wants_fragment(headers: &HeaderMap) -> bool {
+    headers
+        .get(FRAGMENT_HEADER)
+        .is_some_and(|v| v.as_bytes() == b"main")
+}
+
+/// The header the page's script sets to get a page's main part alone.
+pub(super) const FRAGMENT_HEADER: &str = "x-weir-fragment";
+
+/// `/ui/runs/{id}`: one run, its steps and its waterfall (its main part alone when the
+/// page's script asks, to follow a run that has not ended).
 pub(super) async fn run(
     State(app): State<App>,
     Extension(who): Extension<Viewer>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Response {
     let store = app.store();
     let run = match store.get_run(&id).await {
@@ -162,10 +186,13 @@ pub(super) async fn run(
             }
         })
         .collect();
-    page(
+    let block = wants_fragment(&headers).then_some("main");
+    let mut response = page_part(
         StatusCode::OK,
         "run.html",
+        block,
         context! {
+            live => !run.status.is_final(),
             run => row(&run),
             input => serde_json::to_string_pretty(&run.input).unwrap_or_default(),
             output => pretty(&run.output),
@@ -176,5 +203,9 @@ pub(super) async fn run(
             waterfall => minijinja::Value::from_safe_string(waterfall::svg(&run, &attempts)),
             viewer => viewer(&who),
         },
-    )
+    );
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static(FRAGMENT_HEADER));
+    response
 }

@@ -41,9 +41,25 @@ fn environment() -> &'static Environment<'static> {
 
 /// Renders `template` with `context` as an HTML page with `status`.
 pub(super) fn page(status: StatusCode, template: &str, context: minijinja::Value) -> Response {
+    page_part(status, template, None, context)
+}
+
+/// Like [`page`], or only the template's `block` when one is named: the part the page's
+/// script swaps in.
+pub(super) fn page_part(
+    status: StatusCode,
+    template: &str,
+    block: Option<&str>,
+    context: minijinja::Value,
+) -> Response {
     let rendered = environment()
         .get_template(template)
-        .and_then(|t| t.render(context));
+        .and_then(|t| match block {
+            None => t.render(context),
+            Some(block) => t
+                .render_captured(context)?
+                .with_state_mut(|state| state.render_block(block)),
+        });
     match rendered {
         Ok(html) => (
             status,

@@ -25,6 +25,7 @@ mod steps;
 mod support;
 mod traces;
 mod ui;
+mod ui_browser;
 mod ui_login;
 mod ui_reviews;
 mod workflows;

@@ -128,16 +128,30 @@ async fn a_run_page_shows_its_steps_and_waterfall_with_guest_text_escaped() {
     let (status, _, csp, html) = page(&s, &format!("/ui/runs/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(csp, weir::ui::CONTENT_SECURITY_POLICY);
-    assert!(
-        !html.contains("<script") && !html.contains("<img"),
-        "{html}"
-    );
+    // The only script is the dashboard's own file; the guest's markup is text.
+    assert_eq!(html.matches("<script").count(), 1, "{html}");
+    assert!(html.contains(r#"<script src="/ui/assets/live.js" defer></script>"#));
+    assert!(!html.contains("<img"), "{html}");
     assert!(
         html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
         "{html}"
     );
     assert!(html.contains(r#"<tr class="step"><td>only</td>"#), "{html}");
     assert!(html.contains(r#"<svg class="waterfall""#));
+    // The part the page's script swaps in: the main block alone, varying on the header.
+    let r = s
+        .get(&format!("/ui/runs/{id}"))
+        .header("x-weir-fragment", "main")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["vary"], "x-weir-fragment");
+    let part = r.text().await.unwrap();
+    assert!(
+        part.contains("<h1>Run") && !part.contains("<html"),
+        "{part}"
+    );
+    assert!(part.contains(r#"<svg class="waterfall""#), "{part}");
     assert_eq!(html.matches("<rect ").count(), 1, "one bar per attempt");
     assert!(html.contains(r#"class="ok""#));
 
