@@ -322,4 +322,67 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     ALTER TABLE runs ADD COLUMN purged_ms INTEGER;
     ",
     ),
+    (
+        10,
+        // The daily usage rollup the dashboard's costs page reads (store/usage.rs),
+        // filled from the calls already journaled.
+        "
+    CREATE TABLE usage_daily (
+        day TEXT NOT NULL,
+        workflow TEXT NOT NULL,
+        version TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        calls INTEGER NOT NULL,
+        cached INTEGER NOT NULL,
+        failed INTEGER NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cost_micros INTEGER NOT NULL,
+        latency_us INTEGER NOT NULL,
+        lat_0 INTEGER NOT NULL DEFAULT 0,
+        lat_1 INTEGER NOT NULL DEFAULT 0,
+        lat_2 INTEGER NOT NULL DEFAULT 0,
+        lat_3 INTEGER NOT NULL DEFAULT 0,
+        lat_4 INTEGER NOT NULL DEFAULT 0,
+        lat_5 INTEGER NOT NULL DEFAULT 0,
+        lat_6 INTEGER NOT NULL DEFAULT 0,
+        lat_7 INTEGER NOT NULL DEFAULT 0,
+        lat_8 INTEGER NOT NULL DEFAULT 0,
+        lat_9 INTEGER NOT NULL DEFAULT 0,
+        lat_10 INTEGER NOT NULL DEFAULT 0,
+        lat_11 INTEGER NOT NULL DEFAULT 0,
+        lat_12 INTEGER NOT NULL DEFAULT 0,
+        lat_13 INTEGER NOT NULL DEFAULT 0,
+        lat_14 INTEGER NOT NULL DEFAULT 0,
+        lat_15 INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, workflow, version, step_id, model)
+    );
+    INSERT INTO usage_daily (day, workflow, version, step_id, model, calls, cached, failed,
+        prompt_tokens, completion_tokens, cost_micros, latency_us,
+        lat_0, lat_1, lat_2, lat_3, lat_4, lat_5, lat_6, lat_7, lat_8, lat_9, lat_10, lat_11, lat_12, lat_13, lat_14, lat_15)
+        SELECT strftime('%Y-%m-%d', at_ms / 1000, 'unixepoch'), workflow, version, step_id, COALESCE(model, alias), COUNT(*),
+            SUM(CASE WHEN outcome = 'cached' THEN 1 ELSE 0 END),
+            SUM(CASE WHEN outcome NOT IN ('ok', 'cached') THEN 1 ELSE 0 END),
+            SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_micros), SUM(latency_us),
+            SUM(CASE WHEN latency_us < 1000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 1000 AND latency_us < 2000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 2000 AND latency_us < 4000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 4000 AND latency_us < 8000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 8000 AND latency_us < 16000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 16000 AND latency_us < 32000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 32000 AND latency_us < 64000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 64000 AND latency_us < 128000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 128000 AND latency_us < 256000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 256000 AND latency_us < 512000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 512000 AND latency_us < 1024000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 1024000 AND latency_us < 2048000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 2048000 AND latency_us < 4096000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 4096000 AND latency_us < 8192000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 8192000 AND latency_us < 16384000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 16384000 THEN 1 ELSE 0 END)
+        FROM model_calls
+        GROUP BY 1, 2, 3, 4, 5;
+    ",
+    ),
 ];

@@ -17,6 +17,7 @@ mod postgres;
 mod purge;
 mod sqlite;
 mod types;
+pub mod usage;
 
 pub use durability::Durability;
 pub use idempotency::IdempotencyError;
@@ -168,6 +169,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> anyhow::Result<Result<(), BudgetExceeded>>;
     /// What a budget scope has reserved and spent.
     async fn spend(&self, scope: &str) -> anyhow::Result<Spend>;
+    /// The daily usage rollup from `since_day` (`YYYY-MM-DD`, UTC) on, newest day first.
+    async fn usage(&self, since_day: &str) -> anyhow::Result<Vec<usage::UsageRow>>;
     /// A cached model response that has not expired by `now_ms`.
     async fn cache_get(&self, key: &str, now_ms: i64) -> anyhow::Result<Option<String>>;
     /// Caches a model response until `expires_ms`.

@@ -6,6 +6,7 @@
 //! nothing but this server's own stylesheet loads, and no script runs. Guest text (inputs,
 //! outputs, failures) reaches a page only through the templates' HTML escaping.
 
+mod costs;
 mod login;
 mod pages;
 mod render;
@@ -22,6 +23,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+pub use costs::DEFAULT_COST_DAYS;
 pub use login::MAX_FORM_BYTES;
 pub use pages::PAGE_SIZE;
 pub use reviews::DASHBOARD_REVIEWER;
@@ -46,6 +48,7 @@ pub(crate) fn routes(tokens: Tokens, lifetime: Duration) -> Router<App> {
         .route("/ui/runs/{id}", get(pages::run))
         // The run's event stream for the page's script: the API's, behind the session.
         .route("/ui/runs/{id}/events", get(pages::run_events))
+        .route("/ui/costs", get(costs::costs))
         .route("/ui/reviews", get(reviews::list))
         .route("/ui/reviews/{id}", get(reviews::show).post(reviews::decide))
         .route("/ui/login", get(login::form).post(login::submit))

@@ -15,6 +15,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("login.html", include_str!("templates/login.html")),
     ("reviews.html", include_str!("templates/reviews.html")),
     ("review.html", include_str!("templates/review.html")),
+    ("costs.html", include_str!("templates/costs.html")),
 ];
 
 /// What every page's frame needs of its viewer: the CSRF token its forms carry, and whether

@@ -171,3 +171,70 @@ async fn identical_calls_in_flight_at_once_make_one_upstream_call() {
     while runs.join_next().await.is_some() {}
     assert_eq!(provider.calls(), before + 3);
 }
+
+/// The daily usage rollup is written with each call, so it always equals the calls it sums:
+/// an answered call, two cache hits and a failed one (503, then the fallback) land in their
+/// step's and model's row with their tokens, cost, latency sum and latency buckets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_usage_rollup_equals_the_journaled_calls() {
+    use weir::store::usage::{LATENCY_BUCKETS, latency_bucket};
+
+    let provider = Provider::start().await;
+    let f = fixture_with_prompt().await;
+    let runner = runner(
+        &f,
+        config(
+            &[("p", &provider.url())],
+            "[policy]\nmax-attempts = 1\nbackoff = \"5ms\"\n",
+        ),
+    );
+    let path = f.workflow("wf.toml", &triage("rolled", "\"model\"", "", ""));
+    let (loaded, _) = registry::register_file(host(), f.store.as_ref(), &path)
+        .await
+        .unwrap();
+    provider.script([
+        Reply::complete(ANSWER).after(Duration::from_millis(5)),
+        Reply::status(503),
+    ]);
+    let mut calls = Vec::new();
+    for input in [ticket(1), ticket(1), ticket(1), ticket(2)] {
+        let (run, _) = runner.submit(&loaded, input, None).await.unwrap();
+        let run = runner.execute(&run.id).await.unwrap();
+        assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.failure);
+        calls.extend(f.store.model_calls(&run.id).await.unwrap());
+    }
+    let outcomes: Vec<&str> = calls.iter().map(|c| c.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["ok", "cached", "cached", "unavailable"]);
+
+    let today = weir::store::usage::utc_day(calls[0].at_ms);
+    let rows = f.store.usage(&today).await.unwrap();
+    assert_eq!(rows.len(), 1, "one step, one model: {rows:?}");
+    let row = &rows[0];
+    assert_eq!(
+        (
+            row.day.as_str(),
+            row.workflow.as_str(),
+            row.version.as_str()
+        ),
+        (today.as_str(), "rolled", "1.0.0")
+    );
+    assert_eq!(
+        (row.step_id.as_str(), row.model.as_str()),
+        ("classify_llm", "big")
+    );
+    assert_eq!((row.calls, row.cached, row.failed), (4, 2, 1));
+    let sum = |f: fn(&weir::store::ModelCallRecord) -> i64| calls.iter().map(f).sum::<i64>();
+    assert_eq!(row.prompt_tokens, sum(|c| c.prompt_tokens as i64));
+    assert_eq!(row.completion_tokens, sum(|c| c.completion_tokens as i64));
+    assert_eq!(row.cost_micros, sum(|c| c.cost_micros));
+    assert!(row.cost_micros > 0);
+    assert_eq!(row.latency_us, sum(|c| c.latency_us as i64));
+    let mut buckets = vec![0i64; LATENCY_BUCKETS];
+    for call in &calls {
+        buckets[latency_bucket(call.latency_us)] += 1;
+    }
+    assert_eq!(row.latency_buckets, buckets);
+    // Nothing before the first day asked for.
+    let tomorrow = weir::store::usage::utc_day(calls[0].at_ms + 86_400_000);
+    assert!(f.store.usage(&tomorrow).await.unwrap().is_empty());
+}

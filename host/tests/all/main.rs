@@ -26,6 +26,7 @@ mod support;
 mod traces;
 mod ui;
 mod ui_browser;
+mod ui_costs;
 mod ui_login;
 mod ui_reviews;
 mod workflows;

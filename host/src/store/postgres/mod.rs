@@ -482,6 +482,11 @@ impl Store for PostgresStore {
         model::spend(&mut c, scope).await
     }
 
+    async fn usage(&self, since_day: &str) -> anyhow::Result<Vec<usage::UsageRow>> {
+        let mut c = self.pool.acquire().await?;
+        model::usage(&mut c, since_day).await
+    }
+
     async fn cache_get(&self, key: &str, now_ms: i64) -> anyhow::Result<Option<String>> {
         let mut c = self.pool.acquire().await?;
         model::cache_get(&mut c, key, now_ms).await

@@ -5,8 +5,18 @@
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
+use std::sync::LazyLock;
+
 use super::rows::json_col;
+use crate::store::usage::{self, LATENCY_BUCKETS, UsageBump, UsageRow};
 use crate::store::{BudgetExceeded, BudgetScope, ModelCallRecord, Settle, Spend, now_ms};
+
+fn placeholder(n: usize) -> String {
+    format!("${n}")
+}
+
+static USAGE_UPSERT: LazyLock<String> = LazyLock::new(|| usage::upsert_sql(placeholder));
+static USAGE_SELECT: LazyLock<String> = LazyLock::new(|| usage::select_sql(placeholder));
 
 pub(super) async fn record_call(
     c: &mut PgConnection,
@@ -40,6 +50,23 @@ pub(super) async fn record_call(
     .bind(call.at_ms)
     .execute(&mut *c)
     .await?;
+    let bump = UsageBump::of(call);
+    sqlx::query(&USAGE_UPSERT)
+        .bind(&bump.day)
+        .bind(&call.workflow)
+        .bind(&call.version)
+        .bind(&call.step_id)
+        .bind(&bump.model)
+        .bind(1i64)
+        .bind(bump.cached)
+        .bind(bump.failed)
+        .bind(call.prompt_tokens as i64)
+        .bind(call.completion_tokens as i64)
+        .bind(call.cost_micros)
+        .bind(call.latency_us as i64)
+        .bind(bump.bucket as i64)
+        .execute(&mut *c)
+        .await?;
     if let Some(settle) = settle {
         for scope in &settle.scopes {
             sqlx::query("UPDATE budgets SET reserved_micros = reserved_micros - $2, spent_micros = spent_micros + $3 WHERE scope = $1")
@@ -132,6 +159,35 @@ pub(super) async fn reserve(
             .await?;
     }
     Ok(Ok(()))
+}
+
+/// The usage rollup's rows from `since_day` on.
+pub(super) async fn usage(c: &mut PgConnection, since_day: &str) -> anyhow::Result<Vec<UsageRow>> {
+    let rows = sqlx::query(&USAGE_SELECT)
+        .bind(since_day)
+        .fetch_all(c)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(UsageRow {
+                day: r.try_get(0)?,
+                workflow: r.try_get(1)?,
+                version: r.try_get(2)?,
+                step_id: r.try_get(3)?,
+                model: r.try_get(4)?,
+                calls: r.try_get(5)?,
+                cached: r.try_get(6)?,
+                failed: r.try_get(7)?,
+                prompt_tokens: r.try_get(8)?,
+                completion_tokens: r.try_get(9)?,
+                cost_micros: r.try_get(10)?,
+                latency_us: r.try_get(11)?,
+                latency_buckets: (0..LATENCY_BUCKETS)
+                    .map(|k| r.try_get(12 + k))
+                    .collect::<Result<_, _>>()?,
+            })
+        })
+        .collect()
 }
 
 pub(super) async fn spend(c: &mut PgConnection, scope: &str) -> anyhow::Result<Spend> {

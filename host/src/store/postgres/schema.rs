@@ -163,6 +163,69 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ALTER TABLE runs ADD COLUMN purged_ms BIGINT;
     ",
     ),
+    (
+        4,
+        // The daily usage rollup the dashboard's costs page reads (store/usage.rs),
+        // filled from the calls already journaled.
+        "
+    CREATE TABLE usage_daily (
+        day TEXT NOT NULL,
+        workflow TEXT NOT NULL,
+        version TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        calls BIGINT NOT NULL,
+        cached BIGINT NOT NULL,
+        failed BIGINT NOT NULL,
+        prompt_tokens BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        cost_micros BIGINT NOT NULL,
+        latency_us BIGINT NOT NULL,
+        lat_0 BIGINT NOT NULL DEFAULT 0,
+        lat_1 BIGINT NOT NULL DEFAULT 0,
+        lat_2 BIGINT NOT NULL DEFAULT 0,
+        lat_3 BIGINT NOT NULL DEFAULT 0,
+        lat_4 BIGINT NOT NULL DEFAULT 0,
+        lat_5 BIGINT NOT NULL DEFAULT 0,
+        lat_6 BIGINT NOT NULL DEFAULT 0,
+        lat_7 BIGINT NOT NULL DEFAULT 0,
+        lat_8 BIGINT NOT NULL DEFAULT 0,
+        lat_9 BIGINT NOT NULL DEFAULT 0,
+        lat_10 BIGINT NOT NULL DEFAULT 0,
+        lat_11 BIGINT NOT NULL DEFAULT 0,
+        lat_12 BIGINT NOT NULL DEFAULT 0,
+        lat_13 BIGINT NOT NULL DEFAULT 0,
+        lat_14 BIGINT NOT NULL DEFAULT 0,
+        lat_15 BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, workflow, version, step_id, model)
+    );
+    INSERT INTO usage_daily (day, workflow, version, step_id, model, calls, cached, failed,
+        prompt_tokens, completion_tokens, cost_micros, latency_us,
+        lat_0, lat_1, lat_2, lat_3, lat_4, lat_5, lat_6, lat_7, lat_8, lat_9, lat_10, lat_11, lat_12, lat_13, lat_14, lat_15)
+        SELECT to_char(to_timestamp(at_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), workflow, version, step_id, COALESCE(model, alias), COUNT(*),
+            SUM(CASE WHEN outcome = 'cached' THEN 1 ELSE 0 END),
+            SUM(CASE WHEN outcome NOT IN ('ok', 'cached') THEN 1 ELSE 0 END),
+            SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_micros), SUM(latency_us),
+            SUM(CASE WHEN latency_us < 1000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 1000 AND latency_us < 2000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 2000 AND latency_us < 4000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 4000 AND latency_us < 8000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 8000 AND latency_us < 16000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 16000 AND latency_us < 32000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 32000 AND latency_us < 64000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 64000 AND latency_us < 128000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 128000 AND latency_us < 256000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 256000 AND latency_us < 512000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 512000 AND latency_us < 1024000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 1024000 AND latency_us < 2048000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 2048000 AND latency_us < 4096000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 4096000 AND latency_us < 8192000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 8192000 AND latency_us < 16384000 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN latency_us >= 16384000 THEN 1 ELSE 0 END)
+        FROM model_calls
+        GROUP BY 1, 2, 3, 4, 5;
+    ",
+    ),
 ];
 
 /// Applies pending migrations in one transaction, under the migration lock.

@@ -390,4 +390,55 @@ mod tests {
             "{last:?}"
         );
     }
+
+    #[test]
+    fn upgrading_rolls_up_the_calls_already_journaled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = database_at(&dir.path().join("v9.db"), 9);
+        let call = |step: &str, model: &str, outcome: &str, latency_us: i64, at_ms: i64| {
+            format!(
+                "INSERT INTO model_calls VALUES ('r', '{step}', 1, {at_ms}, 'wf', '1.0.0', 'smart', 'p', {model}, NULL, NULL, '{{}}', NULL, '{outcome}', NULL, 10, 2, 30, {latency_us}, 1, {at_ms});"
+            )
+        };
+        let day = 1_796_601_600_000; // 2026-12-07T00:00:00Z
+        conn.execute_batch(
+            &[
+                call("a", "'big'", "ok", 1_500, day + 1),
+                call("a", "'big'", "cached", 200, day + 2),
+                call("a", "NULL", "unavailable", 20_000_000, day - 1),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows = crate::store::sqlite::model::usage(&conn, "2026-12-06").unwrap();
+        let brief: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.day.as_str(),
+                    r.model.as_str(),
+                    r.calls,
+                    r.cached,
+                    r.failed,
+                    r.cost_micros,
+                )
+            })
+            .collect();
+        assert_eq!(
+            brief,
+            [
+                ("2026-12-07", "big", 2, 1, 0, 60),
+                ("2026-12-06", "smart", 1, 0, 1, 30)
+            ]
+        );
+        // The buckets each call would have been counted in, had it been journaled since.
+        use crate::store::usage::latency_bucket;
+        let mut big = vec![0; crate::store::usage::LATENCY_BUCKETS];
+        big[latency_bucket(1_500)] += 1;
+        big[latency_bucket(200)] += 1;
+        assert_eq!(rows[0].latency_buckets, big);
+        assert_eq!(rows[1].latency_buckets[latency_bucket(20_000_000)], 1);
+        assert_eq!(rows[0].latency_us, 1_700);
+    }
 }

@@ -540,6 +540,11 @@ impl Store for SqliteStore {
         self.read(move |c| model::spend(c, &scope)).await
     }
 
+    async fn usage(&self, since_day: &str) -> anyhow::Result<Vec<usage::UsageRow>> {
+        let since_day = since_day.to_string();
+        self.read(move |c| model::usage(c, &since_day)).await
+    }
+
     async fn cache_get(&self, key: &str, now_ms: i64) -> anyhow::Result<Option<String>> {
         let key = key.to_string();
         self.read(move |c| model::cache_get(c, &key, now_ms)).await

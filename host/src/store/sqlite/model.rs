@@ -2,7 +2,17 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use std::sync::LazyLock;
+
+use crate::store::usage::{self, LATENCY_BUCKETS, UsageBump, UsageRow};
 use crate::store::{BudgetExceeded, BudgetScope, ModelCallRecord, Settle, Spend};
+
+fn placeholder(n: usize) -> String {
+    format!("?{n}")
+}
+
+static USAGE_UPSERT: LazyLock<String> = LazyLock::new(|| usage::upsert_sql(placeholder));
+static USAGE_SELECT: LazyLock<String> = LazyLock::new(|| usage::select_sql(placeholder));
 
 pub(super) fn record_call(
     c: &Connection,
@@ -36,6 +46,22 @@ pub(super) fn record_call(
         call.upstream_attempts,
         call.at_ms,
     ])?;
+    let bump = UsageBump::of(call);
+    c.prepare_cached(&USAGE_UPSERT)?.execute(params![
+        bump.day,
+        call.workflow,
+        call.version,
+        call.step_id,
+        bump.model,
+        1,
+        bump.cached,
+        bump.failed,
+        call.prompt_tokens as i64,
+        call.completion_tokens as i64,
+        call.cost_micros,
+        call.latency_us as i64,
+        bump.bucket as i64,
+    ])?;
     if let Some(settle) = settle {
         for scope in &settle.scopes {
             c.prepare_cached(
@@ -45,6 +71,31 @@ pub(super) fn record_call(
         }
     }
     Ok(())
+}
+
+/// The usage rollup's rows from `since_day` on.
+pub(super) fn usage(c: &Connection, since_day: &str) -> anyhow::Result<Vec<UsageRow>> {
+    let mut stmt = c.prepare_cached(&USAGE_SELECT)?;
+    let rows = stmt.query_map([since_day], |r| {
+        Ok(UsageRow {
+            day: r.get(0)?,
+            workflow: r.get(1)?,
+            version: r.get(2)?,
+            step_id: r.get(3)?,
+            model: r.get(4)?,
+            calls: r.get(5)?,
+            cached: r.get(6)?,
+            failed: r.get(7)?,
+            prompt_tokens: r.get(8)?,
+            completion_tokens: r.get(9)?,
+            cost_micros: r.get(10)?,
+            latency_us: r.get(11)?,
+            latency_buckets: (0..LATENCY_BUCKETS)
+                .map(|k| r.get(12 + k))
+                .collect::<rusqlite::Result<_>>()?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 pub(super) fn calls(c: &Connection, run_id: &str) -> anyhow::Result<Vec<ModelCallRecord>> {
