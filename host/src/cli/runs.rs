@@ -72,7 +72,7 @@ pub(crate) async fn execute(
                     status,
                     workflow,
                     limit: Some(limit),
-                    before: None,
+                    ..RunFilter::default()
                 })
                 .await?;
             if json {

@@ -319,6 +319,7 @@ pub async fn list(
             workflow: query.workflow,
             limit: Some(limit),
             before: query.before,
+            ..RunFilter::default()
         })
         .await?;
     let next = (runs.len() == limit as usize)

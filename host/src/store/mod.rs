@@ -15,6 +15,7 @@ mod migrations;
 mod model_types;
 mod postgres;
 mod purge;
+mod run_query;
 mod sqlite;
 mod types;
 pub mod usage;

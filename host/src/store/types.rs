@@ -227,6 +227,20 @@ pub struct RunFilter {
     pub limit: Option<u32>,
     /// Only runs older than this run id (ids sort by creation time): the page after it.
     pub before: Option<String>,
+    /// Only runs of this workflow version.
+    pub version: Option<String>,
+    /// Only runs created at or after this time (ms since the Unix epoch).
+    pub since_ms: Option<i64>,
+    /// Only runs created before this time.
+    pub until_ms: Option<i64>,
+    /// Only runs where some step took this route.
+    pub route: Option<String>,
+    /// Only runs with (`true`) or without (`false`) a review.
+    pub has_review: Option<bool>,
+    /// Only the run with this id, or with this idempotency key.
+    pub id_or_key: Option<String>,
+    /// Only runs whose model calls cost at least this much (millionths of a dollar).
+    pub min_cost_micros: Option<i64>,
 }
 
 /// A step of a run.

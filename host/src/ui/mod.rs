@@ -7,6 +7,7 @@
 //! outputs, failures) reaches a page only through the templates' HTML escaping.
 
 mod costs;
+mod filters;
 mod login;
 mod pages;
 mod render;

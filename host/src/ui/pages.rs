@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use minijinja::context;
 use serde::Serialize;
 
+use super::filters::{FILTERS, RunsFilter};
 use super::render::{error, page, page_part, viewer};
 use super::session::Viewer;
 use super::waterfall;
@@ -71,29 +72,21 @@ pub(super) fn unreadable(e: &anyhow::Error, what: &str) -> Response {
     )
 }
 
-/// `/ui`: the runs, newest first, filtered by workflow and status, `before` a run id.
+/// `/ui`: the runs, newest first, filtered as the URL says (see [`super::filters`]), from
+/// `before` a run id.
 pub(super) async fn runs(
     State(app): State<App>,
     Extension(who): Extension<Viewer>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let given = |key: &str| query.get(key).filter(|v| !v.is_empty()).cloned();
-    let status = match given("status").map(|s| s.parse::<RunStatus>()) {
-        None => None,
-        Some(Ok(status)) => Some(status),
-        Some(Err(_)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "Unknown status: choose one from the list.",
-            );
-        }
+    let filters = match RunsFilter::parse(&query) {
+        Ok(filters) => filters,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
-    let workflow = given("workflow");
     let filter = RunFilter {
-        status,
-        workflow: workflow.clone(),
         limit: Some(PAGE_SIZE),
-        before: given("before"),
+        before: query.get("before").filter(|v| !v.is_empty()).cloned(),
+        ..filters.filter.clone()
     };
     let runs = match app.store().list_runs(&filter).await {
         Ok(runs) => runs,
@@ -103,25 +96,15 @@ pub(super) async fn runs(
     let next = (runs.len() == PAGE_SIZE as usize)
         .then(|| runs.last())
         .flatten()
-        .map(|last| {
-            let mut pairs = form_urlencoded::Serializer::new(String::new());
-            if let Some(w) = &workflow {
-                pairs.append_pair("workflow", w);
-            }
-            if let Some(s) = status {
-                pairs.append_pair("status", &s.to_string());
-            }
-            pairs.append_pair("before", &last.id);
-            format!("/ui?{}", pairs.finish())
-        });
+        .map(|last| filters.next_page(&last.id));
+    let form: HashMap<&str, String> = FILTERS.iter().map(|f| (*f, filters.value(f))).collect();
     let statuses = RunStatus::NAMES;
     page(
         StatusCode::OK,
         "runs.html",
         context! {
             rows => runs.iter().map(row).collect::<Vec<_>>(),
-            workflow => workflow.unwrap_or_default(),
-            status => status.map(|s| s.to_string()).unwrap_or_default(),
+            form => form,
             statuses => statuses,
             next => next,
             viewer => viewer(&who),

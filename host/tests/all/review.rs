@@ -445,3 +445,190 @@ async fn the_cli_says_what_a_parked_run_waits_for_and_refuses_a_closed_review() 
         "{err}"
     );
 }
+
+/// The journal lists runs by every filter the dashboard offers, on both backends: version,
+/// creation time, a route any step took, with or without a review, run id or idempotency
+/// key, and what its model calls cost.
+#[tokio::test]
+async fn runs_are_listed_by_every_filter() {
+    use weir::store::{ModelCallRecord, RunFilter};
+
+    let f = Fixture::new().await;
+    let routed = f.workflow(
+        "routed.toml",
+        "name = \"routed\"\nversion = \"1.0.0\"\n[[steps]]\nid = \"pick\"\nplugin = \"$PLUGINS/echo.wasm\"\nconfig = { route = \"billing\" }\n",
+    );
+    let parked = f.workflow(
+        "parked.toml",
+        "name = \"parked\"\nversion = \"2.0.0\"\n[[steps]]\nid = \"ask\"\nplugin = \"$PLUGINS/echo.wasm\"\nreview = { when = \"true\" }\n",
+    );
+    let (loaded, _) = registry::register_file(host(), f.store.as_ref(), &routed)
+        .await
+        .unwrap();
+    let (keyed, _) = f
+        .runner
+        .submit(&loaded, json!({"n": 1}), Some("key-7".into()))
+        .await
+        .unwrap();
+    let keyed = f.runner.execute(&keyed.id).await.unwrap();
+    let plain = f.run(&routed, json!({"n": 2})).await;
+    let waiting = f.run(&parked, json!({"n": 3})).await;
+    assert_eq!(waiting.status, RunStatus::AwaitingReview);
+    f.store
+        .record_model_call(
+            ModelCallRecord {
+                run_id: plain.id.clone(),
+                step_id: "pick".into(),
+                attempt: 1,
+                seq: 0,
+                workflow: "routed".into(),
+                version: "1.0.0".into(),
+                alias: "smart".into(),
+                provider: None,
+                model: None,
+                prompt_id: None,
+                prompt_hash: None,
+                request: json!({}),
+                response: None,
+                outcome: "ok".into(),
+                error: None,
+                prompt_tokens: 1,
+                completion_tokens: 1,
+                cost_micros: 500,
+                latency_us: 1,
+                upstream_attempts: 1,
+                at_ms: plain.created_ms,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+
+    let ids = |filter: RunFilter| {
+        let store = f.store.clone();
+        async move {
+            let mut ids: Vec<String> = store
+                .list_runs(&filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let sorted = |mut v: Vec<&String>| {
+        v.sort();
+        v.into_iter().cloned().collect::<Vec<_>>()
+    };
+    let routed_runs = sorted(vec![&keyed.id, &plain.id]);
+    let hour = 3_600_000;
+    let cases: Vec<(RunFilter, Vec<String>)> = vec![
+        (
+            RunFilter {
+                route: Some("billing".into()),
+                ..Default::default()
+            },
+            routed_runs.clone(),
+        ),
+        (
+            RunFilter {
+                route: Some("shipping".into()),
+                ..Default::default()
+            },
+            vec![],
+        ),
+        (
+            RunFilter {
+                has_review: Some(true),
+                ..Default::default()
+            },
+            vec![waiting.id.clone()],
+        ),
+        (
+            RunFilter {
+                has_review: Some(false),
+                ..Default::default()
+            },
+            routed_runs.clone(),
+        ),
+        (
+            RunFilter {
+                id_or_key: Some("key-7".into()),
+                ..Default::default()
+            },
+            vec![keyed.id.clone()],
+        ),
+        (
+            RunFilter {
+                id_or_key: Some(waiting.id.clone()),
+                ..Default::default()
+            },
+            vec![waiting.id.clone()],
+        ),
+        (
+            RunFilter {
+                version: Some("2.0.0".into()),
+                ..Default::default()
+            },
+            vec![waiting.id.clone()],
+        ),
+        (
+            RunFilter {
+                workflow: Some("routed".into()),
+                version: Some("2.0.0".into()),
+                ..Default::default()
+            },
+            vec![],
+        ),
+        (
+            RunFilter {
+                since_ms: Some(keyed.created_ms - hour),
+                ..Default::default()
+            },
+            sorted(vec![&keyed.id, &plain.id, &waiting.id]),
+        ),
+        (
+            RunFilter {
+                since_ms: Some(waiting.created_ms + hour),
+                ..Default::default()
+            },
+            vec![],
+        ),
+        (
+            RunFilter {
+                until_ms: Some(keyed.created_ms),
+                ..Default::default()
+            },
+            vec![],
+        ),
+        (
+            RunFilter {
+                min_cost_micros: Some(500),
+                ..Default::default()
+            },
+            vec![plain.id.clone()],
+        ),
+        (
+            RunFilter {
+                min_cost_micros: Some(501),
+                ..Default::default()
+            },
+            vec![],
+        ),
+        (
+            RunFilter {
+                route: Some("billing".into()),
+                min_cost_micros: Some(0),
+                has_review: Some(false),
+                ..Default::default()
+            },
+            routed_runs.clone(),
+        ),
+    ];
+    for (filter, expected) in cases {
+        let described = format!("{filter:?}");
+        assert_eq!(ids(filter).await, expected, "{described}");
+    }
+}

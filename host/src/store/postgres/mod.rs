@@ -278,18 +278,27 @@ impl Store for PostgresStore {
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunRecord>> {
-        sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE ($1::TEXT IS NULL OR status = $1) AND ($2::TEXT IS NULL OR workflow = $2) AND ($4::TEXT IS NULL OR id < $4) ORDER BY id DESC LIMIT $3"
-        ))
-        .bind(filter.status.map(|s| s.as_str()))
-        .bind(&filter.workflow)
-        .bind(filter.limit.unwrap_or(DEFAULT_LIST_LIMIT) as i64)
-        .bind(&filter.before)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(run_row)
-        .collect()
+        let limit = filter.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+        let (sql, binds) = run_query::list_runs(
+            RUN_COLUMNS,
+            filter,
+            limit,
+            |n| format!("${n}"),
+            run_query::route_in_steps,
+        );
+        let mut query = sqlx::query(&sql);
+        for bind in binds {
+            query = match bind {
+                run_query::Bind::Text(t) => query.bind(t),
+                run_query::Bind::Int(i) => query.bind(i),
+            };
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(run_row)
+            .collect()
     }
 
     async fn unfinished_runs(&self) -> anyhow::Result<Vec<String>> {

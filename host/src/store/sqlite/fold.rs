@@ -331,3 +331,14 @@ fn legacy_attempts(c: &Connection, run_id: &str) -> anyhow::Result<Vec<AttemptRe
 #[cfg(test)]
 #[path = "fold_tests.rs"]
 mod tests;
+
+/// The condition that some step of `runs` took the route at placeholder `p`: a run's steps
+/// are folded from its events (keyed `num << 24` + seq), so the route is in the record of a
+/// `step_succeeded` event; runs made before schema version 7 also have `steps` rows.
+pub(super) fn route_taken(p: &str) -> String {
+    format!(
+        "(EXISTS (SELECT 1 FROM events e WHERE e.key > (runs.num << 24) AND e.key < ((runs.num + 1) << 24) \
+         AND e.kind = 'step_succeeded' AND json_extract(e.record, '$.route') = {p}) OR {})",
+        crate::store::run_query::route_in_steps(p)
+    )
+}

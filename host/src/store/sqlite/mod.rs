@@ -326,16 +326,24 @@ impl Store for SqliteStore {
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunRecord>> {
-        let filter = filter.clone();
+        let limit = filter.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+        let (sql, binds) = run_query::list_runs(
+            RUN_COLUMNS,
+            filter,
+            limit,
+            |n| format!("?{n}"),
+            fold::route_taken,
+        );
         self.read(move |c| {
-            let sql = format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR workflow = ?2) AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?3"
-            );
+            let values: Vec<rusqlite::types::Value> = binds
+                .into_iter()
+                .map(|b| match b {
+                    run_query::Bind::Text(t) => rusqlite::types::Value::Text(t),
+                    run_query::Bind::Int(i) => rusqlite::types::Value::Integer(i),
+                })
+                .collect();
             Ok(c.prepare_cached(&sql)?
-                .query_map(
-                    params![filter.status.map(|s| s.as_str()), filter.workflow, filter.limit.unwrap_or(DEFAULT_LIST_LIMIT), filter.before],
-                    run_row,
-                )?
+                .query_map(rusqlite::params_from_iter(values), run_row)?
                 .collect::<Result<_, _>>()?)
         })
         .await
