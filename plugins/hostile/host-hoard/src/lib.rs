@@ -72,9 +72,7 @@ impl Step for HostHoard {
                 let (mut held, mut buffered) = (Vec::new(), 0u64);
                 for _ in 0..attack.count {
                     let request = OutgoingRequest::new(Fields::new());
-                    let body = request
-                        .body()
-                        .map_err(|()| StepError::fatal("no body"))?;
+                    let body = request.body().map_err(|()| StepError::fatal("no body"))?;
                     let stream = body
                         .write()
                         .map_err(|()| StepError::fatal("no body stream"))?;
@@ -88,7 +86,9 @@ impl Step for HostHoard {
                     // Kept children first, so they are dropped before what owns them.
                     held.push((stream, body, request));
                 }
-                Ok(Output::new(json!({"held": held.len(), "buffered": buffered})))
+                Ok(Output::new(
+                    json!({"held": held.len(), "buffered": buffered}),
+                ))
             }
             "disk" => {
                 use std::io::Write;
