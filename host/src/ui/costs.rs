@@ -86,10 +86,7 @@ impl Totals {
 }
 
 fn days_before(days: u32) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    utc_day(now - i64::from(days.saturating_sub(1)) * 86_400_000)
+    utc_day(crate::store::now_ms() - i64::from(days.saturating_sub(1)) * 86_400_000)
 }
 
 /// `/ui/costs?days=7&workflow=`: per workflow version, step and model over the last `days`

@@ -20,19 +20,13 @@ use super::render::{error, page, viewer};
 use super::session::Viewer;
 use crate::runner::ReviewError;
 use crate::serve::App;
-use crate::store::{Decided, Decision, ReviewRecord, ReviewStatus};
+use crate::store::{Decided, Decision, ReviewRecord, ReviewStatus, now_ms};
 
 /// Who a decision from the dashboard is recorded as when the form names no one.
 pub const DASHBOARD_REVIEWER: &str = "dashboard";
 
 fn pretty(value: &Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A review as a row of the queue.

@@ -27,6 +27,15 @@ async fn run_detail(client: &reqwest::Client, url: &str, id: &str) -> Value {
         .unwrap()
 }
 
+/// Waits (up to 20 s) until run `id`'s first step is in flight.
+async fn first_step_running(client: &reqwest::Client, url: &str, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while run_detail(client, url, id).await["steps"][0]["status"] != json!("running") {
+        assert!(Instant::now() < deadline, "run {id} never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Starts `weir serve` on a free port; returns the child and its base URL.
 fn serve(data: &Path, workflows: &Path) -> (Child, String) {
     serve_with(weir(data), workflows, TOKEN)
@@ -144,15 +153,7 @@ async fn sigterm_drains_in_flight_steps_and_a_restart_finishes_the_runs() {
     }
     // Every run's first step is in flight.
     for id in &ids {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let detail = run_detail(&client, &url, id).await;
-            if detail["steps"][0]["status"] == json!("running") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "run {id} never started");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        first_step_running(&client, &url, id).await;
     }
     // A stream open when the drain starts ends with an event saying why.
     let stream = {
@@ -312,14 +313,7 @@ async fn sigterm_past_the_drain_timeout_exits_and_the_blocked_runs_resume() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     for id in &ids {
-        loop {
-            let detail = run_detail(&client, &url, id).await;
-            if detail["steps"][0]["status"] == json!("running") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "run {id} never started");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        first_step_running(&client, &url, id).await;
     }
 
     let asked = Instant::now();

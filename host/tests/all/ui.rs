@@ -41,6 +41,25 @@ async fn submit(s: &Sidecar, workflow: &str, input: Value) -> String {
     body["run"]["id"].as_str().unwrap().to_string()
 }
 
+/// A client that shows redirects instead of following them, and keeps no cookies: what the
+/// dashboard's tests see of a browser's requests.
+pub(crate) fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of the first hidden `csrf` field on a page.
+pub(crate) fn csrf_of(page: &str) -> String {
+    let marker = r#"name="csrf" value=""#;
+    let at = page
+        .find(marker)
+        .expect("the page has a form with a CSRF token");
+    let rest = &page[at + marker.len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
 /// (status, content type, CSP, body) of `GET path`.
 async fn page(s: &Sidecar, path: &str) -> (StatusCode, String, String, String) {
     let r = s.get(path).send().await.unwrap();
@@ -177,10 +196,7 @@ async fn the_dashboard_is_behind_the_token_and_off_with_no_ui() {
     // With tokens configured, a page needs one (a bearer header, or a session: see
     // ui_login.rs); without, the browser is sent to the login form.
     let s = Sidecar::start(|_, _| {}).await;
-    let r = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    let r = no_redirects()
         .get(format!("{}/ui", s.url))
         .send()
         .await

@@ -143,6 +143,13 @@ async fn parked_run(s: &Sidecar, n: u32) -> (String, String) {
     (run, review)
 }
 
+/// When run `id` was created (ms since the Unix epoch).
+async fn live_started_ms(s: &Sidecar, id: &str) -> i64 {
+    api(s, &format!("/v1/runs/{id}")).await["run"]["created_ms"]
+        .as_i64()
+        .unwrap()
+}
+
 async fn wait_for_status(s: &Sidecar, run: &str, status: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while api(s, &format!("/v1/runs/{run}")).await["run"]["status"] != status {
@@ -300,6 +307,24 @@ async fn the_dashboard_works_in_a_real_browser() {
         .await
         .unwrap();
     keep_screenshot(&page, "reviews").await;
+    // The costs page, over two calls journaled beside the server.
+    let store = weir::store::SqliteStore::open(&s.path("weir.db"), weir::store::Durability::Normal)
+        .unwrap();
+    let at = live_started_ms(&s, &live_run).await;
+    for (seq, outcome) in [(1, "ok"), (2, "cached")] {
+        let call = crate::ui_costs::call("gated", "ask", outcome, 3_000, at, seq);
+        weir::store::Store::record_model_call(&store, call, None)
+            .await
+            .unwrap();
+    }
+    page.goto(&format!("{}/ui/costs", s.url)).await.unwrap();
+    let row = arrive(&page, Locator::Css("tr.use"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(row.contains("gated@1.0.0") && row.contains("50 %"), "{row}");
+    keep_screenshot(&page, "costs").await;
     page.close().await.unwrap();
 
     // With JavaScript off, a plain form post approves.

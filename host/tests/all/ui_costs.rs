@@ -7,7 +7,8 @@ use weir::store::{Durability, ModelCallRecord, SqliteStore, Store};
 
 use crate::serve::Sidecar;
 
-fn call(
+/// A journaled model call of `workflow`'s `step` (model `big`, 100 tokens in, 10 out).
+pub(crate) fn call(
     workflow: &str,
     step: &str,
     outcome: &str,

@@ -8,14 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 
 use crate::serve::{Sidecar, TOKEN};
-
-/// A client that shows redirects instead of following them, and keeps no cookies.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
+use crate::ui::{csrf_of, no_redirects};
 
 fn header(headers: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> String {
     headers
@@ -27,7 +20,7 @@ fn header(headers: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> Stri
 
 /// Logs in with `token`, asking to go on to `next`; returns (status, Location, Set-Cookie).
 async fn login(s: &Sidecar, token: &str, next: &str) -> (StatusCode, String, String) {
-    let r = browser()
+    let r = no_redirects()
         .post(format!("{}/ui/login", s.url))
         .form(&[("token", token), ("next", next)])
         .send()
@@ -47,7 +40,7 @@ fn sent_back(set_cookie: &str) -> String {
 
 /// `GET path` with `cookie`: (status, Location, body).
 async fn visit(s: &Sidecar, path: &str, cookie: &str) -> (StatusCode, String, String) {
-    let r = browser()
+    let r = no_redirects()
         .get(format!("{}{path}", s.url))
         .header("cookie", cookie)
         .send()
@@ -55,15 +48,6 @@ async fn visit(s: &Sidecar, path: &str, cookie: &str) -> (StatusCode, String, St
         .unwrap();
     let location = header(r.headers(), LOCATION);
     (r.status(), location, r.text().await.unwrap())
-}
-
-/// The value of the hidden `csrf` field on a page.
-fn csrf_of(page: &str) -> String {
-    let at = page
-        .find(r#"name="csrf" value=""#)
-        .expect("the page has a form with a CSRF token");
-    let rest = &page[at + r#"name="csrf" value=""#.len()..];
-    rest[..rest.find('"').unwrap()].to_string()
 }
 
 #[tokio::test]
@@ -106,7 +90,7 @@ async fn a_token_logs_in_once_and_the_session_opens_the_pages() {
     let value = session.split_once('=').unwrap().1;
     assert!(!page.contains(value), "the page never shows the session id");
     // The API does not take the cookie: it stays bearer-only.
-    let r = browser()
+    let r = no_redirects()
         .get(format!("{}/v1/runs", s.url))
         .header("cookie", &session)
         .send()
@@ -132,7 +116,7 @@ async fn posts_need_the_sessions_csrf_token_and_logout_ends_the_session() {
 
     let logout = |form: Vec<(&'static str, String)>,
                   extra: Option<(&'static str, &'static str)>| {
-        let mut request = browser()
+        let mut request = no_redirects()
             .post(format!("{}/ui/logout", s.url))
             .header("cookie", &session)
             .form(&form);
@@ -174,7 +158,7 @@ async fn posts_need_the_sessions_csrf_token_and_logout_ends_the_session() {
         (StatusCode::SEE_OTHER, "/ui/login?next=%2Fui")
     );
     // A post without a session is refused, not redirected.
-    let r = browser()
+    let r = no_redirects()
         .post(format!("{}/ui/logout", s.url))
         .form(&[("csrf", "x")])
         .send()
@@ -212,7 +196,7 @@ async fn an_open_dashboard_needs_no_login_but_still_checks_csrf() {
     let (status, _, page) = visit(&s, "/ui", "").await;
     assert_eq!(status, StatusCode::OK);
     assert!(!page.contains("/ui/logout"), "nothing to log out of");
-    let r = browser()
+    let r = no_redirects()
         .post(format!("{}/ui/logout", s.url))
         .form(&[("csrf", "guessed")])
         .send()

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use weir_artifacts as artifacts;
 
 use crate::serve::{Sidecar, workflow_text};
+use crate::ui::{csrf_of, no_redirects};
 
 /// A server (open dashboard, loopback) whose `gated` workflow parks every run for review.
 async fn gated() -> Sidecar {
@@ -28,26 +29,13 @@ async fn gated() -> Sidecar {
     .await
 }
 
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 async fn html(s: &Sidecar, path: &str) -> (StatusCode, String) {
-    let r = browser()
+    let r = no_redirects()
         .get(format!("{}{path}", s.url))
         .send()
         .await
         .unwrap();
     (r.status(), r.text().await.unwrap())
-}
-
-fn csrf_of(page: &str) -> String {
-    let marker = r#"name="csrf" value=""#;
-    let rest = &page[page.find(marker).expect("a form with a CSRF token") + marker.len()..];
-    rest[..rest.find('"').unwrap()].to_string()
 }
 
 async fn review_state(s: &Sidecar, id: &str) -> Value {
@@ -114,7 +102,7 @@ async fn a_review_is_decided_from_its_page_and_refusals_record_nothing() {
     let post = |form: Vec<(&'static str, &'static str)>| {
         let mut fields = vec![("csrf", csrf.clone())];
         fields.extend(form.into_iter().map(|(k, v)| (k, v.to_string())));
-        browser()
+        no_redirects()
             .post(format!("{}/ui/reviews/{id}", s.url))
             .form(&fields)
             .send()
