@@ -216,6 +216,7 @@ async fn journal_cost_per_step(store: &dyn Store, runs: usize) -> f64 {
                 memory_peak: 1 << 20,
                 logs: json!({}),
                 redacted: Vec::new(),
+                tape: None,
             });
             if i + 1 < STEPS {
                 advance.started.push((format!("s{}", i + 1), "i".into()));

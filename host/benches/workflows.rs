@@ -15,9 +15,14 @@
 //!   exists (`benches/langgraph/setup`): as it comes (SQLite's default `synchronous=FULL`,
 //!   an fsync per commit), and at `synchronous=NORMAL`, the durability of Weir's `normal`.
 //!
+//! - replay tapes: Weir `normal` on a 5-step workflow whose steps read the wall clock, the
+//!   monotonic clock and random bytes (`echo` with `clock`), with tapes on and off, in
+//!   alternating batches: what recording for replay costs.
+//!
 //! Run with `cargo bench -p weir --bench workflows`; it prints a Markdown table. With
 //! `WEIR_BENCH_PROFILE_RUNS=<n>` it measures only Weir's `normal` row over `n` runs, for a
 //! profiler to look at (`WEIR_BENCH_PROFILE_CONCURRENCY=<c>`: `c` runs at a time);
+//! `WEIR_BENCH_ONLY_TAPES=1` measures only the replay tapes' rows;
 //! `WEIR_BENCH_PAYLOAD_BYTES=<n>` pads every run's input, and so every step's output, with
 //! `n` bytes.
 
@@ -42,13 +47,16 @@ const ROUNDS: usize = 20;
 /// small machine busy and to give LangGraph's thread pool as much overlap as it can use.
 const CONCURRENT: usize = 16;
 
-fn workflow_file(dir: &Path) -> std::path::PathBuf {
+fn workflow_file(dir: &Path, clock: bool) -> std::path::PathBuf {
     let mut text = String::from("name = \"bench\"\nversion = \"1.0.0\"\n");
     for i in 0..STEPS {
         text.push_str(&format!(
             "[[steps]]\nid = \"s{i}\"\nplugin = \"{}\"\n",
             weir_artifacts::ECHO
         ));
+        if clock {
+            text.push_str("config = { clock = true }\n");
+        }
         if i > 0 {
             text.push_str(&format!("after = [\"s{}\"]\n", i - 1));
         }
@@ -82,11 +90,19 @@ struct WeirSetup {
 
 impl WeirSetup {
     async fn new(host: &Host, durability: Durability) -> Self {
+        Self::reading_clocks(host, durability, false, true).await
+    }
+
+    /// The bench workflow, its steps reading the clocks and random bytes when `clock`, with
+    /// replay tapes on or off.
+    async fn reading_clocks(host: &Host, durability: Durability, clock: bool, tapes: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&dir.path().join("weir.db"), durability).unwrap());
-        let runner = Runner::new(host.clone(), store.clone(), dir.path().join("locks"));
-        let (loaded, _) = registry::register_file(host, store.as_ref(), &workflow_file(dir.path()))
+        let runner =
+            Runner::new(host.clone(), store.clone(), dir.path().join("locks")).with_tapes(tapes);
+        let path = workflow_file(dir.path(), clock);
+        let (loaded, _) = registry::register_file(host, store.as_ref(), &path)
             .await
             .unwrap();
         let mut setup = Self {
@@ -220,6 +236,31 @@ async fn normal_against_floors(host: &Host, runs: usize) -> (f64, Row, Row) {
     (total / weir_time.as_secs_f64(), default, warm)
 }
 
+/// Weir `normal` on the clock-reading workflow with tapes on and off, in alternating
+/// batches: (runs/s on, runs/s off, the lowest and highest on ÷ off over the rounds).
+async fn tapes_on_against_off(host: &Host, runs: usize) -> (f64, f64, f64, f64) {
+    let mut on = WeirSetup::reading_clocks(host, Durability::Normal, true, true).await;
+    let mut off = WeirSetup::reading_clocks(host, Durability::Normal, true, false).await;
+    let per_round = runs / ROUNDS;
+    let (mut on_time, mut off_time) = (Duration::ZERO, Duration::ZERO);
+    let (mut low, mut high) = (f64::MAX, 0.0f64);
+    for _ in 0..ROUNDS {
+        let a = on.batch(1, per_round).await;
+        let b = off.batch(1, per_round).await;
+        let ratio = b.as_secs_f64() / a.as_secs_f64();
+        (low, high) = (low.min(ratio), high.max(ratio));
+        on_time += a;
+        off_time += b;
+    }
+    let total = (per_round * ROUNDS) as f64;
+    (
+        total / on_time.as_secs_f64(),
+        total / off_time.as_secs_f64(),
+        low,
+        high,
+    )
+}
+
 /// LangGraph's runs/s with its checkpointer's connection at SQLite `synchronous` setting
 /// `synchronous` (`FULL`, its default, or `NORMAL`), `concurrency` runs at a time (on a pool
 /// of threads sharing the checkpointer when more than one).
@@ -264,6 +305,15 @@ fn main() {
             println!("Weir, SQLite `normal`, {concurrency} at a time: {normal:.0} runs/s");
             return;
         }
+        // Only the replay tapes' rows.
+        if std::env::var("WEIR_BENCH_ONLY_TAPES").is_ok() {
+            let (on, off, low, high) = tapes_on_against_off(&host, NORMAL_RUNS / 2).await;
+            println!(
+                "tapes on {on:.0} runs/s, off {off:.0} runs/s: on ÷ off {:.3} (rounds {low:.3}–{high:.3})",
+                on / off
+            );
+            return;
+        }
         let (normal, floor, warm) = normal_against_floors(&host, NORMAL_RUNS).await;
         let full_1 = runs_per_sec(&host, Durability::Full, 1, RUNS / 3).await;
         let full_64 = runs_per_sec(&host, Durability::Full, 64, RUNS).await;
@@ -272,6 +322,8 @@ fn main() {
         let concurrent = runs_per_sec(&host, Durability::Normal, CONCURRENT, NORMAL_RUNS).await;
         let langgraph_concurrent = langgraph_runs_per_sec(RUNS, "FULL", CONCURRENT);
         let langgraph_normal_concurrent = langgraph_runs_per_sec(RUNS, "NORMAL", CONCURRENT);
+        let (tapes_on, tapes_off, tapes_low, tapes_high) =
+            tapes_on_against_off(&host, NORMAL_RUNS / 2).await;
 
         println!("## Durable {STEPS}-step workflow, {RUNS} runs (trivial step), this machine\n");
         println!("| system | runs/s | Weir normal ÷ this |");
@@ -312,6 +364,15 @@ fn main() {
             &format!("{CONCURRENT} threads"),
             langgraph_concurrent,
             langgraph_normal_concurrent,
+        );
+        println!();
+        println!("## Replay tapes: {STEPS} steps reading the clocks and random bytes, sequential\n");
+        println!("| system | runs/s | tapes on ÷ this |");
+        println!("|---|---|---|");
+        println!("| Weir, SQLite `normal`, tapes on (the default) | {tapes_on:.0} | 1.00× |");
+        println!(
+            "| Weir, SQLite `normal`, tapes off | {tapes_off:.0} | {:.2}× (rounds: {tapes_low:.2}–{tapes_high:.2}×) |",
+            tapes_on / tapes_off
         );
         println!();
     });

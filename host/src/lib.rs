@@ -35,6 +35,7 @@ pub mod monitor;
 pub mod plugin;
 pub mod redaction;
 pub mod registry;
+pub mod replay;
 pub mod retention;
 pub mod runner;
 pub mod schema;

@@ -37,6 +37,11 @@ pub const MAX_HTTP_FIELDS_BYTES: usize = 32 * 1024;
 /// default is 1 MiB, which let a step hold 2 MiB of host memory per unsent request.
 pub const OUTGOING_BODY_CHUNK_BYTES: usize = 32 * 1024;
 
+/// Bytes of one attempt's replay tape: its clock reads, random bytes and HTTP exchanges
+/// (response bodies as the step read them). Past it the tape stops and says why, and the
+/// run cannot be replayed; the attempt itself is not affected.
+pub const REPLAY_TAPE_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Raises the process's soft limit on open descriptors to its hard limit, as servers do. The
 /// usual soft default (1,024) is what a single attempt may hold in host resources, and a host
 /// holds many attempts, connections and its journal at once. Returns the limit now in force.

@@ -51,6 +51,9 @@ pub struct AttemptContext {
     /// The end of the run's latency budget (`deadline`), when it has one: no attempt runs
     /// past it, whatever its own timeout.
     pub deadline: Option<Instant>,
+    /// Where the attempt's clock reads, random bytes and HTTP exchanges come from and go:
+    /// live and kept for replay, played back from a record, or (the default) live and not kept.
+    pub deck: crate::replay::Deck,
 }
 
 impl Default for AttemptContext {
@@ -62,6 +65,7 @@ impl Default for AttemptContext {
             state: Default::default(),
             model: None,
             deadline: None,
+            deck: Default::default(),
         }
     }
 }

@@ -55,6 +55,7 @@ impl AttemptState {
         builder.stdout(stdout.clone()).stderr(stderr.clone());
         files::prepare(&mut builder, &spec.grants.dirs)?;
         sockets::prepare(&mut builder, &denials);
+        crate::replay::sources::prepare(&mut builder, &ctx.deck);
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_HOST_RESOURCES);
         let mut http = WasiHttpCtx::new();
@@ -67,6 +68,7 @@ impl AttemptState {
                 spec.grants.hosts.clone(),
                 denials.clone(),
                 limits.http_requests,
+                ctx.deck.clone(),
             ),
             limiter: MemoryLimiter::new(limits.memory_bytes),
             log: LogBuffer::new(limits.log_lines, limits.log_bytes),

@@ -13,6 +13,7 @@ mod dev;
 mod live;
 mod plugin_inspect;
 mod render;
+mod replay;
 mod resume;
 mod review;
 mod run;
@@ -73,6 +74,8 @@ enum Command {
     Runs(runs::Command),
     /// Continue every unfinished run (after a crash) from its last finished step.
     Resume(resume::Args),
+    /// Replay a recorded run with every model call, HTTP exchange, clock and random byte from its record.
+    Replay(replay::Args),
     /// Check a workflow file and list every problem with its line and column.
     Validate(validate::Args),
     /// Serve the HTTP API (a sidecar): runs, events, reviews, workflows, plugins, metrics.
@@ -163,6 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::execute(&host, &cli.data, args).await,
         Command::Runs(command) => runs::execute(&host, &cli.data, command).await,
         Command::Resume(args) => resume::execute(&host, &cli.data, args).await,
+        Command::Replay(args) => replay::execute(&host, &cli.data, args).await,
         Command::Validate(args) => validate::execute(&host, &cli.data, args).await,
         Command::Serve(args) => serve::execute(&host, &cli.data, args).await,
         Command::Review(command) => review::execute(&host, &cli.data, command).await,

@@ -130,6 +130,7 @@ fn model_access(args: &Args, data: &DataArgs) -> anyhow::Result<Option<ModelAcce
         deadline: tokio::time::Instant::now() + args.timeout,
         calls: Default::default(),
         redactor: None,
+        replay: None,
     };
     Ok(Some(ModelAccess { models, scope }))
 }

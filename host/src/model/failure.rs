@@ -42,6 +42,20 @@ impl ModelFailure {
         }
     }
 
+    /// The failure of a journaled kind (as [`ModelFailure::kind`] names it), with its message;
+    /// an unknown kind reads as `unavailable`.
+    pub fn from_kind(kind: &str, message: String) -> Self {
+        match kind {
+            "denied" => Self::Denied(message),
+            "not_configured" => Self::NotConfigured(message),
+            "rate_limited" => Self::RateLimited(message),
+            "budget_exceeded" => Self::BudgetExceeded(message),
+            "deadline_exceeded" => Self::DeadlineExceeded(message),
+            "rejected" => Self::Rejected(message),
+            _ => Self::Unavailable(message),
+        }
+    }
+
     /// Every kind, for checking fallback rules.
     pub const KINDS: &[&str] = &[
         "denied",
@@ -74,7 +88,7 @@ impl ModelFailure {
     }
 
     /// Whether the next alias in the fallback chain is worth trying.
-    pub(super) fn falls_through(&self) -> bool {
+    pub(crate) fn falls_through(&self) -> bool {
         matches!(
             self,
             Self::NotConfigured(_)

@@ -71,6 +71,8 @@ pub struct CallScope {
     /// The workflow's `[redact]`: applied to every message before it is sent, and to what
     /// is journaled of the call.
     pub redactor: Option<Arc<crate::redaction::Redactor>>,
+    /// On a replay: the recorded run, which answers every call instead of a provider.
+    pub replay: Option<Arc<crate::replay::Recorded>>,
 }
 
 /// One call, as the step asked for it.
@@ -184,6 +186,12 @@ impl Models {
             }
         }
         let chain = self.chain(&call.alias, &scope.policy);
+        if let Some(recorded) = &scope.replay
+            && let Some(answer) =
+                crate::replay::model::answer(recorded, scope, &call, &messages, &chain)
+        {
+            return answer;
+        }
         let mut last = None;
         for alias in chain {
             match self

@@ -198,7 +198,9 @@ impl<'a> Drive<'a> {
                 }
             }
             if let Some(status) = ended {
-                metrics::run_ended(&self.run.workflow, &self.run.version, status);
+                if self.runner.replay.is_none() {
+                    metrics::run_ended(&self.run.workflow, &self.run.version, status);
+                }
                 return Ok(self.ended);
             }
             if self.running.is_empty() {
@@ -213,7 +215,10 @@ impl<'a> Drive<'a> {
                 Some(joined) = self.in_flight.join_next() => joined??,
                 () = guard.notify.notified() => break,
             };
-            metrics::attempt_finished(&self.run.workflow, &self.run.version, &finished.result);
+            // A replay is not live traffic: it stays out of the host's metrics.
+            if self.runner.replay.is_none() {
+                metrics::attempt_finished(&self.run.workflow, &self.run.version, &finished.result);
+            }
             let step = finished.result.step_id.clone();
             self.running.remove(&step);
             self.apply_result(&finished);
@@ -371,7 +376,9 @@ impl<'a> Drive<'a> {
         self.applied(advanced, followup).await?;
         if let Some(status) = ended {
             // Every step was skipped: the run ended as it was created.
-            metrics::run_ended(&self.run.workflow, &self.run.version, status);
+            if self.runner.replay.is_none() {
+                metrics::run_ended(&self.run.workflow, &self.run.version, status);
+            }
             self.over = true;
         }
         Ok((record, created))
@@ -438,6 +445,8 @@ impl<'a> Drive<'a> {
                 def,
                 plugin: self.plugins[&step].clone(),
                 input,
+                replay: self.runner.replay.clone(),
+                tapes: self.runner.tapes,
             };
             let span = tracing::info_span!("attempt", run_id = %self.run.id, workflow = %self.run.workflow, version = %self.run.version, step_id = %step, attempt);
             let attempt = job.run().instrument(span);

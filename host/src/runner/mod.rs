@@ -50,6 +50,10 @@ pub struct Runner {
     models: crate::model::Models,
     /// In a fleet: this host's name and how long its leases last.
     fleet: Option<Arc<Fleet>>,
+    /// On a replay: the recorded run every attempt answers from.
+    replay: Option<Arc<crate::replay::Recorded>>,
+    /// Whether attempts keep replay tapes (on unless turned off).
+    tapes: bool,
 }
 
 /// How a host shares runs with others on one database.
@@ -116,7 +120,24 @@ impl Runner {
             control: control::Control::default(),
             models: crate::model::Models::default(),
             fleet: None,
+            replay: None,
+            tapes: true,
         }
+    }
+
+    /// Turns replay tapes off (`false`) or on: with them off, attempts read the live clocks,
+    /// random source and network without keeping what they read, and their runs cannot be
+    /// replayed. For measuring what the tapes cost.
+    pub fn with_tapes(mut self, on: bool) -> Self {
+        self.tapes = on;
+        self
+    }
+
+    /// A runner whose attempts answer model calls, clocks, random bytes and HTTP from
+    /// `recorded` instead of the world, and stay out of the host's metrics.
+    pub fn replaying(mut self, recorded: Arc<crate::replay::Recorded>) -> Self {
+        self.replay = Some(recorded);
+        self
     }
 
     /// Drives runs under leases in the store instead of local lock files, so that several
@@ -135,6 +156,11 @@ impl Runner {
     pub fn with_models(mut self, models: crate::model::Models) -> Self {
         self.models = models;
         self
+    }
+
+    /// The host steps run on.
+    pub fn host(&self) -> &Host {
+        &self.host
     }
 
     /// The host's model service.

@@ -34,6 +34,10 @@ pub(crate) struct Job {
     pub(crate) def: StepDef,
     pub(crate) plugin: Plugin,
     pub(crate) input: Result<Value, String>,
+    /// On a replay: the recorded run the attempt answers from.
+    pub(crate) replay: Option<Arc<crate::replay::Recorded>>,
+    /// Whether to keep a replay tape of the attempt.
+    pub(crate) tapes: bool,
 }
 
 /// An attempt that ran: the result to journal and the progress to report once it is.
@@ -45,6 +49,11 @@ pub(crate) struct Finished {
 impl Job {
     /// Runs the attempt.
     pub(crate) async fn run(self) -> anyhow::Result<Finished> {
+        let deck = match &self.replay {
+            Some(recorded) => recorded.deck(&self.def.id, self.attempt),
+            None if self.tapes => crate::replay::Deck::record(crate::limits::REPLAY_TAPE_BYTES),
+            None => crate::replay::Deck::default(),
+        };
         let (outcome, usage, logs) = match self.checked_input() {
             Err(failure) => (Err(failure), None, Value::Null),
             Ok(input) => {
@@ -58,6 +67,7 @@ impl Job {
                     },
                     model: self.model_access(),
                     deadline: self.deadline,
+                    deck: deck.clone(),
                 };
                 let report = self
                     .host
@@ -113,6 +123,7 @@ impl Job {
             Some(redactor) => redact_attempt(redactor, &step, &mut stored, &mut logs, &mut event),
             None => Vec::new(),
         };
+        let tape = tape_of(&deck, self.workflow.redactor.is_some());
         let result = AttemptResult {
             run_id: self.run_id,
             step_id: step,
@@ -123,6 +134,7 @@ impl Job {
             memory_peak: usage.map_or(0, |u| u.memory_peak_bytes),
             logs,
             redacted,
+            tape,
         };
         Ok(Finished { result, event })
     }
@@ -153,7 +165,15 @@ impl Job {
                 attempt: self.attempt,
                 granted: granted.clone(),
                 policy,
-                budgets: config.budgets.overridden_by(&self.workflow.budgets),
+                // A candidate's live calls pay from the evaluation budget alone (spent in the
+                // replay's scratch journal), never from the workflow's.
+                budgets: match &self.replay {
+                    Some(recorded) => crate::model::BudgetTable {
+                        run: None,
+                        workflow_daily: recorded.budget_usd,
+                    },
+                    None => config.budgets.overridden_by(&self.workflow.budgets),
+                },
                 prompts: self.workflow.prompts.clone(),
                 // Calls are cut a little before the attempt's own deadline, so that a step
                 // whose call ran out of time can still report it before it is stopped.
@@ -163,6 +183,7 @@ impl Job {
                 ),
                 calls: Default::default(),
                 redactor: self.workflow.redactor.clone(),
+                replay: self.replay.clone(),
             },
         })
     }
@@ -214,6 +235,25 @@ impl Job {
             Ok(Ok((output, Ok(())))) => Ok(output),
         }
     }
+}
+
+/// The attempt's replay tape, as journaled. A workflow that redacts keeps HTTP response
+/// bodies off it (the redactor reads text, and a body on tape is bytes), which makes such an
+/// attempt not replayable, and says so.
+fn tape_of(deck: &crate::replay::Deck, redacts: bool) -> Option<Value> {
+    let mut tape = deck.finish()?;
+    if redacts && !tape.http.is_empty() {
+        for exchange in &mut tape.http {
+            if let Some(response) = exchange.response.as_mut() {
+                response.body.clear();
+                response.complete = false;
+            }
+        }
+        tape.incomplete.get_or_insert_with(|| {
+            "the workflow's [redact] keeps HTTP response bodies off the replay tape".into()
+        });
+    }
+    serde_json::to_value(tape).ok()
 }
 
 /// Checks up to this much [`Schema::work`] run on the task that ran the step (a 4 KiB output

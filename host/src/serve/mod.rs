@@ -15,6 +15,7 @@ mod listener;
 mod offer;
 mod params;
 mod queue;
+mod replays;
 mod reviews;
 mod router;
 mod runs;

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{self, ApiError};
-use super::{App, ServeConfig, Tokens, auth, health, links, offer, reviews, runs};
+use super::{App, ServeConfig, Tokens, auth, health, links, offer, replays, reviews, runs};
 use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
 
 #[derive(OpenApi)]
@@ -59,6 +59,7 @@ fn api(config: &ServeConfig) -> OpenApiRouter<App> {
         .routes(routes!(runs::submit, runs::list))
         .routes(routes!(runs::get))
         .routes(routes!(runs::cancel))
+        .routes(routes!(replays::replay))
         .routes(routes!(runs::events))
         .routes(routes!(reviews::list))
         .routes(routes!(reviews::get, reviews::decide))

@@ -320,6 +320,9 @@ pub struct AttemptResult {
     pub logs: Value,
     /// What the workflow's `[redact]` took out of the output, failure and logs.
     pub redacted: Vec<crate::redaction::Redaction>,
+    /// What the attempt read from the host (clocks, random bytes, HTTP), for replay; `None`
+    /// when it read nothing.
+    pub tape: Option<Value>,
 }
 
 /// What a result writes to its step row, as the backends store it (JSON as text).
@@ -407,6 +410,8 @@ pub struct AttemptRecord {
     pub memory_peak: Option<u64>,
     /// Log lines and stdio.
     pub logs: Option<Value>,
+    /// Its replay tape: clock reads, random bytes and HTTP exchanges, in order.
+    pub tape: Option<Value>,
 }
 
 /// One entry of a run's event log.

@@ -112,6 +112,20 @@ impl Drop for TestStore {
     }
 }
 
+impl TestStore {
+    /// Runs `sql` on the test's journal behind the store's back: how a test tampers with a
+    /// record to see what reads it make of the change.
+    pub fn tamper(&self, data_dir: &Path, sql: &str) {
+        match &self.url {
+            Some(url) => run_sql(url, sql),
+            None => rusqlite::Connection::open(data_dir.join("weir.db"))
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap(),
+        }
+    }
+}
+
 /// Runs one statement on its own runtime and connection (usable from sync code and drops).
 fn run_sql(url: &str, sql: &str) {
     let (url, sql) = (url.to_string(), sql.to_string());

@@ -16,6 +16,7 @@ mod polyglot;
 mod provider;
 mod readme;
 mod readme_shell;
+mod replay;
 mod review;
 mod serve;
 mod shared_journal;

@@ -1,10 +1,15 @@
 //! Echoes its input. Config switches turn it into a probe of the host:
 //! `annotate` (report config and context, log a line, print to stdout and stderr),
 //! `route` and `confidence` (set on the output), `fail` (return that step-error variant),
-//! `sleep_ms` (sleep first), `remember` / `recall` (write the input to, or read, a run-state key).
+//! `sleep_ms` (sleep first), `remember` / `recall` (write the input to, or read, a run-state key),
+//! `clock` (report the wall clock, the monotonic time between two reads, a random number and a
+//! hash seeded by the host), `ask` (send
+//! each of these questions to the model alias `alias`, in order, and report the answers).
 
 use serde_json::{Value, json};
-use weir_sdk::{Context, Meta, Output, Step, StepError, config, log, state};
+use std::hash::BuildHasher as _;
+
+use weir_sdk::{Context, Meta, Output, Step, StepError, config, log, model, state};
 
 struct Echo;
 
@@ -31,6 +36,31 @@ impl Step for Echo {
         }
         if let Some(ms) = config::get::<u64>("sleep_ms")? {
             std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        if config::get::<bool>("clock")?.unwrap_or(false) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let started = std::time::Instant::now();
+            let between = started.elapsed();
+            let random = wasip2::random::random::get_random_u64();
+            // The standard library seeds its hash keys from the host's insecure seed.
+            let hash = std::collections::hash_map::RandomState::new().hash_one(0u8);
+            return Ok(Output::new(json!({
+                "input": input,
+                "now_ns": now.as_nanos().to_string(),
+                "between_ns": between.as_nanos().to_string(),
+                "random": random.to_string(),
+                "hash": hash.to_string(),
+            })));
+        }
+        if let Some(questions) = config::get::<Vec<String>>("ask")? {
+            let alias = config::get::<String>("alias")?.unwrap_or_else(|| "fast".into());
+            let mut answers = Vec::new();
+            for question in questions {
+                answers.push(model::Request::new(&alias).user(question).send()?.content);
+            }
+            return Ok(Output::new(json!({ "input": input, "answers": answers })));
         }
         if let Some(key) = config::get::<String>("remember")? {
             state::set(&key, &input)?;

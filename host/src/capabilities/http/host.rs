@@ -22,14 +22,22 @@ pub(crate) struct HttpGate {
     grants: Arc<[HostGrant]>,
     denials: DenialLog,
     remaining: u64,
+    /// Where exchanges are kept for replay, or answered from on one.
+    deck: crate::replay::Deck,
 }
 
 impl HttpGate {
-    pub(crate) fn new(grants: Arc<[HostGrant]>, denials: DenialLog, max_requests: u64) -> Self {
+    pub(crate) fn new(
+        grants: Arc<[HostGrant]>,
+        denials: DenialLog,
+        max_requests: u64,
+        deck: crate::replay::Deck,
+    ) -> Self {
         Self {
             grants,
             denials,
             remaining: max_requests,
+            deck,
         }
     }
 
@@ -95,8 +103,9 @@ impl WasiHttpHooks for HttpGate {
                     op = %request.method(),
                     host = request.uri().host().unwrap_or_default(),
                 );
+                let deck = self.deck.clone();
                 Box::new(
-                    async move {
+                    crate::replay::http::exchange(deck, request, move |request| async move {
                         use http_body_util::BodyExt;
                         let (response, io) =
                             wasmtime_wasi_http::default_send_request(request, options).await?;
@@ -104,7 +113,7 @@ impl WasiHttpHooks for HttpGate {
                             response.map(BodyExt::boxed_unsync),
                             Box::new(io) as Box<dyn Future<Output = _> + Send>,
                         ))
-                    }
+                    })
                     .instrument(span),
                 )
             }

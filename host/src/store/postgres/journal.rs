@@ -211,7 +211,7 @@ async fn finish_attempt(c: &mut PgConnection, result: &AttemptResult) -> anyhow:
              UPDATE steps SET status = $3, output = $4, confidence = $5, route = $6, failure = $7
              WHERE run_id = $1 AND step_id = $2 AND status = 'running' AND attempts = $8 RETURNING 1),
          attempt AS (
-             UPDATE attempts SET status = $3, failure = $7, finished_ms = $9, latency_us = $10, fuel = $11, memory_peak = $12, logs = $13
+             UPDATE attempts SET status = $3, failure = $7, finished_ms = $9, latency_us = $10, fuel = $11, memory_peak = $12, logs = $13, tape = $15
              WHERE run_id = $1 AND step_id = $2 AND attempt = $8 AND EXISTS (SELECT 1 FROM step)),
          {EVENT}
          SELECT COUNT(*) FROM step",
@@ -231,6 +231,7 @@ async fn finish_attempt(c: &mut PgConnection, result: &AttemptResult) -> anyhow:
     .bind(result.memory_peak as i64)
     .bind(result.logs.to_string())
     .bind(result.event_data().to_string())
+    .bind(result.tape.as_ref().map(|t| t.to_string()))
     .fetch_one(&mut *c)
     .await?;
     Ok(recorded == 1)

@@ -393,7 +393,7 @@ impl Store for PostgresStore {
 
     async fn attempts(&self, run_id: &str) -> anyhow::Result<Vec<AttemptRecord>> {
         sqlx::query(
-            "SELECT a.step_id, a.attempt, a.input_digest, a.status, a.failure, a.started_ms, a.finished_ms, a.latency_us, a.fuel, a.memory_peak, a.logs
+            "SELECT a.step_id, a.attempt, a.input_digest, a.status, a.failure, a.started_ms, a.finished_ms, a.latency_us, a.fuel, a.memory_peak, a.logs, a.tape
              FROM attempts a JOIN steps s ON s.run_id = a.run_id AND s.step_id = a.step_id
              WHERE a.run_id = $1 ORDER BY s.position, a.attempt",
         )
@@ -414,6 +414,7 @@ impl Store for PostgresStore {
                 fuel: r.try_get::<Option<i64>, _>(8)?.map(|v| v as u64),
                 memory_peak: r.try_get::<Option<i64>, _>(9)?.map(|v| v as u64),
                 logs: json_col(r.try_get(10)?),
+                tape: json_col(r.try_get(11)?),
             })
         })
         .collect()

@@ -226,6 +226,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         GROUP BY 1, 2, 3, 4, 5;
     ",
     ),
+    (5, "ALTER TABLE attempts ADD COLUMN tape TEXT"),
 ];
 
 /// Applies pending migrations in one transaction, under the migration lock.

@@ -46,6 +46,9 @@ pub(super) struct Change {
     pub memory_peak: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logs: Option<Value>,
+    /// The attempt's replay tape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tape: Option<Value>,
     /// On `run_created`: the run's steps in workflow order, each with the digest of the
     /// plugin it is pinned to. (Runs created before schema version 7 have `steps` rows.)
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,6 +75,7 @@ impl Change {
             fuel: result.fuel,
             memory_peak: Some(result.memory_peak),
             logs: Some(result.logs.clone()),
+            tape: result.tape.clone(),
             ..Self::default()
         }
     }
@@ -241,6 +245,7 @@ fn apply(
                 fuel: None,
                 memory_peak: None,
                 logs: None,
+                tape: None,
             });
         }
         ("step_succeeded" | "step_failed", Some(n)) => {
@@ -262,6 +267,7 @@ fn apply(
                 a.fuel = change.fuel;
                 a.memory_peak = change.memory_peak;
                 a.logs = change.logs;
+                a.tape = change.tape;
             }
             step.status = status;
             step.output = change.output;
@@ -323,6 +329,7 @@ fn legacy_attempts(c: &Connection, run_id: &str) -> anyhow::Result<Vec<AttemptRe
             fuel: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
             memory_peak: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
             logs: json_col(r.get(10)?),
+            tape: None,
         })
     })?
     .collect::<Result<_, _>>()?)

@@ -23,6 +23,7 @@ fn result(step: &str, attempt: u32, output: Value) -> AttemptResult {
         memory_peak: 65536,
         logs: json!({"logs": ["hi"]}),
         redacted: Vec::new(),
+        tape: None,
     }
 }
 

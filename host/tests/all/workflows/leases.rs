@@ -84,6 +84,7 @@ async fn leases_fence_a_host_whose_run_was_taken_over() {
         memory_peak: 0,
         logs: json!({}),
         redacted: Vec::new(),
+        tape: None,
     };
     let mut stale = Advance::new(&run.id);
     stale.lease = Some(first.clone());
