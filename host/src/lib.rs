@@ -27,6 +27,7 @@ pub mod build;
 pub mod capabilities;
 pub mod cli;
 pub mod engine;
+pub mod eval;
 pub mod failure;
 pub mod limits;
 pub mod metrics;

@@ -10,6 +10,7 @@ mod args;
 mod build;
 mod data;
 mod dev;
+mod eval;
 mod live;
 mod plugin_inspect;
 mod render;
@@ -76,6 +77,8 @@ enum Command {
     Resume(resume::Args),
     /// Replay a recorded run with every model call, HTTP exchange, clock and random byte from its record.
     Replay(replay::Args),
+    /// Evaluate a candidate step or workflow version on recorded runs, answers from the record.
+    Eval(eval::Args),
     /// Check a workflow file and list every problem with its line and column.
     Validate(validate::Args),
     /// Serve the HTTP API (a sidecar): runs, events, reviews, workflows, plugins, metrics.
@@ -167,6 +170,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs(command) => runs::execute(&host, &cli.data, command).await,
         Command::Resume(args) => resume::execute(&host, &cli.data, args).await,
         Command::Replay(args) => replay::execute(&host, &cli.data, args).await,
+        Command::Eval(args) => eval::execute(&host, &cli.data, args).await,
         Command::Validate(args) => validate::execute(&host, &cli.data, args).await,
         Command::Serve(args) => serve::execute(&host, &cli.data, args).await,
         Command::Review(command) => review::execute(&host, &cli.data, command).await,

@@ -7,7 +7,7 @@
 //! reported with its line and column, all at once.
 
 mod authored;
-mod cel_json;
+pub(crate) mod cel_json;
 pub(crate) use cel_json::as_double;
 pub mod diagnostic;
 pub mod expr;

@@ -7,6 +7,7 @@ mod cli;
 mod connections;
 mod cost;
 mod crash;
+mod eval;
 mod fleet;
 mod hostile;
 mod loading;

@@ -1,0 +1,168 @@
+//! `weir eval`: a candidate (other plugins for some steps, or another workflow version) run
+//! against many recorded production runs, with the model's and the network's answers taken
+//! from the record where the candidate asks what was asked, so the differences are what the
+//! change did and not the model's noise. Per case a structural diff of every step; over all
+//! of them agreement with Wilson intervals, a route confusion matrix, the confidence shift,
+//! review, cost and latency per run, and accuracy against human decisions; regressions first.
+
+pub mod case;
+mod gate;
+pub mod report;
+pub mod stats;
+pub mod summary;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use case::{Case, CaseStep};
+pub use gate::Gate;
+pub use summary::Summary;
+
+use crate::engine::Host;
+use crate::model::Models;
+use crate::replay::{Options, Scratch};
+use crate::store::{RunFilter, RunStatus, Store};
+
+/// Which recorded runs an evaluation takes.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// The workflow.
+    pub workflow: String,
+    /// Only this version.
+    pub version: Option<String>,
+    /// Only runs that ended so.
+    pub status: Option<RunStatus>,
+    /// Only runs created at or after this (ms since the Unix epoch).
+    pub since_ms: Option<i64>,
+    /// Only runs where some step took this route.
+    pub route: Option<String>,
+    /// Only runs with (or without) a review.
+    pub reviewed: Option<bool>,
+    /// At most this many cases.
+    pub limit: usize,
+    /// Take cases evenly across the recorded runs' routes (each distinct set of step routes
+    /// a stratum), so a rare route is not crowded out by a common one.
+    pub stratify_by_route: bool,
+}
+
+/// An evaluation and what it found.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Experiment {
+    /// The workflow evaluated.
+    pub workflow: String,
+    /// What ran in place of the recorded version.
+    pub candidate: String,
+    /// The aggregates.
+    pub summary: Summary,
+    /// Every case, those with regressions first (worst first), then the rest in run order.
+    pub cases: Vec<Case>,
+}
+
+/// Runs the candidate in `options` against the runs `selection` picks from `store`.
+pub async fn evaluate(
+    host: &Host,
+    store: &Arc<dyn Store>,
+    models: &Models,
+    selection: &Selection,
+    options: &Options,
+    ignore: &[String],
+    candidate: String,
+) -> anyhow::Result<Experiment> {
+    let runs = select(store.as_ref(), selection).await?;
+    // One scratch journal for every case: live calls share the one evaluation budget.
+    let scratch = Scratch::new()?;
+    let mut cases = Vec::new();
+    for run_id in &runs {
+        let reviews = store.reviews(None, Some(run_id)).await?;
+        let case = match crate::replay::replay(host, store, models, run_id, options, &scratch).await
+        {
+            Ok(report) => Case::of(&report, &reviews, ignore),
+            Err(e) => Case::failed(run_id, e.to_string()),
+        };
+        cases.push(case);
+    }
+    let summary = summary::summarize(&cases);
+    // Regressions first, the worst kind first (the order `Case::regressions` lists them in).
+    cases.sort_by_key(|c| (c.regressions.is_empty(), rank(c)));
+    Ok(Experiment {
+        workflow: selection.workflow.clone(),
+        candidate,
+        summary,
+        cases,
+    })
+}
+
+fn rank(case: &Case) -> u8 {
+    let Some(first) = case.regressions.first() else {
+        return u8::MAX;
+    };
+    if first.contains("approved") {
+        0
+    } else if first.contains("failed") {
+        1
+    } else if first.contains("confidence") {
+        2
+    } else {
+        3
+    }
+}
+
+/// The ids of the runs `selection` takes, newest first (or spread over the strata).
+async fn select(store: &dyn Store, selection: &Selection) -> anyhow::Result<Vec<String>> {
+    let limit = selection.limit.max(1);
+    // Stratifying needs more runs than it keeps, to have some of every route.
+    let fetch = if selection.stratify_by_route {
+        (limit * 10).min(10_000)
+    } else {
+        limit
+    };
+    let runs = store
+        .list_runs(&RunFilter {
+            workflow: Some(selection.workflow.clone()),
+            version: selection.version.clone(),
+            status: selection.status,
+            since_ms: selection.since_ms,
+            route: selection.route.clone(),
+            has_review: selection.reviewed,
+            limit: Some(fetch as u32),
+            ..RunFilter::default()
+        })
+        .await?;
+    let runs: Vec<_> = runs
+        .into_iter()
+        .filter(|r| !matches!(r.status, RunStatus::Pending | RunStatus::Running))
+        .collect();
+    if !selection.stratify_by_route {
+        return Ok(runs.into_iter().take(limit).map(|r| r.id).collect());
+    }
+    let mut strata: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for run in runs {
+        let routes: Vec<String> = store
+            .steps(&run.id)
+            .await?
+            .into_iter()
+            .filter_map(|s| s.route.map(|r| format!("{}={r}", s.step_id)))
+            .collect();
+        strata.entry(routes.join(",")).or_default().push(run.id);
+    }
+    // Round robin over the strata, newest first within each.
+    let mut taken = Vec::new();
+    let mut round = 0;
+    while taken.len() < limit {
+        let before = taken.len();
+        for ids in strata.values() {
+            if let Some(id) = ids.get(round)
+                && taken.len() < limit
+            {
+                taken.push(id.clone());
+            }
+        }
+        if taken.len() == before {
+            break;
+        }
+        round += 1;
+    }
+    Ok(taken)
+}
