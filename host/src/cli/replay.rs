@@ -1,6 +1,8 @@
 //! `weir replay <run-id>`: drive a recorded run again with every model call, HTTP exchange,
 //! clock read and random byte answered from its record, and say whether it came out the
 //! same. Exit 0 when it did, 1 when it did not (each difference is listed), 2 on an error.
+//! With `--from-step`, a new run that keeps the results before the step and runs the rest
+//! again, exiting as `weir run` does.
 
 use std::process::ExitCode;
 
@@ -13,16 +15,55 @@ use crate::replay::ReplayReport;
 pub(crate) struct Args {
     /// The run to replay.
     run_id: String,
-    /// Same versions, every answer from the record, nothing sent (the only mode so far).
-    #[arg(long, default_value_t = true)]
-    strict: bool,
-    /// Print the report as JSON.
+    /// Instead: a new run of the same version and input that keeps every result before
+    /// this step and runs the step and everything after it again.
+    #[arg(long, value_name = "STEP")]
+    from_step: Option<String>,
+    /// With --from-step: the step's input instead of its own (JSON, or @file).
+    #[arg(long, value_name = "JSON|@FILE", requires = "from_step")]
+    input: Option<String>,
+    /// Print the report (or the new run) as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow::Result<ExitCode> {
     let runner = data.existing_runner(host).await?;
+    if let Some(step) = &args.from_step {
+        let input = match &args.input {
+            None => None,
+            Some(text) => {
+                let text = match text.strip_prefix('@') {
+                    Some(path) => std::fs::read_to_string(path)
+                        .map_err(|e| anyhow::anyhow!("--input @{path}: {e}"))?,
+                    None => text.clone(),
+                };
+                Some(
+                    serde_json::from_str(&text)
+                        .map_err(|e| anyhow::anyhow!("--input is not JSON: {e}"))?,
+                )
+            }
+        };
+        let run = crate::replay::rerun_from_step(host, &runner, &args.run_id, step, input).await?;
+        if args.json {
+            outln!("{}", render::pretty_json(&run)?);
+        } else {
+            outln!(
+                "run {} reran {} from step {step}: {}",
+                run.id,
+                args.run_id,
+                run.status
+            );
+            if let Some(output) = &run.output {
+                outln!("{}", render::pretty_json(output)?);
+            }
+        }
+        return Ok(match run.status {
+            crate::store::RunStatus::Succeeded => ExitCode::SUCCESS,
+            crate::store::RunStatus::AwaitingReview => ExitCode::from(super::EXIT_AWAITING_REVIEW),
+            _ => ExitCode::from(super::EXIT_STEP_FAILED),
+        });
+    }
     let report = crate::replay::strict(host, runner.store(), runner.models(), &args.run_id).await?;
     if args.json {
         outln!("{}", render::pretty_json(&report)?);

@@ -9,6 +9,7 @@ mod findings;
 pub mod http;
 pub mod model;
 mod recorded;
+mod rerun;
 pub mod sources;
 mod strict;
 mod tape;
@@ -16,6 +17,7 @@ mod tape;
 pub use deck::{Deck, HttpTurn};
 pub use findings::{Findings, Nondeterminism};
 pub use recorded::{Matching, OnMiss, Recorded, Tally};
+pub use rerun::{Restore, rerun_from_step};
 pub use strict::{
     CallCounts, Options, ReplayError, ReplayReport, Scratch, StepComparison, WouldReview, replay,
     strict,

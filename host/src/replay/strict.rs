@@ -353,7 +353,7 @@ fn used_for(so_far: &[WouldReview], step: &str) -> usize {
 
 /// The run's workflow version, with each step on the plugin the run was pinned to (not the
 /// version's pins now, which a later registration may have moved).
-async fn loaded_as_run(
+pub(super) async fn loaded_as_run(
     host: &Host,
     store: &dyn Store,
     run: &RunRecord,

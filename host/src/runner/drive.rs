@@ -447,6 +447,7 @@ impl<'a> Drive<'a> {
                 input,
                 replay: self.runner.replay.clone(),
                 tapes: self.runner.tapes,
+                restore: self.runner.restore.clone(),
             };
             let span = tracing::info_span!("attempt", run_id = %self.run.id, workflow = %self.run.workflow, version = %self.run.version, step_id = %step, attempt);
             let attempt = job.run().instrument(span);

@@ -54,6 +54,8 @@ pub struct Runner {
     replay: Option<Arc<crate::replay::Recorded>>,
     /// Whether attempts keep replay tapes (on unless turned off).
     tapes: bool,
+    /// On a rerun from a step: the results restored instead of run.
+    restore: Option<Arc<crate::replay::Restore>>,
 }
 
 /// How a host shares runs with others on one database.
@@ -122,7 +124,15 @@ impl Runner {
             fleet: None,
             replay: None,
             tapes: true,
+            restore: None,
         }
+    }
+
+    /// A runner whose runs take the results in `restore` for its steps instead of running
+    /// them (a rerun from a step).
+    pub fn restoring(mut self, restore: Arc<crate::replay::Restore>) -> Self {
+        self.restore = Some(restore);
+        self
     }
 
     /// Turns replay tapes off (`false`) or on: with them off, attempts read the live clocks,

@@ -38,6 +38,8 @@ pub(crate) struct Job {
     pub(crate) replay: Option<Arc<crate::replay::Recorded>>,
     /// Whether to keep a replay tape of the attempt.
     pub(crate) tapes: bool,
+    /// On a rerun from a step: results restored instead of run.
+    pub(crate) restore: Option<Arc<crate::replay::Restore>>,
 }
 
 /// An attempt that ran: the result to journal and the progress to report once it is.
@@ -48,7 +50,17 @@ pub(crate) struct Finished {
 
 impl Job {
     /// Runs the attempt.
-    pub(crate) async fn run(self) -> anyhow::Result<Finished> {
+    pub(crate) async fn run(mut self) -> anyhow::Result<Finished> {
+        if let Some(restore) = self.restore.clone() {
+            if let Some(outcome) = restore.outcomes.get(&self.def.id) {
+                return Ok(self.restored(outcome.clone(), &restore.source_run));
+            }
+            if let Some((step, input)) = &restore.input
+                && step == &self.def.id
+            {
+                self.input = Ok(input.clone());
+            }
+        }
         let deck = match &self.replay {
             Some(recorded) => recorded.deck(&self.def.id, self.attempt),
             None if self.tapes => crate::replay::Deck::record(crate::limits::REPLAY_TAPE_BYTES),
@@ -137,6 +149,38 @@ impl Job {
             tape,
         };
         Ok(Finished { result, event })
+    }
+
+    /// The attempt of a rerun that takes its step's result from the source run: nothing runs.
+    fn restored(self, outcome: AttemptOutcome, source: &str) -> Finished {
+        let step = self.def.id.clone();
+        let event = match &outcome {
+            AttemptOutcome::Succeeded {
+                route, confidence, ..
+            } => Progress::Succeeded {
+                step: step.clone(),
+                elapsed: std::time::Duration::ZERO,
+                route: route.clone(),
+                confidence: *confidence,
+            },
+            AttemptOutcome::Failed(failure) => Progress::Failed {
+                step: step.clone(),
+                failure: failure["message"].as_str().unwrap_or("failed").to_string(),
+            },
+        };
+        let result = AttemptResult {
+            run_id: self.run_id,
+            step_id: step,
+            attempt: self.attempt,
+            outcome,
+            latency_us: 0,
+            fuel: None,
+            memory_peak: 0,
+            logs: json!({"restored_from": source}),
+            redacted: Vec::new(),
+            tape: None,
+        };
+        Finished { result, event }
     }
 
     /// The `model` capability for this attempt, when the step is granted aliases.

@@ -232,3 +232,51 @@ async fn a_changed_http_answer_on_record_is_nondeterminism_and_a_running_run_is_
         .unwrap_err();
     assert_eq!(error.to_string(), "no run no-such-run");
 }
+
+#[tokio::test]
+async fn a_rerun_from_a_step_keeps_the_results_before_it_and_calls_nothing_for_them() {
+    let provider = Provider::start().await;
+    provider.otherwise(Reply::complete("an answer"));
+    let server = LoopbackServer::start().await;
+    let f = Fixture::new().await;
+    let runner = runner(&f, config(&[("stand_in", &provider.url())], ""));
+    let run = recorded_run(&f, &runner, &server).await;
+    assert_eq!((provider.calls(), server.hits()), (2, 1));
+    let recorded = f.store.steps(&run.id).await.unwrap();
+
+    let rerun = weir::replay::rerun_from_step(host(), &runner, &run.id, "ask", None)
+        .await
+        .unwrap();
+    assert_eq!(rerun.status, RunStatus::Succeeded, "{:?}", rerun.failure);
+    assert_ne!(rerun.id, run.id);
+    // The fetch and the clock were not run again; only the model step was.
+    assert_eq!(server.hits(), 1);
+    let calls = f.store.model_calls(&rerun.id).await.unwrap();
+    assert_eq!(calls.len(), 2);
+    assert!(calls.iter().all(|c| c.step_id == "ask"));
+    let steps = f.store.steps(&rerun.id).await.unwrap();
+    for id in ["fetch", "clock"] {
+        let before = recorded.iter().find(|s| s.step_id == id).unwrap();
+        let after = steps.iter().find(|s| s.step_id == id).unwrap();
+        assert_eq!(after.output, before.output, "{id} kept its recorded result");
+    }
+    let attempts = f.store.attempts(&rerun.id).await.unwrap();
+    let fetch = attempts.iter().find(|a| a.step_id == "fetch").unwrap();
+    assert_eq!(fetch.logs.as_ref().unwrap()["restored_from"], json!(run.id));
+
+    // Another input for the step: the step gets it.
+    let input = json!({"fetched": "corrected", "now": "0"});
+    let rerun = weir::replay::rerun_from_step(host(), &runner, &run.id, "ask", Some(input.clone()))
+        .await
+        .unwrap();
+    assert_eq!(rerun.output.unwrap()["input"], input);
+    let error = weir::replay::rerun_from_step(host(), &runner, &run.id, "nope", None)
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("has no such step (its steps: fetch, clock, ask)"),
+        "{error}"
+    );
+}

@@ -363,3 +363,34 @@ async fn the_triage_example_runs_over_http() {
     );
     s.server.unwrap().shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_run_replays_over_http_and_an_unknown_one_is_404() {
+    let s = api_sidecar().await;
+    let (_, body) = s
+        .submit(
+            "?wait",
+            json!({"workflow": "echo", "input": {"replay": "me"}}),
+        )
+        .await;
+    let id = body["run"]["id"].as_str().unwrap();
+    let r = s
+        .post(&format!("/v1/runs/{id}/replay"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(
+        (report["mode"].as_str(), report["identical"].as_bool()),
+        (Some("strict"), Some(true))
+    );
+    assert_eq!(report["output"], json!({"replay": "me"}));
+    // The replay is no run of the journal's.
+    let runs = s.json("/v1/runs?workflow=echo").await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+
+    let r = s.post("/v1/runs/nope/replay").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&r.json().await.unwrap()), "not_found");
+}
