@@ -307,7 +307,7 @@ fn main() {
         }
         // Only the replay tapes' rows.
         if std::env::var("WEIR_BENCH_ONLY_TAPES").is_ok() {
-            let (on, off, low, high) = tapes_on_against_off(&host, NORMAL_RUNS / 2).await;
+            let (on, off, low, high) = tapes_on_against_off(&host, NORMAL_RUNS).await;
             println!(
                 "tapes on {on:.0} runs/s, off {off:.0} runs/s: on ÷ off {:.3} (rounds {low:.3}–{high:.3})",
                 on / off
@@ -323,7 +323,7 @@ fn main() {
         let langgraph_concurrent = langgraph_runs_per_sec(RUNS, "FULL", CONCURRENT);
         let langgraph_normal_concurrent = langgraph_runs_per_sec(RUNS, "NORMAL", CONCURRENT);
         let (tapes_on, tapes_off, tapes_low, tapes_high) =
-            tapes_on_against_off(&host, NORMAL_RUNS / 2).await;
+            tapes_on_against_off(&host, NORMAL_RUNS).await;
 
         println!("## Durable {STEPS}-step workflow, {RUNS} runs (trivial step), this machine\n");
         println!("| system | runs/s | Weir normal ÷ this |");

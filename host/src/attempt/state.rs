@@ -86,6 +86,11 @@ impl AttemptState {
         })
     }
 
+    /// Where the attempt's clock reads, random bytes and HTTP exchanges come from and go.
+    pub(crate) fn deck(&self) -> &crate::replay::Deck {
+        &self.ctx.deck
+    }
+
     /// Forwards a kept log line to `tracing`, attributed to this attempt.
     pub(crate) fn emit(&self, line: &LogLine) {
         let AttemptContext {

@@ -49,11 +49,13 @@ pub(crate) fn record_denial(
 pub(crate) fn link(linker: &mut Linker<AttemptState>) -> anyhow::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
-    // Socket constructors are replaced by ones that refuse before a descriptor exists, and
-    // `open-at` by one that refuses FIFOs and devices, whose open could block for ever.
+    // Socket constructors are replaced by ones that refuse before a descriptor exists,
+    // `open-at` by one that refuses FIFOs and devices, whose open could block for ever, and
+    // `insecure-seed` by one that goes on the replay tape when it is read.
     linker.allow_shadowing(true);
     sockets::link(linker)?;
     files::link(linker)?;
+    crate::replay::sources::link(linker)?;
     linker.allow_shadowing(false);
     crate::bindings::weir::step::log::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     crate::bindings::weir::step::config::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;

@@ -17,7 +17,7 @@ pub struct Deck(Arc<Mutex<Mode>>);
 impl std::fmt::Debug for Deck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mode = self.with(|m| match m {
-            Mode::Off => "off",
+            Mode::Off | Mode::OffSeeded(_) => "off",
             Mode::Record(_) => "recording",
             Mode::Play(_) => "playing",
         });
@@ -27,9 +27,11 @@ impl std::fmt::Debug for Deck {
 
 #[derive(Default)]
 enum Mode {
-    /// Nothing is kept (a one-off step outside a run).
+    /// Nothing is kept (a one-off step outside a run), but the seed, which stays the same
+    /// for the attempt once read.
     #[default]
     Off,
+    OffSeeded(u128),
     Record(Recording),
     Play(Box<Playback>),
 }
@@ -146,7 +148,7 @@ impl Deck {
     /// A wall-clock read: `live` is the real clock.
     pub fn wall(&self, live: u64) -> u64 {
         self.with(|mode| match mode {
-            Mode::Off => live,
+            Mode::Off | Mode::OffSeeded(_) => live,
             Mode::Record(r) => {
                 if r.keep(8) {
                     r.tape.wall_ns.push(live);
@@ -164,7 +166,7 @@ impl Deck {
     /// A monotonic clock read.
     pub fn monotonic(&self, live: u64) -> u64 {
         self.with(|mode| match mode {
-            Mode::Off => live,
+            Mode::Off | Mode::OffSeeded(_) => live,
             Mode::Record(r) => {
                 if r.keep(8) {
                     r.tape.monotonic_ns.push(live);
@@ -182,7 +184,7 @@ impl Deck {
     /// Random bytes into `dst`: `live` fills them from the real source.
     pub fn random(&self, dst: &mut [u8], live: impl FnOnce(&mut [u8])) {
         self.with(|mode| match mode {
-            Mode::Off => live(dst),
+            Mode::Off | Mode::OffSeeded(_) => live(dst),
             Mode::Record(r) => {
                 live(dst);
                 if r.keep(dst.len() as u64) {
@@ -216,8 +218,16 @@ impl Deck {
     /// The insecure-random seed: `live` on a recording, the recorded one on replay.
     pub fn seed(&self, live: u128) -> u128 {
         self.with(|mode| match mode {
-            Mode::Off => live,
+            Mode::Off => {
+                *mode = Mode::OffSeeded(live);
+                live
+            }
+            Mode::OffSeeded(seed) => *seed,
             Mode::Record(r) => {
+                // One seed per attempt: a second read gets the first's, as WASI's own does.
+                if let Some(seed) = r.tape.seed.as_deref().and_then(|s| s.parse().ok()) {
+                    return seed;
+                }
                 r.tape.seed = Some(live.to_string());
                 live
             }
@@ -233,7 +243,7 @@ impl Deck {
     /// What to do with an outgoing request.
     pub fn http_request(&self, request: HttpRequestRecord) -> HttpTurn {
         self.with(|mode| match mode {
-            Mode::Off => HttpTurn::Send(None),
+            Mode::Off | Mode::OffSeeded(_) => HttpTurn::Send(None),
             Mode::Record(r) => {
                 let size = request.url.len() as u64 + 96;
                 if !r.keep(size) {
@@ -345,7 +355,7 @@ impl Deck {
                 p.report_unread();
                 None
             }
-            Mode::Off => None,
+            Mode::Off | Mode::OffSeeded(_) => None,
         })
     }
 }

@@ -81,12 +81,39 @@ impl rand_core::TryRng for TapedRandom {
 
 /// Gives a WASI context its clocks and random sources from `deck`.
 pub fn prepare(builder: &mut wasmtime_wasi::WasiCtxBuilder, deck: &Deck) {
-    let mut seed = [0u8; 16];
-    getrandom::fill(&mut seed).expect("the operating system's random source failed");
     builder
         .wall_clock(TapedWallClock(deck.clone()))
         .monotonic_clock(TapedMonotonicClock::new(deck.clone()))
         .secure_random(TapedRandom(deck.clone()))
-        .insecure_random(TapedRandom(deck.clone()))
-        .insecure_random_seed(deck.seed(u128::from_le_bytes(seed)));
+        .insecure_random(TapedRandom(deck.clone()));
+}
+
+/// Replaces WASI's `insecure-seed` with one read through the attempt's deck when the guest
+/// asks for it (most never do), so a seed goes on tape only when it was used. Called after
+/// the WASI interfaces are linked, with shadowing allowed.
+pub(crate) fn link(
+    linker: &mut wasmtime::component::Linker<crate::attempt::AttemptState>,
+) -> anyhow::Result<()> {
+    wasmtime_wasi::p2::bindings::random::insecure_seed::add_to_linker::<_, Seeded>(linker, |s| {
+        TapedSeed(s.deck())
+    })?;
+    Ok(())
+}
+
+struct Seeded;
+
+impl wasmtime::component::HasData for Seeded {
+    type Data<'a> = TapedSeed<'a>;
+}
+
+/// The view of an attempt that `insecure-seed` gets: its deck.
+struct TapedSeed<'a>(&'a Deck);
+
+impl wasmtime_wasi::p2::bindings::random::insecure_seed::Host for TapedSeed<'_> {
+    fn insecure_seed(&mut self) -> wasmtime::Result<(u64, u64)> {
+        let mut live = [0u8; 16];
+        getrandom::fill(&mut live).expect("the operating system's random source failed");
+        let seed = self.0.seed(u128::from_le_bytes(live));
+        Ok((seed as u64, (seed >> 64) as u64))
+    }
 }

@@ -39,6 +39,7 @@ impl AttemptTape {
             && self.monotonic_ns.is_empty()
             && self.random.is_empty()
             && self.http.is_empty()
+            && self.seed.is_none()
             && self.incomplete.is_none()
     }
 
