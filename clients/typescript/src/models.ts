@@ -59,6 +59,8 @@ export interface AttemptRecord {
   fuel?: number | null;
   memory_peak?: number | null;
   logs?: Json | null;
+  /** What the attempt read from the host (clocks, random bytes, HTTP), for `weir replay`. */
+  tape?: Json | null;
 }
 
 /** One model call of an attempt: what was asked, what came back, what it cost. */
@@ -243,7 +245,7 @@ export const SCHEMA_FIELDS = {
   }),
   AttemptRecord: fields<AttemptRecord>()({
     required: ["step_id", "attempt", "input_digest", "status", "started_ms"],
-    optional: ["failure", "finished_ms", "latency_us", "fuel", "memory_peak", "logs"],
+    optional: ["failure", "finished_ms", "latency_us", "fuel", "memory_peak", "logs", "tape"],
   }),
   ModelCallRecord: fields<ModelCallRecord>()({
     required: [

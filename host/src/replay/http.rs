@@ -46,14 +46,13 @@ where
         request
     } else {
         request.map(|body| {
-            HashingBody {
-                inner: body,
+            let digest = RequestDigest {
                 hasher: sha2::Sha256::new(),
                 bytes: 0,
                 deck: deck.clone(),
                 index,
-            }
-            .boxed_unsync()
+            };
+            Watched::boxed(body, digest)
         })
     };
     match send(request).await {
@@ -70,14 +69,8 @@ where
                     ..HttpResponseRecord::default()
                 },
             );
-            let response = response.map(|body| {
-                RecordingBody {
-                    inner: body,
-                    deck: deck.clone(),
-                    index,
-                }
-                .boxed_unsync()
-            });
+            let deck = deck.clone();
+            let response = response.map(|body| Watched::boxed(body, ResponseTape { deck, index }));
             Ok((response, io))
         }
     }
@@ -172,84 +165,87 @@ fn response_headers(headers: &http::HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A request body that hashes what it sends, for the tape, without holding it.
-struct HashingBody {
+/// What a body tells as it streams through: each data chunk, then its end.
+trait Watcher: Send + Unpin + 'static {
+    fn data(&mut self, chunk: &[u8]);
+    fn end(&mut self);
+}
+
+/// A body passed on unchanged while its watcher sees every chunk.
+struct Watched<W> {
     inner: WasiBody,
+    watcher: W,
+}
+
+impl<W: Watcher> Watched<W> {
+    fn boxed(inner: WasiBody, watcher: W) -> WasiBody {
+        Self { inner, watcher }.boxed_unsync()
+    }
+}
+
+impl<W: Watcher> Body for Watched<W> {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.watcher.data(data);
+                }
+            }
+            Poll::Ready(None) => this.watcher.end(),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Hashes a request body as it is sent, for the tape, without holding it.
+struct RequestDigest {
     hasher: sha2::Sha256,
     bytes: u64,
     deck: Deck,
     index: usize,
 }
 
-impl Body for HashingBody {
-    type Data = Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.hasher.update(data);
-                    this.bytes += data.len() as u64;
-                }
-            }
-            Poll::Ready(None) => {
-                let digest = hex::encode(std::mem::take(&mut this.hasher).finalize());
-                this.deck.http_request_body(this.index, digest, this.bytes);
-            }
-            _ => {}
-        }
-        polled
+impl Watcher for RequestDigest {
+    fn data(&mut self, chunk: &[u8]) {
+        self.hasher.update(chunk);
+        self.bytes += chunk.len() as u64;
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+    fn end(&mut self) {
+        let digest = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        self.deck.http_request_body(self.index, digest, self.bytes);
     }
 }
 
-/// A response body that writes what the step reads of it to the tape.
-struct RecordingBody {
-    inner: WasiBody,
+/// Writes what the step reads of a response body to the tape.
+struct ResponseTape {
     deck: Deck,
     index: usize,
 }
 
-impl Body for RecordingBody {
-    type Data = Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.deck.http_body(this.index, data, false);
-                }
-            }
-            Poll::Ready(None) => this.deck.http_body(this.index, &[], true),
-            _ => {}
-        }
-        polled
+impl Watcher for ResponseTape {
+    fn data(&mut self, chunk: &[u8]) {
+        self.deck.http_body(self.index, chunk, false);
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+    fn end(&mut self) {
+        self.deck.http_body(self.index, &[], true);
     }
 }

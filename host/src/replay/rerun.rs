@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::strict::ReplayError;
 use crate::engine::Host;
 use crate::runner::Runner;
-use crate::store::{AttemptOutcome, RunRecord, RunStatus, StepStatus, Store};
+use crate::store::{AttemptOutcome, RunRecord, StepStatus, Store};
 use crate::workflow::Workflow;
 
 /// What a rerun keeps and changes.
@@ -36,20 +36,11 @@ pub async fn rerun_from_step(
     input: Option<Value>,
 ) -> Result<RunRecord, ReplayError> {
     let store: &Arc<dyn Store> = runner.store();
-    let run = store
-        .get_run(run_id)
-        .await?
-        .ok_or_else(|| ReplayError::NotFound(run_id.to_string()))?;
+    let run = super::strict::ended_run(store.as_ref(), run_id).await?;
     let refuse = |reason: String| ReplayError::NotReplayable {
         run: run_id.to_string(),
         reason,
     };
-    if matches!(run.status, RunStatus::Pending | RunStatus::Running) {
-        return Err(refuse(format!("it is still {}", run.status)));
-    }
-    if run.input.is_null() {
-        return Err(refuse("its payloads were purged".into()));
-    }
     let steps = store.steps(run_id).await?;
     let loaded = super::strict::loaded_as_run(host, store.as_ref(), &run, &steps).await?;
     if loaded.workflow.step(step).is_none() {

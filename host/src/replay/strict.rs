@@ -177,23 +177,11 @@ pub async fn replay(
     options: &Options,
     scratch: &Scratch,
 ) -> Result<ReplayReport, ReplayError> {
-    let run = store
-        .get_run(run_id)
-        .await?
-        .ok_or_else(|| ReplayError::NotFound(run_id.to_string()))?;
+    let run = ended_run(store.as_ref(), run_id).await?;
     let refuse = |reason: String| ReplayError::NotReplayable {
         run: run_id.to_string(),
         reason,
     };
-    if matches!(run.status, RunStatus::Pending | RunStatus::Running) {
-        return Err(refuse(format!(
-            "it is still {}; replay it once it has ended or is awaiting review",
-            run.status
-        )));
-    }
-    if run.input.is_null() {
-        return Err(refuse("its payloads were purged".into()));
-    }
     let recorded_steps = store.steps(run_id).await?;
     let attempts = store.attempts(run_id).await?;
     let recorded_calls = store.model_calls(run_id).await?;
@@ -341,6 +329,29 @@ fn with_steps(
         loaded.pins.insert(id.clone(), plugin.digest().to_string());
     }
     Ok(loaded)
+}
+
+/// Run `run_id`, when it can be driven again: it has ended (or is awaiting review) and its
+/// payloads are still there.
+pub(super) async fn ended_run(store: &dyn Store, run_id: &str) -> Result<RunRecord, ReplayError> {
+    let run = store
+        .get_run(run_id)
+        .await?
+        .ok_or_else(|| ReplayError::NotFound(run_id.to_string()))?;
+    let refuse = |reason: String| ReplayError::NotReplayable {
+        run: run_id.to_string(),
+        reason,
+    };
+    if matches!(run.status, RunStatus::Pending | RunStatus::Running) {
+        return Err(refuse(format!(
+            "it is still {}; replay it once it has ended or is awaiting review",
+            run.status
+        )));
+    }
+    if run.input.is_null() {
+        return Err(refuse("its payloads were purged".into()));
+    }
+    Ok(run)
 }
 
 /// How many decisions on `step` the replay has taken already.

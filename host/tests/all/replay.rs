@@ -50,6 +50,33 @@ async fn recorded_run(
     crate::model_layer::run_with(runner, f.store.as_ref(), &path, input).await
 }
 
+/// A recorded run of [`recorded_workflow`], with the stand-ins it talked to.
+struct Recording {
+    provider: Provider,
+    server: LoopbackServer,
+    f: Fixture,
+    runner: Runner,
+    run: weir::store::RunRecord,
+}
+
+async fn record() -> Recording {
+    let provider = Provider::start().await;
+    provider.otherwise(Reply::complete("an answer"));
+    let server = LoopbackServer::start().await;
+    let f = Fixture::new().await;
+    let runner = runner(&f, config(&[("stand_in", &provider.url())], ""));
+    let run = recorded_run(&f, &runner, &server).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.failure);
+    assert_eq!((provider.calls(), server.hits()), (2, 1));
+    Recording {
+        provider,
+        server,
+        f,
+        runner,
+        run,
+    }
+}
+
 async fn replay(f: &Fixture, runner: &Runner, run_id: &str) -> ReplayReport {
     weir::replay::strict(host(), &f.store, runner.models(), run_id)
         .await
@@ -67,14 +94,13 @@ fn replayed_output<'r>(report: &'r ReplayReport, step: &str) -> &'r Value {
 
 #[tokio::test]
 async fn a_strict_replay_answers_every_call_from_the_record_and_sends_nothing() {
-    let provider = Provider::start().await;
-    provider.otherwise(Reply::complete("an answer"));
-    let server = LoopbackServer::start().await;
-    let f = Fixture::new().await;
-    let runner = runner(&f, config(&[("stand_in", &provider.url())], ""));
-    let run = recorded_run(&f, &runner, &server).await;
-    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.failure);
-    assert_eq!((provider.calls(), server.hits()), (2, 1));
+    let Recording {
+        provider,
+        server,
+        f,
+        runner,
+        run,
+    } = record().await;
 
     // The tapes hold what each attempt read.
     let attempts = f.store.attempts(&run.id).await.unwrap();
@@ -144,13 +170,13 @@ async fn a_strict_replay_answers_every_call_from_the_record_and_sends_nothing() 
 
 #[tokio::test]
 async fn reordered_model_calls_are_nondeterminism_at_the_first_position_that_differs() {
-    let provider = Provider::start().await;
-    provider.otherwise(Reply::complete("an answer"));
-    let server = LoopbackServer::start().await;
-    let f = Fixture::new().await;
-    let runner = runner(&f, config(&[("stand_in", &provider.url())], ""));
-    let run = recorded_run(&f, &runner, &server).await;
-    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.failure);
+    let Recording {
+        provider,
+        f,
+        runner,
+        run,
+        ..
+    } = record().await;
 
     // The record now says the second question was asked first.
     let id = &run.id;
@@ -235,13 +261,14 @@ async fn a_changed_http_answer_on_record_is_nondeterminism_and_a_running_run_is_
 
 #[tokio::test]
 async fn a_rerun_from_a_step_keeps_the_results_before_it_and_calls_nothing_for_them() {
-    let provider = Provider::start().await;
-    provider.otherwise(Reply::complete("an answer"));
-    let server = LoopbackServer::start().await;
-    let f = Fixture::new().await;
-    let runner = runner(&f, config(&[("stand_in", &provider.url())], ""));
-    let run = recorded_run(&f, &runner, &server).await;
-    assert_eq!((provider.calls(), server.hits()), (2, 1));
+    // The provider stays up: the rerun's model step asks it again.
+    let Recording {
+        provider: _provider,
+        server,
+        f,
+        runner,
+        run,
+    } = record().await;
     let recorded = f.store.steps(&run.id).await.unwrap();
 
     let rerun = weir::replay::rerun_from_step(host(), &runner, &run.id, "ask", None)

@@ -92,6 +92,8 @@ class AttemptRecord(_Model):
     fuel: Optional[int] = None
     memory_peak: Optional[int] = None
     logs: Optional[JSON] = None
+    # What the attempt read from the host (clocks, random bytes, HTTP), for `weir replay`.
+    tape: Optional[JSON] = None
 
 
 class ModelCallRecord(_Model):
