@@ -24,11 +24,7 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
                 args.workflow.display(),
                 wf.id(),
                 wf.steps.len(),
-                wf.steps
-                    .iter()
-                    .map(|s| s.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" → ")
+                wf.step_ids(" → ")
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -41,6 +41,22 @@ pub struct Case {
     pub human: Vec<(String, bool, bool)>,
     /// Why this case is a regression, worst first; empty when it is not one.
     pub regressions: Vec<String>,
+    /// The worst kind of regression in it, when there is one: what cases are ordered by.
+    pub worst: Option<Regression>,
+}
+
+/// Kinds of regression, worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Regression {
+    /// A step left the route a reviewer approved on the recorded run.
+    LeftApprovedRoute,
+    /// The candidate failed where the recorded run did not.
+    NewFailure,
+    /// A step's confidence fell by [`CONFIDENCE_DROP`] or more.
+    ConfidenceDrop,
+    /// The run cost more.
+    CostRose,
 }
 
 /// One step of a case.
@@ -81,6 +97,7 @@ impl Case {
             calls: (0, 0, 0),
             human: Vec::new(),
             regressions: Vec::new(),
+            worst: None,
         }
     }
 
@@ -135,47 +152,51 @@ impl Case {
             ),
             human,
             regressions: Vec::new(),
+            worst: None,
         };
-        case.regressions = case.find_regressions(reviews);
+        let found = case.find_regressions(reviews);
+        case.worst = found.first().map(|(kind, _)| *kind);
+        case.regressions = found.into_iter().map(|(_, why)| why).collect();
         case
     }
 
     /// Regressions, worst first: leaving a route a human approved, a new failure, a
     /// confidence drop, a higher cost.
-    fn find_regressions(&self, reviews: &[ReviewRecord]) -> Vec<String> {
+    fn find_regressions(&self, reviews: &[ReviewRecord]) -> Vec<(Regression, String)> {
         let mut found = Vec::new();
         for step in &self.steps {
             let approved = reviews
                 .iter()
                 .any(|r| r.step_id == step.step && r.status == ReviewStatus::Approved);
             if approved && step.route.0 != step.route.1 {
-                found.push(format!(
+                let why = format!(
                     "step {} left the route a reviewer approved ({} → {})",
                     step.step,
                     step.route.0.as_deref().unwrap_or("none"),
                     step.route.1.as_deref().unwrap_or("none")
-                ));
+                );
+                found.push((Regression::LeftApprovedRoute, why));
             }
         }
         if self.new_failure {
-            found.push("the candidate failed where the recorded run did not".into());
+            let why = "the candidate failed where the recorded run did not".into();
+            found.push((Regression::NewFailure, why));
         }
         for step in &self.steps {
             if let (Some(a), Some(b)) = step.confidence
                 && a - b >= CONFIDENCE_DROP
             {
-                found.push(format!(
-                    "step {} confidence fell {a:.2} → {b:.2}",
-                    step.step
-                ));
+                let why = format!("step {} confidence fell {a:.2} → {b:.2}", step.step);
+                found.push((Regression::ConfidenceDrop, why));
             }
         }
         if self.cost_micros.1 > self.cost_micros.0 {
-            found.push(format!(
+            let why = format!(
                 "cost rose ${:.6} → ${:.6}",
                 self.cost_micros.0 as f64 / 1e6,
                 self.cost_micros.1 as f64 / 1e6
-            ));
+            );
+            found.push((Regression::CostRose, why));
         }
         found
     }

@@ -35,25 +35,23 @@ impl Gate {
                 context.add_variable_from_value(name.as_str(), exact.admit(value));
             }
         }
-        let fields: Vec<&String> = json
-            .as_object()
-            .map(|o| o.keys().collect())
-            .unwrap_or_default();
         match self.program.execute(&context) {
             Ok(cel::Value::Bool(pass)) => Ok(pass),
             Ok(other) => anyhow::bail!(
                 "--gate `{}` must be true or false, but gave {other:?}",
                 self.source
             ),
-            Err(e) => anyhow::bail!(
-                "--gate `{}` failed: {e} (the summary's fields: {})",
-                self.source,
-                fields
-                    .iter()
-                    .map(|f| f.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            Err(e) => {
+                let fields: Vec<&str> = json
+                    .as_object()
+                    .map(|o| o.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                anyhow::bail!(
+                    "--gate `{}` failed: {e} (the summary's fields: {})",
+                    self.source,
+                    fields.join(", ")
+                )
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use case::{Case, CaseStep};
+pub use case::{Case, CaseStep, Regression};
 pub use gate::Gate;
 pub use summary::Summary;
 
@@ -84,29 +84,14 @@ pub async fn evaluate(
         cases.push(case);
     }
     let summary = summary::summarize(&cases);
-    // Regressions first, the worst kind first (the order `Case::regressions` lists them in).
-    cases.sort_by_key(|c| (c.regressions.is_empty(), rank(c)));
+    // Regressions first, the worst kind first; the sort is stable, so run order otherwise.
+    cases.sort_by_key(|c| (c.worst.is_none(), c.worst));
     Ok(Experiment {
         workflow: selection.workflow.clone(),
         candidate,
         summary,
         cases,
     })
-}
-
-fn rank(case: &Case) -> u8 {
-    let Some(first) = case.regressions.first() else {
-        return u8::MAX;
-    };
-    if first.contains("approved") {
-        0
-    } else if first.contains("failed") {
-        1
-    } else if first.contains("confidence") {
-        2
-    } else {
-        3
-    }
 }
 
 /// The ids of the runs `selection` takes, newest first (or spread over the strata).

@@ -128,14 +128,12 @@ pub fn summarize(cases: &[Case]) -> Summary {
             human.len() as u64,
         ),
     });
-    let mut calls = BTreeMap::new();
-    for (key, pick) in [("answered", 0usize), ("missed", 1), ("live", 2)] {
-        let total: u64 = evaluated
-            .iter()
-            .map(|c| [c.calls.0, c.calls.1, c.calls.2][pick])
-            .sum();
-        calls.insert(key.to_string(), total);
-    }
+    let total = |pick: fn(&Case) -> u64| evaluated.iter().map(|c| pick(c)).sum::<u64>();
+    let calls = BTreeMap::from([
+        ("answered".to_string(), total(|c| c.calls.0)),
+        ("missed".to_string(), total(|c| c.calls.1)),
+        ("live".to_string(), total(|c| c.calls.2)),
+    ]);
     Summary {
         cases: cases.len() as u64,
         evaluated: n,

@@ -44,17 +44,11 @@ pub async fn rerun_from_step(
     let steps = store.steps(run_id).await?;
     let loaded = super::strict::loaded_as_run(host, store.as_ref(), &run, &steps).await?;
     if loaded.workflow.step(step).is_none() {
-        let known: Vec<&str> = loaded
-            .workflow
-            .steps
-            .iter()
-            .map(|s| s.id.as_str())
-            .collect();
         return Err(refuse(format!(
             "--from-step {step}: {}@{} has no such step (its steps: {})",
             run.workflow,
             run.version,
-            known.join(", ")
+            loaded.workflow.step_ids(", ")
         )));
     }
     let again = leads_to(&loaded.workflow, step);

@@ -313,16 +313,10 @@ fn with_steps(
 ) -> anyhow::Result<Loaded> {
     for (id, plugin) in steps {
         if loaded.workflow.step(id).is_none() {
-            let known: Vec<&str> = loaded
-                .workflow
-                .steps
-                .iter()
-                .map(|s| s.id.as_str())
-                .collect();
             anyhow::bail!(
                 "--step {id}=…: {} has no step `{id}` (its steps: {})",
                 loaded.workflow.name,
-                known.join(", ")
+                loaded.workflow.step_ids(", ")
             );
         }
         loaded.plugins.insert(id.clone(), plugin.clone());

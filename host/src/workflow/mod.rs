@@ -152,6 +152,12 @@ impl Workflow {
     pub fn step(&self, id: &str) -> Option<&StepDef> {
         self.steps.iter().find(|s| s.id == id)
     }
+
+    /// The step ids in order, joined by `separator`: for messages that list them.
+    pub fn step_ids(&self, separator: &str) -> String {
+        let ids: Vec<&str> = self.steps.iter().map(|s| s.id.as_str()).collect();
+        ids.join(separator)
+    }
 }
 
 /// Reads and resolves a workflow file; every problem found is in the error.
