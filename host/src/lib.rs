@@ -38,6 +38,7 @@ pub mod redaction;
 pub mod registry;
 pub mod replay;
 pub mod retention;
+pub mod rollout;
 pub mod runner;
 pub mod schema;
 pub mod serve;

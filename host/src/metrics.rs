@@ -50,6 +50,11 @@ pub const MODEL_COST: &str = "weir_model_cost_microdollars_total";
 /// Plugin or workflow versions swapped in by a reload, by kind.
 pub const RELOADS: &str = "weir_reloads_total";
 
+/// The candidate's share of new runs, in percent, per workflow and rollout.
+pub const ROLLOUT_WEIGHT: &str = "weir_rollout_weight_percent";
+/// Rollout transitions and checks, by kind.
+pub const ROLLOUT_EVENTS: &str = "weir_rollout_events_total";
+
 /// Installs the Prometheus recorder (once per process) and returns its handle.
 pub fn install_prometheus() -> anyhow::Result<PrometheusHandle> {
     // Built and installed inside `get_or_init`, which runs once even when servers start
@@ -104,6 +109,22 @@ fn describe() {
         "Model tokens by provider, alias and direction"
     );
     describe_counter!(MODEL_COST, "Model spend in millionths of a US dollar");
+    describe_gauge!(
+        ROLLOUT_WEIGHT,
+        "The candidate's share of new runs under a rollout, in percent"
+    );
+    describe_counter!(
+        ROLLOUT_EVENTS,
+        "Rollout changes, by the state they left it in"
+    );
+}
+
+/// Records a rollout's change.
+pub(crate) fn rollout_changed(rollout: &crate::rollout::Rollout) {
+    gauge!(ROLLOUT_WEIGHT, "workflow" => rollout.workflow.clone(), "rollout" => rollout.id.clone())
+        .set(f64::from(rollout.weight));
+    counter!(ROLLOUT_EVENTS, "workflow" => rollout.workflow.clone(), "state" => rollout.state.as_str())
+        .increment(1);
 }
 
 /// Records a finished attempt.

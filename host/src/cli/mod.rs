@@ -17,6 +17,7 @@ mod render;
 mod replay;
 mod resume;
 mod review;
+mod rollout;
 mod run;
 mod runs;
 mod serve;
@@ -86,6 +87,9 @@ enum Command {
     /// The human review queue: list, show, approve, edit, reject.
     #[command(subcommand)]
     Review(review::Command),
+    /// Roll a workflow version out to a rising share of new runs, checked against the stable one.
+    #[command(subcommand)]
+    Rollout(rollout::Command),
     /// Work with single steps.
     #[command(subcommand)]
     Step(StepCommand),
@@ -174,6 +178,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::execute(&host, &cli.data, args).await,
         Command::Serve(args) => serve::execute(&host, &cli.data, args).await,
         Command::Review(command) => review::execute(&host, &cli.data, command).await,
+        Command::Rollout(command) => rollout::execute(&host, &cli.data, command).await,
         Command::Step(StepCommand::Run(args)) => step_run::execute(&host, &cli.data, args).await,
         Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect::execute(&host, args).await,
         Command::New(args) => build::execute_new(args),

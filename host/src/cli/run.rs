@@ -61,10 +61,22 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
             .map(|(loaded, _)| loaded)
     } else {
         let (name, version) = match args.workflow.split_once('@') {
-            Some((name, version)) => (name, Some(version)),
+            Some((name, version)) => (name, Some(version.to_string())),
             None => (args.workflow.as_str(), None),
         };
-        registry::load_registered(host, store.as_ref(), name, version).await
+        // Without a version, the workflow's rollout (if it ever had one) decides.
+        let version = match version {
+            Some(v) => Some(v),
+            None => crate::rollout::driver::choose(
+                store.as_ref(),
+                name,
+                args.idempotency_key.as_deref(),
+                &uuid::Uuid::now_v7().to_string(),
+            )
+            .await?
+            .map(|(version, _, _)| version),
+        };
+        registry::load_registered(host, store.as_ref(), name, version.as_deref()).await
     };
     let loaded = match loaded {
         Ok(loaded) => loaded,

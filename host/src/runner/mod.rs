@@ -197,7 +197,20 @@ impl Runner {
         input: Value,
         idempotency_key: Option<String>,
     ) -> Result<(RunRecord, bool), SubmitError> {
-        let new = self.new_run(loaded, input, idempotency_key)?;
+        self.submit_as(loaded, input, idempotency_key, None).await
+    }
+
+    /// [`Runner::submit`], the new run taking `id` (a UUIDv7 the caller made, say to place
+    /// the run on a rollout's line before it exists) when given.
+    pub async fn submit_as(
+        &self,
+        loaded: &Loaded,
+        input: Value,
+        idempotency_key: Option<String>,
+        id: Option<String>,
+    ) -> Result<(RunRecord, bool), SubmitError> {
+        let mut new = self.new_run(loaded, input, idempotency_key)?;
+        new.id = id;
         let (run, created) = self
             .store
             .create_run(new)

@@ -17,6 +17,7 @@ mod params;
 mod queue;
 mod replays;
 mod reviews;
+mod rollouts;
 mod router;
 mod runs;
 mod watch;
@@ -166,6 +167,27 @@ async fn sweep_reviews(app: App) {
     }
 }
 
+/// How often rollouts are looked at (each is checked when its own interval is due).
+const ROLLOUT_SWEEP: Duration = Duration::from_secs(1);
+
+/// Checks every rollout whose interval is due, on this host as on every other host of a
+/// fleet: the journal's revision check counts each check once.
+async fn sweep_rollouts(app: App) {
+    let mut tick = tokio::time::interval(ROLLOUT_SWEEP);
+    loop {
+        tick.tick().await;
+        let store = app.runner.store().clone();
+        match crate::rollout::driver::tick_all(store.as_ref(), crate::store::now_ms()).await {
+            Ok(changed) => {
+                for r in changed {
+                    tracing::info!(rollout = %r.id, workflow = %r.workflow, state = r.state.as_str(), weight = r.weight, reason = %r.reason, "rollout checked");
+                }
+            }
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "checking rollouts failed"),
+        }
+    }
+}
+
 /// Applies every workflow's `[retention]` at start and then every [`crate::retention::SWEEP`].
 async fn sweep_retention(app: App) {
     let mut tick = tokio::time::interval(crate::retention::SWEEP);
@@ -263,6 +285,7 @@ impl Server {
 
         let sweeper = tokio::spawn(sweep_reviews(app.clone()));
         let retention = tokio::spawn(sweep_retention(app.clone()));
+        let rollouts = tokio::spawn(sweep_rollouts(app.clone()));
         let router = router::build(app, tokens, &config);
         let drain_timeout = config.drain_timeout;
         let limits = listener::ConnectionLimits {
@@ -283,6 +306,7 @@ impl Server {
             resumer.abort();
             sweeper.abort();
             retention.abort();
+            rollouts.abort();
             runner.drain();
             let drained = tokio::time::timeout(drain_timeout, async {
                 let mut workers = workers;

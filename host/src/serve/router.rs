@@ -15,7 +15,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{self, ApiError};
-use super::{App, ServeConfig, Tokens, auth, health, links, offer, replays, reviews, runs};
+use super::{
+    App, ServeConfig, Tokens, auth, health, links, offer, replays, reviews, rollouts, runs,
+};
 use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
 
 #[derive(OpenApi)]
@@ -31,6 +33,7 @@ use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
         (name = "runs", description = "Submit, inspect, cancel and follow runs"),
         (name = "reviews", description = "The human review queue"),
         (name = "catalog", description = "Workflows and plugins on offer"),
+        (name = "rollouts", description = "Roll a workflow version out to a share of live runs, checked against the stable one"),
         (name = "operations", description = "Probes and metrics"),
     )
 )]
@@ -63,6 +66,9 @@ fn api(config: &ServeConfig) -> OpenApiRouter<App> {
         .routes(routes!(runs::events))
         .routes(routes!(reviews::list))
         .routes(routes!(reviews::get, reviews::decide))
+        .routes(routes!(rollouts::start, rollouts::list))
+        .routes(routes!(rollouts::get))
+        .routes(routes!(rollouts::order))
         .routes(routes!(offer::workflows))
         .routes(routes!(health::metrics))
         .layer(DefaultBodyLimit::max(config.max_body))

@@ -162,9 +162,26 @@ pub async fn submit(
         return Err(ApiError::unavailable("the server is shutting down"));
     }
     let wait = query.wait()?;
+    // Without a version asked for, the workflow's rollout (if it ever had one) decides.
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let chosen = match &body.version {
+        Some(_) => None,
+        None => crate::rollout::driver::choose(
+            app.runner.store().as_ref(),
+            &body.workflow,
+            body.idempotency_key.as_deref(),
+            &run_id,
+        )
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map(|(version, _, _)| version),
+    };
     let loaded = app
         .catalog
-        .lookup(&body.workflow, body.version.as_deref())
+        .lookup(
+            &body.workflow,
+            chosen.as_deref().or(body.version.as_deref()),
+        )
         .await
         .map_err(|e| match e {
             LookupError::Retired(message) => ApiError::conflict(message),
@@ -183,7 +200,7 @@ pub async fn submit(
     };
     let (run, created) = app
         .runner
-        .submit(&loaded, body.input, body.idempotency_key)
+        .submit_as(&loaded, body.input, body.idempotency_key, Some(run_id))
         .await
         .map_err(|e| match e {
             SubmitError::InvalidInput {

@@ -385,4 +385,29 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         GROUP BY 1, 2, 3, 4, 5;
     ",
     ),
+    (
+        11,
+        // Rollouts (store/rollouts.rs): at most one not over per workflow.
+        "
+    CREATE TABLE rollouts (
+        id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        active INTEGER NOT NULL,
+        revision INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE INDEX rollouts_by_workflow ON rollouts (workflow, created_ms);
+    CREATE UNIQUE INDEX rollouts_one_active ON rollouts (workflow) WHERE active = 1;
+    CREATE TABLE rollout_events (
+        rollout_id TEXT NOT NULL REFERENCES rollouts (id),
+        seq INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (rollout_id, seq)
+    );
+    ",
+    ),
 ];

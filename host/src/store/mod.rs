@@ -15,6 +15,7 @@ mod migrations;
 mod model_types;
 mod postgres;
 mod purge;
+pub mod rollouts;
 mod run_query;
 mod sqlite;
 mod types;
@@ -25,6 +26,7 @@ pub use idempotency::IdempotencyError;
 pub(crate) use idempotency::check_key as check_idempotency_key;
 pub use model_types::*;
 pub use postgres::PostgresStore;
+pub use rollouts::RolloutJournal;
 pub(crate) use sqlite::now_ms;
 pub use sqlite::{PAGE_SIZE_BYTES as SQLITE_PAGE_SIZE_BYTES, SqliteStore};
 pub use types::*;
@@ -209,4 +211,7 @@ pub trait Store: Send + Sync + 'static {
     async fn renew_lease(&self, lease: &Lease, lease_ms: i64) -> anyhow::Result<bool>;
     /// Gives a lease up, so another host may claim the run at once.
     async fn release_lease(&self, lease: &Lease) -> anyhow::Result<()>;
+
+    /// The rollout journal (see `store/rollouts.rs`).
+    fn rollouts(&self) -> &dyn RolloutJournal;
 }

@@ -19,6 +19,7 @@ mod readme;
 mod readme_shell;
 mod replay;
 mod review;
+mod rollout;
 mod serve;
 mod shared_journal;
 mod sidecar;

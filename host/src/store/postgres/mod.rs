@@ -9,6 +9,7 @@ mod lease;
 mod model;
 mod purge;
 mod reviews;
+mod rollouts;
 mod rows;
 mod schema;
 mod writes;
@@ -547,6 +548,9 @@ impl Store for PostgresStore {
 
     async fn release_lease(&self, held: &Lease) -> anyhow::Result<()> {
         lease::release(&self.pool, held).await
+    }
+    fn rollouts(&self) -> &dyn RolloutJournal {
+        self
     }
 }
 

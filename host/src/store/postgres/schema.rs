@@ -227,6 +227,31 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ",
     ),
     (5, "ALTER TABLE attempts ADD COLUMN tape TEXT"),
+    (
+        6,
+        // Rollouts (store/rollouts.rs): at most one not over per workflow.
+        "
+    CREATE TABLE rollouts (
+        id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        active BOOLEAN NOT NULL,
+        revision BIGINT NOT NULL,
+        doc TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL
+    );
+    CREATE INDEX rollouts_by_workflow ON rollouts (workflow, created_ms);
+    CREATE UNIQUE INDEX rollouts_one_active ON rollouts (workflow) WHERE active;
+    CREATE TABLE rollout_events (
+        rollout_id TEXT NOT NULL REFERENCES rollouts (id),
+        seq BIGINT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (rollout_id, seq)
+    );
+    ",
+    ),
 ];
 
 /// Applies pending migrations in one transaction, under the migration lock.

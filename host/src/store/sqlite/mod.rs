@@ -23,7 +23,9 @@ mod migrate;
 mod model;
 mod purge;
 mod reviews;
+mod rollouts;
 mod rows;
+mod state;
 mod writer;
 
 use rows::{EventKeys, RUN_COLUMNS, WORKFLOW_COLUMNS, get_run, json_col, run_row, workflow_row};
@@ -472,15 +474,7 @@ impl Store for SqliteStore {
 
     async fn state_get(&self, run_id: &str, key: &str) -> anyhow::Result<Option<String>> {
         let (run_id, key) = (run_id.to_string(), key.to_string());
-        self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT value FROM state WHERE run_id = ?1 AND key = ?2",
-                params![run_id, key],
-                |r| r.get(0),
-            )
-            .optional()?)
-        })
-        .await
+        self.read(move |c| state::get(c, &run_id, &key)).await
     }
 
     async fn state_set(
@@ -495,29 +489,8 @@ impl Store for SqliteStore {
             key.to_string(),
             value.map(str::to_string),
         );
-        self.write(move |c| {
-            match value {
-                None => {
-                    c.execute("DELETE FROM state WHERE run_id = ?1 AND key = ?2", params![run_id, key])?;
-                }
-                Some(value) => {
-                    let count: i64 = c.query_row(
-                        "SELECT COUNT(*) FROM state WHERE run_id = ?1 AND key <> ?2",
-                        params![run_id, key],
-                        |r| r.get(0),
-                    )?;
-                    if count as u64 >= max_keys {
-                        bail!("run {run_id} already has {count} state keys, the limit");
-                    }
-                    c.execute(
-                        "INSERT INTO state (run_id, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
-                        params![run_id, key, value],
-                    )?;
-                }
-            }
-            Ok(())
-        })
-        .await
+        self.write(move |c| state::set(c, &run_id, &key, value.as_deref(), max_keys))
+            .await
     }
 
     async fn record_model_call(
@@ -606,5 +579,8 @@ impl Store for SqliteStore {
     async fn release_lease(&self, held: &Lease) -> anyhow::Result<()> {
         let held = held.clone();
         self.write(move |c| lease::release(c, &held)).await
+    }
+    fn rollouts(&self) -> &dyn RolloutJournal {
+        self
     }
 }
