@@ -55,6 +55,9 @@ pub const ROLLOUT_WEIGHT: &str = "weir_rollout_weight_percent";
 /// Rollout transitions and checks, by kind.
 pub const ROLLOUT_EVENTS: &str = "weir_rollout_events_total";
 
+/// Shadow steps run, by outcome.
+pub const SHADOW_TOTAL: &str = "weir_shadow_total";
+
 /// Installs the Prometheus recorder (once per process) and returns its handle.
 pub fn install_prometheus() -> anyhow::Result<PrometheusHandle> {
     // Built and installed inside `get_or_init`, which runs once even when servers start
@@ -109,6 +112,10 @@ fn describe() {
         "Model tokens by provider, alias and direction"
     );
     describe_counter!(MODEL_COST, "Model spend in millionths of a US dollar");
+    describe_counter!(
+        SHADOW_TOTAL,
+        "Shadow steps run, by workflow, step, candidate and outcome"
+    );
     describe_gauge!(
         ROLLOUT_WEIGHT,
         "The candidate's share of new runs under a rollout, in percent"
@@ -117,6 +124,13 @@ fn describe() {
         ROLLOUT_EVENTS,
         "Rollout changes, by the state they left it in"
     );
+}
+
+/// Counts a shadow's result.
+pub(crate) fn shadow(result: &crate::store::ShadowResult) {
+    let candidate: String = result.candidate.chars().take(12).collect();
+    counter!(SHADOW_TOTAL, "workflow" => result.workflow.clone(), "step" => result.step_id.clone(), "candidate" => candidate, "outcome" => result.outcome.clone())
+        .increment(1);
 }
 
 /// Records a rollout's change.

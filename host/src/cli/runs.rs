@@ -48,6 +48,21 @@ pub(crate) enum Command {
         #[arg(long)]
         workflow: Option<String>,
     },
+    /// Shadow results, newest first: each shadowed step's outcome against its live attempt.
+    Shadows {
+        /// Only this workflow's.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Only this run's.
+        #[arg(long)]
+        run: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) async fn execute(
@@ -101,6 +116,41 @@ pub(crate) async fn execute(
             older_than,
             workflow,
         } => purge(store.as_ref(), older_than, workflow).await?,
+        Command::Shadows {
+            workflow,
+            run,
+            limit,
+            json,
+        } => {
+            let results = store
+                .shadows()
+                .shadow_results(workflow.as_deref(), run.as_deref(), limit)
+                .await?;
+            if json {
+                outln!("{}", super::render::pretty_json(&results)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut table = Table::new();
+            table.load_preset(UTF8_BORDERS_ONLY).set_header([
+                "run",
+                "workflow",
+                "step",
+                "candidate",
+                "outcome",
+                "live cost of the shadow",
+            ]);
+            for r in &results {
+                table.add_row([
+                    r.run_id.clone(),
+                    format!("{}@{}", r.workflow, r.version),
+                    r.step_id.clone(),
+                    r.candidate.chars().take(12).collect(),
+                    r.outcome.clone(),
+                    format!("${:.6}", r.cost_micros as f64 / 1e6),
+                ]);
+            }
+            outln!("{table}");
+        }
         Command::Show { id, json } => {
             let run = store
                 .get_run(&id)

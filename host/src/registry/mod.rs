@@ -152,6 +152,14 @@ pub async fn load_registered(
             .ok_or_else(|| anyhow::anyhow!("{label}: step {} has no pinned plugin", step.id))?;
         let plugin = load_plugin(host, store, digest, &format!("{label} step {}", step.id)).await?;
         plugins.insert(step.id.clone(), plugin);
+        if step.shadow.is_some() {
+            let pin = workflow::shadow::pin(&step.id);
+            let digest = stored.pins.get(&pin).ok_or_else(|| {
+                anyhow::anyhow!("{label}: step {}'s shadow has no pinned plugin", step.id)
+            })?;
+            let plugin = load_plugin(host, store, digest, &format!("{label} {pin}")).await?;
+            plugins.insert(pin, plugin);
+        }
     }
     Ok(Loaded {
         workflow: Arc::new(workflow),
@@ -225,8 +233,26 @@ async fn load_plugins(
     let mut plugins = HashMap::new();
     let mut pins = BTreeMap::new();
     let mut problems = Vec::new();
+    // Each step's plugin, and each shadow's candidate beside it (pinned as `shadow:<step>`).
+    let mut wanted: Vec<(String, PluginRef, std::ops::Range<usize>, String)> = Vec::new();
     for step in &workflow.steps {
-        let loaded = match &step.plugin {
+        wanted.push((
+            step.id.clone(),
+            step.plugin.clone(),
+            step.plugin_span.clone(),
+            step.id.clone(),
+        ));
+        if let Some(s) = &step.shadow {
+            wanted.push((
+                workflow::shadow::pin(&step.id),
+                s.candidate.clone(),
+                s.candidate_span.clone(),
+                format!("{}'s shadow", step.id),
+            ));
+        }
+    }
+    for (key, plugin_ref, span, label) in wanted {
+        let loaded = match &plugin_ref {
             PluginRef::Path(path) => host.load_plugin_file(path).await.map_err(|e| e.to_string()),
             PluginRef::Registry { name, version } => {
                 match store.find_plugin(name, version).await? {
@@ -245,10 +271,10 @@ async fn load_plugins(
         };
         match loaded {
             Ok(plugin) => {
-                pins.insert(step.id.clone(), plugin.digest().to_string());
-                plugins.insert(step.id.clone(), plugin);
+                pins.insert(key.clone(), plugin.digest().to_string());
+                plugins.insert(key, plugin);
             }
-            Err(message) => problems.push(Diagnostic::at(step.plugin_span.clone(), format!("step `{}`: {message}", step.id)).help("build the plugin (it must be a component implementing weir:step) or fix the path; relative paths start at the workflow file")),
+            Err(message) => problems.push(Diagnostic::at(span.clone(), format!("step `{label}`: {message}")).help("build the plugin (it must be a component implementing weir:step) or fix the path; relative paths start at the workflow file")),
         }
     }
     if !problems.is_empty() {

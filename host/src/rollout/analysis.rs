@@ -18,6 +18,9 @@ use crate::monitor::stats::{chi_square_homogeneity, js_distance};
 
 /// Reviews an arm needs before its rejection rate is judged.
 const MIN_REVIEWS: u64 = 10;
+/// Values a step needs in each arm before its route mix or confidence is judged: one
+/// run on a rare branch decides nothing.
+const MIN_PER_STEP: u64 = 10;
 
 /// What a check concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -132,8 +135,18 @@ pub fn analyse(
         metrics.push(routes(t, step, &stable, &candidate));
     }
     for (step, s) in &stable.confidence {
-        if let Some(c) = candidate.confidence.get(step) {
-            metrics.push(confidence(t, step, s, c));
+        match candidate.confidence.get(step) {
+            Some(c) if s.n >= MIN_PER_STEP && c.n >= MIN_PER_STEP => {
+                metrics.push(confidence(t, step, s, c));
+            }
+            other => metrics.push(skipped(
+                &format!("confidence:{step}"),
+                format!(
+                    "fewer than {MIN_PER_STEP} confidences in an arm ({} stable, {} candidate)",
+                    s.n,
+                    other.map_or(0, |c| c.n)
+                ),
+            )),
         }
     }
 
@@ -269,11 +282,34 @@ fn routes(t: &Thresholds, step: &str, stable: &ArmFigures, candidate: &ArmFigure
             .collect()
     };
     let (sc, cc) = (counts(s), counts(c));
+    let name = format!("route_distribution:{step}");
+    let (ns, nc) = (sc.iter().sum::<u64>(), cc.iter().sum::<u64>());
+    if ns < MIN_PER_STEP && nc < MIN_PER_STEP || ns.min(nc) > 0 && ns.min(nc) < MIN_PER_STEP {
+        return skipped(
+            &name,
+            format!(
+                "fewer than {MIN_PER_STEP} routed runs in an arm ({ns} stable, {nc} candidate)"
+            ),
+        );
+    }
+    if ns.min(nc) == 0 {
+        // The step routes in one arm and never in the other: the candidate changed its shape.
+        return Metric {
+            name,
+            stable: ns as f64,
+            candidate: nc as f64,
+            lo: None,
+            hi: None,
+            limit: 0.0,
+            verdict: Some(Verdict::Fail),
+            why: format!("the step routed {ns} stable runs and {nc} candidate runs"),
+        };
+    }
     let test = chi_square_homogeneity(&sc, &cc);
     let distance = js_distance(&sc, &cc);
     let fail = test.p_value < t.route_alpha && distance >= t.route_distance;
     Metric {
-        name: format!("route_distribution:{step}"),
+        name,
         stable: 0.0,
         candidate: distance,
         lo: None,
@@ -375,6 +411,11 @@ mod tests {
         assert_eq!(moved.verdict, Verdict::Fail, "{}", moved.why);
         assert!(moved.why.starts_with("route_distribution:classify"));
         assert_eq!(check(mix(100, 100), mix(104, 96)).verdict, Verdict::Pass);
+        // The candidate stopped routing the step at all.
+        let gone = check(mix(100, 100), arm(200, 0));
+        assert_eq!(gone.verdict, Verdict::Fail, "{}", gone.why);
+        // Three routed runs against two decide nothing.
+        assert_eq!(check(mix(2, 1), mix(1, 1)).verdict, Verdict::Pass);
     }
 
     #[test]

@@ -77,7 +77,16 @@ pub async fn start(store: &dyn Store, start: Start, now_ms: i64) -> Result<Rollo
             ))),
         }
     };
-    let to = registered(start.to.clone()).await?;
+    // The candidate need not be registered yet: a rollout started first waits in `pending`
+    // (every new run on the stable version) and begins once it is, so that registering the
+    // new version never sends it a run before the rollout decides.
+    let to = start.to.clone();
+    if semver::Version::parse(&to).is_err() {
+        return Err(RolloutError::Invalid(format!(
+            "`to` is {to:?}, not a semantic version (MAJOR.MINOR.PATCH)"
+        )));
+    }
+    let to_registered = store.get_workflow(name, Some(&to)).await?.is_some();
     let from = match start.from {
         Some(from) => registered(from).await?,
         None => current_version(store, name, &to).await?,
@@ -119,8 +128,22 @@ pub async fn start(store: &dyn Store, start: Start, now_ms: i64) -> Result<Rollo
             "workflow {name} has a rollout in progress ({active}): promote, roll back or abort it first"
         )));
     }
-    let begun = machine::begin(&rollout, now_ms);
-    write(store, &rollout, begun).await?;
+    if to_registered {
+        let begun = machine::begin(&rollout, now_ms);
+        write(store, &rollout, begun).await?;
+    } else {
+        let mut waiting = rollout.clone();
+        waiting.reason = format!("waiting for {name}@{to} to be registered");
+        let event = super::NewEvent {
+            kind: "pending",
+            data: json!({"why": waiting.reason}),
+        };
+        let outcome = Outcome {
+            rollout: waiting,
+            events: vec![event],
+        };
+        write(store, &rollout, outcome).await?;
+    }
     Ok(store
         .rollouts()
         .get_rollout(&rollout.id)
@@ -164,7 +187,16 @@ pub async fn tick(store: &dyn Store, id: &str, now_ms: i64) -> anyhow::Result<Op
         return Ok(None);
     };
     let outcome = match rollout.state {
-        State::Pending => machine::begin(&rollout, now_ms),
+        State::Pending => {
+            if store
+                .get_workflow(&rollout.workflow, Some(&rollout.to))
+                .await?
+                .is_none()
+            {
+                return Ok(None);
+            }
+            machine::begin(&rollout, now_ms)
+        }
         State::Ramping
             if rollout
                 .last_check_ms
@@ -178,12 +210,18 @@ pub async fn tick(store: &dyn Store, id: &str, now_ms: i64) -> anyhow::Result<Op
     write(store, &rollout, outcome).await
 }
 
-/// [`tick`] on every rollout not over; the rollouts this call changed.
+/// [`tick`] on every rollout not over; the rollouts this call changed (one that fails is
+/// logged and left for the next sweep).
 pub async fn tick_all(store: &dyn Store, now_ms: i64) -> anyhow::Result<Vec<Rollout>> {
     let mut changed = Vec::new();
     for rollout in store.rollouts().list_rollouts(None, true).await? {
-        if let Some(r) = tick(store, &rollout.id, now_ms).await? {
-            changed.push(r);
+        // One rollout that cannot be checked does not hold up the others.
+        match tick(store, &rollout.id, now_ms).await {
+            Ok(Some(r)) => changed.push(r),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(rollout = %rollout.id, workflow = %rollout.workflow, error = %format!("{e:#}"), "checking a rollout failed");
+            }
         }
     }
     Ok(changed)

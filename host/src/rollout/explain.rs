@@ -74,6 +74,11 @@ pub async fn explain(store: &dyn Store, rollout: Rollout) -> anyhow::Result<Expl
     let mut i = 1;
     while i < events.len() {
         let e = &events[i];
+        if e.kind == "pending" {
+            // Waiting for the candidate to be registered: no decision.
+            i += 1;
+            continue;
+        }
         let (cause, outcome, verdict, figures_now) = if e.kind == "check" {
             let journaled: Check = serde_json::from_value(e.data["check"].clone())?;
             let again = analyse(
@@ -131,10 +136,9 @@ pub async fn explain(store: &dyn Store, rollout: Rollout) -> anyhow::Result<Expl
         let span = recomputed.len().max(1).min(events.len() - i);
         let covered: &[RolloutEvent] = &events[i..i + span];
         let journaled: Vec<String> = covered.iter().map(|e| e.kind.clone()).collect();
-        let agrees = journaled == recomputed
-            && figures_now
-                .iter()
-                .all(|n| !n.starts_with("journaled verdict"));
+        // The figures read again must match too: a journal edited consistently (figures
+        // and verdict together) still disagrees with the runs.
+        let agrees = journaled == recomputed && figures_now.is_empty();
         decisions.push(Decision {
             events: covered.iter().map(|e| e.seq).collect(),
             at_ms: e.at_ms,

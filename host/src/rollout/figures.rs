@@ -26,7 +26,7 @@ pub struct ArmFigures {
     pub version: String,
     /// Runs that ended (succeeded or failed; cancelled runs say nothing about the version).
     pub runs: u64,
-    /// Of them, failed.
+    /// Of them, failed (a reviewer's rejection is not counted here but in `rejected`).
     pub failed: u64,
     /// Ended runs with a decided review.
     pub reviewed: u64,
@@ -103,7 +103,12 @@ pub async fn gather(
     let mut cost_micros = 0i64;
     let mut confidences: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for run in &runs {
-        if run.status == RunStatus::Failed {
+        // A reviewer's rejection is counted as a rejection, not as the version failing.
+        let rejected_by_review = run
+            .failure
+            .as_ref()
+            .is_some_and(|f| f["failure"]["kind"] == "review_rejected");
+        if run.status == RunStatus::Failed && !rejected_by_review {
             figures.failed += 1;
         }
         match reviewed.get(&run.id) {

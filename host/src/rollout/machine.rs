@@ -145,6 +145,12 @@ pub fn order(rollout: &Rollout, order: Order, by: &str, now_ms: i64) -> Result<O
         Order::Pause if state == State::Paused => {
             return Err(format!("rollout {} is paused already", rollout.id));
         }
+        Order::Pause if state == State::Pending => {
+            return Err(format!(
+                "rollout {} has not begun (no run goes to its candidate yet): abort it to stop it",
+                rollout.id
+            ));
+        }
         Order::Pause => {
             let mut r = rollout.clone();
             r.state = State::Paused;

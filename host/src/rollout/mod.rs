@@ -32,7 +32,8 @@ pub use plan::{Plan, Thresholds};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
-    /// Created; its first step has not begun.
+    /// Created; its first step has not begun (its candidate is not registered yet: every
+    /// new run starts on the stable version).
     Pending,
     /// A step's weight is live and checked every interval.
     Ramping,
@@ -112,8 +113,8 @@ pub struct RolloutEvent {
     pub seq: i64,
     /// When (ms since the Unix epoch).
     pub at_ms: i64,
-    /// `started`, `ramping`, `check`, `paused`, `resumed`, `promoted`, `rolled_back` or
-    /// `aborted`.
+    /// `started`, `pending`, `ramping`, `check`, `paused`, `resumed`, `promoted`,
+    /// `rolled_back` or `aborted`.
     pub kind: String,
     /// Its figures: the step and weight, the check, who asked, why.
     pub data: serde_json::Value,

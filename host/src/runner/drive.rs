@@ -200,6 +200,12 @@ impl<'a> Drive<'a> {
             if let Some(status) = ended {
                 if self.runner.replay.is_none() {
                     metrics::run_ended(&self.run.workflow, &self.run.version, status);
+                    super::shadow::after_run(
+                        self.runner,
+                        &self.run.id,
+                        &self.run.version,
+                        &self.workflow,
+                    );
                 }
                 return Ok(self.ended);
             }

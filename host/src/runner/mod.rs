@@ -13,6 +13,7 @@ mod progress;
 mod retry;
 mod review;
 mod schedule;
+mod shadow;
 mod step;
 
 use std::collections::HashMap;
@@ -56,6 +57,8 @@ pub struct Runner {
     tapes: bool,
     /// On a rerun from a step: the results restored instead of run.
     restore: Option<Arc<crate::replay::Restore>>,
+    /// Shadow steps this host runs at once.
+    shadow_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// How a host shares runs with others on one database.
@@ -125,6 +128,7 @@ impl Runner {
             replay: None,
             tapes: true,
             restore: None,
+            shadow_slots: Arc::new(tokio::sync::Semaphore::new(shadow::SLOTS)),
         }
     }
 

@@ -20,6 +20,7 @@ mod reviews;
 mod rollouts;
 mod router;
 mod runs;
+mod shadows;
 mod watch;
 
 use std::net::SocketAddr;

@@ -75,8 +75,8 @@ fn api_error(e: RolloutError) -> ApiError {
 /// Starts a rollout of a workflow to a registered version.
 #[utoipa::path(post, path = "/v1/rollouts", operation_id = "startRollout", tag = "rollouts", request_body = Start,
     responses(
-        (status = 201, description = "Started: its first step is live", body = Rollout),
-        (status = 400, description = "A plan that cannot run, or a version that is not registered", body = ErrorBody),
+        (status = 201, description = "Started: its first step is live, or it is `pending` until its candidate version is registered", body = Rollout),
+        (status = 400, description = "A plan that cannot run, or a `from` version that is not registered", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 409, description = "The workflow has a rollout in progress", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),

@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use super::error::{self, ApiError};
 use super::{
-    App, ServeConfig, Tokens, auth, health, links, offer, replays, reviews, rollouts, runs,
+    App, ServeConfig, Tokens, auth, health, links, offer, replays, reviews, rollouts, runs, shadows,
 };
 use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
 
@@ -28,7 +28,7 @@ use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
     ),
     modifiers(&BearerAuth),
     // The journal event each server-sent event of `/v1/runs/{id}/events` carries as its data.
-    components(schemas(crate::store::EventRecord)),
+    components(schemas(crate::store::EventRecord, rollouts::OrderName)),
     tags(
         (name = "runs", description = "Submit, inspect, cancel and follow runs"),
         (name = "reviews", description = "The human review queue"),
@@ -69,6 +69,7 @@ fn api(config: &ServeConfig) -> OpenApiRouter<App> {
         .routes(routes!(rollouts::start, rollouts::list))
         .routes(routes!(rollouts::get))
         .routes(routes!(rollouts::order))
+        .routes(routes!(shadows::list))
         .routes(routes!(offer::workflows))
         .routes(routes!(health::metrics))
         .layer(DefaultBodyLimit::max(config.max_body))

@@ -410,4 +410,24 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     );
     ",
     ),
+    (
+        12,
+        // Shadow results (store/shadows.rs).
+        "
+    CREATE TABLE shadow_results (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        workflow TEXT NOT NULL,
+        version TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        candidate TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        cost_micros INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX shadow_results_by_step ON shadow_results (workflow, step_id, at_ms);
+    CREATE INDEX shadow_results_by_run ON shadow_results (run_id);
+    ",
+    ),
 ];

@@ -17,6 +17,7 @@ mod postgres;
 mod purge;
 pub mod rollouts;
 mod run_query;
+pub mod shadows;
 mod sqlite;
 mod types;
 pub mod usage;
@@ -27,6 +28,7 @@ pub(crate) use idempotency::check_key as check_idempotency_key;
 pub use model_types::*;
 pub use postgres::PostgresStore;
 pub use rollouts::RolloutJournal;
+pub use shadows::{ShadowJournal, ShadowResult};
 pub(crate) use sqlite::now_ms;
 pub use sqlite::{PAGE_SIZE_BYTES as SQLITE_PAGE_SIZE_BYTES, SqliteStore};
 pub use types::*;
@@ -214,4 +216,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// The rollout journal (see `store/rollouts.rs`).
     fn rollouts(&self) -> &dyn RolloutJournal;
+    /// The shadow journal (see `store/shadows.rs`).
+    fn shadows(&self) -> &dyn ShadowJournal;
 }

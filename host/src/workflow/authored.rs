@@ -95,6 +95,7 @@ pub(crate) struct StepTable {
     pub review: Option<Spanned<ReviewTable>>,
     pub model: Option<Spanned<crate::model::PolicyTable>>,
     pub fallback: Option<Spanned<FallbackTable>>,
+    pub shadow: Option<Spanned<super::shadow::ShadowTable>>,
 }
 
 /// `fallback = { step = "…", on = ["model.unavailable", …] }`.

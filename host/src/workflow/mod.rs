@@ -16,6 +16,7 @@ mod parse;
 mod protection;
 mod resolve;
 mod review;
+pub mod shadow;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -117,6 +118,8 @@ pub struct StepDef {
     /// Set on a fallback step: the step it stands in for. It runs only when that step fails
     /// with a kind its rule names, and is skipped otherwise.
     pub stands_in_for: Option<String>,
+    /// A candidate plugin run beside it on a share of runs, compared and never passed on.
+    pub shadow: Option<shadow::Shadow>,
 }
 
 /// A step-level fallback rule.

@@ -300,25 +300,11 @@ fn step(
         );
     }
 
-    let plugin_text = table.plugin.get_ref();
-    let plugin = match plugin_text.split_once('@') {
-        Some((name, version)) if !plugin_text.ends_with(".wasm") && !name.contains('/') => {
-            if semver::Version::parse(version).is_err() {
-                errors.push(
-                    Diagnostic::at(
-                        table.plugin.span(),
-                        format!("plugin {plugin_text:?} has a version that is not semver"),
-                    )
-                    .help("write name@MAJOR.MINOR.PATCH, or a path to a .wasm file"),
-                );
-            }
-            PluginRef::Registry {
-                name: name.to_string(),
-                version: version.to_string(),
-            }
-        }
-        _ => PluginRef::Path(base_dir.join(plugin_text)),
-    };
+    let plugin = plugin_ref(&table.plugin, base_dir, errors);
+    let shadow = table
+        .shadow
+        .as_ref()
+        .and_then(|t| super::shadow::resolve(t, base_dir, errors));
 
     let limits = limits(&table.limits, defaults, errors);
     let config = match &table.config {
@@ -380,7 +366,36 @@ fn step(
         model_policy,
         fallback,
         stands_in_for: None,
+        shadow,
     })
+}
+
+/// `plugin = "…"`: a component file (relative to the workflow file) or `name@version` of a
+/// registered plugin.
+pub(super) fn plugin_ref(
+    text: &Spanned<String>,
+    base_dir: &Path,
+    errors: &mut Vec<Diagnostic>,
+) -> PluginRef {
+    let plugin_text = text.get_ref();
+    match plugin_text.split_once('@') {
+        Some((name, version)) if !plugin_text.ends_with(".wasm") && !name.contains('/') => {
+            if semver::Version::parse(version).is_err() {
+                errors.push(
+                    Diagnostic::at(
+                        text.span(),
+                        format!("plugin {plugin_text:?} has a version that is not semver"),
+                    )
+                    .help("write name@MAJOR.MINOR.PATCH, or a path to a .wasm file"),
+                );
+            }
+            PluginRef::Registry {
+                name: name.to_string(),
+                version: version.to_string(),
+            }
+        }
+        _ => PluginRef::Path(base_dir.join(plugin_text)),
+    }
 }
 
 fn limits(table: &LimitsTable, defaults: &Limits, errors: &mut Vec<Diagnostic>) -> Limits {

@@ -21,6 +21,7 @@ mod replay;
 mod review;
 mod rollout;
 mod serve;
+mod shadow;
 mod shared_journal;
 mod sidecar;
 mod spans;

@@ -128,8 +128,21 @@ async fn kinds(store: &dyn Store, r: &Rollout) -> Vec<String> {
 async fn a_candidate_failing_30_percent_is_rolled_back_before_its_second_step() {
     let f = Fixture::new().await;
     register(&f, "1.0.0", false).await;
+    // Started before its candidate is registered, the rollout waits, and registering the
+    // candidate sends it nothing until the rollout begins.
+    let waiting = start(&f, plan(&[50, 100], 20)).await;
+    assert_eq!((waiting.state, waiting.weight), (State::Pending, 0));
+    assert!(
+        waiting.reason.contains("canary@2.0.0"),
+        "{}",
+        waiting.reason
+    );
     register(&f, "2.0.0", true).await;
-    let rollout = start(&f, plan(&[50, 100], 20)).await;
+    for i in 0..10 {
+        let (version, _) = submit(&f, &format!("early-{i}"), json!({"flaky": true})).await;
+        assert_eq!(version, "1.0.0");
+    }
+    let rollout = tick(f.store.as_ref(), &waiting).await;
     assert_eq!((rollout.state, rollout.weight), (State::Ramping, 50));
     assert_eq!(
         rollout.from, "1.0.0",
@@ -400,17 +413,24 @@ async fn rollouts_are_started_followed_and_ordered_over_http() {
     );
     let (status, body) = post(
         "/v1/rollouts",
-        json!({"workflow": "canary", "to": "9.0.0", "plan": {"steps": [100]}}),
+        json!({"workflow": "canary", "to": "two", "plan": {"steps": [100]}}),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("canary@9.0.0"),
-        "{body}"
-    );
+    // A version not registered yet: the rollout waits for it, and can be aborted; new runs
+    // then start on its stable version.
+    let (status, waiting) = post(
+        "/v1/rollouts",
+        json!({"workflow": "canary", "to": "9.0.0", "from": "1.0.0", "plan": {"steps": [100]}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{waiting}");
+    assert_eq!(waiting["state"], "pending");
+    let waiting_id = waiting["id"].as_str().unwrap();
+    let (status, _) = post(&format!("/v1/rollouts/{waiting_id}/pause"), json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = post(&format!("/v1/rollouts/{waiting_id}/abort"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
 
     let plan = json!({"steps": [50, 100], "hold_ms": 0, "interval_ms": 3_600_000, "min_runs": 5});
     let (status, started) = post(
@@ -486,7 +506,13 @@ async fn rollouts_are_started_followed_and_ordered_over_http() {
         .await;
     assert_eq!(run["run"]["version"], "1.0.0", "{run}");
     let all = sidecar.json("/v1/rollouts?workflow=canary").await;
+    assert_eq!(all["rollouts"].as_array().unwrap().len(), 2);
     assert_eq!(all["rollouts"][0]["state"], "aborted");
     let active = sidecar.json("/v1/rollouts?active=true").await;
     assert_eq!(active["rollouts"], json!([]));
+    // The shadow results endpoint answers, and refuses a limit out of range.
+    let shadows = sidecar.json("/v1/shadows?workflow=canary").await;
+    assert_eq!(shadows["shadows"], json!([]));
+    let r = sidecar.get("/v1/shadows?limit=0").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }

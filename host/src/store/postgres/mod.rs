@@ -12,6 +12,7 @@ mod reviews;
 mod rollouts;
 mod rows;
 mod schema;
+mod shadows;
 mod writes;
 
 use anyhow::{Context as _, bail};
@@ -550,6 +551,10 @@ impl Store for PostgresStore {
         lease::release(&self.pool, held).await
     }
     fn rollouts(&self) -> &dyn RolloutJournal {
+        self
+    }
+
+    fn shadows(&self) -> &dyn ShadowJournal {
         self
     }
 }

@@ -54,6 +54,7 @@ async fn purge_run(
         "UPDATE steps SET output = NULL WHERE run_id = $1",
         "UPDATE attempts SET logs = NULL, tape = NULL WHERE run_id = $1",
         "DELETE FROM state WHERE run_id = $1",
+        "UPDATE shadow_results SET detail = '{\"purged\": true}' WHERE run_id = $1",
         "UPDATE reviews SET reason = '(purged)', data = 'null', note = NULL, before_value = NULL, after_value = NULL WHERE run_id = $1",
         "UPDATE model_calls SET request = 'null', response = NULL, error = NULL WHERE run_id = $1",
     ] {

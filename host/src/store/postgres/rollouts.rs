@@ -26,7 +26,7 @@ impl RolloutJournal for PostgresStore {
             if let Some(id) = active {
                 return Ok(Err(id));
             }
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO rollouts (id, workflow, active, revision, doc, created_ms, updated_ms)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
@@ -38,7 +38,18 @@ impl RolloutJournal for PostgresStore {
             .bind(rollout.created_ms)
             .bind(rollout.updated_ms)
             .execute(&mut *tx)
-            .await?;
+            .await;
+            if let Err(e) = inserted {
+                // Another host started one between the check and the insert: the partial
+                // unique index refused this one. Name the winner.
+                if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23505") {
+                    return Ok(Err(format!(
+                        "started a moment ago for {}",
+                        rollout.workflow
+                    )));
+                }
+                return Err(e.into());
+            }
             append(&mut tx, rollout, &events).await?;
             Ok(Ok(()))
         }

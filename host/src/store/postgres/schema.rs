@@ -252,6 +252,26 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );
     ",
     ),
+    (
+        7,
+        // Shadow results (store/shadows.rs).
+        "
+    CREATE TABLE shadow_results (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        workflow TEXT NOT NULL,
+        version TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        candidate TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        cost_micros BIGINT NOT NULL,
+        at_ms BIGINT NOT NULL
+    );
+    CREATE INDEX shadow_results_by_step ON shadow_results (workflow, step_id, at_ms);
+    CREATE INDEX shadow_results_by_run ON shadow_results (run_id);
+    ",
+    ),
 ];
 
 /// Applies pending migrations in one transaction, under the migration lock.

@@ -25,6 +25,7 @@ mod purge;
 mod reviews;
 mod rollouts;
 mod rows;
+mod shadows;
 mod state;
 mod writer;
 
@@ -581,6 +582,10 @@ impl Store for SqliteStore {
         self.write(move |c| lease::release(c, &held)).await
     }
     fn rollouts(&self) -> &dyn RolloutJournal {
+        self
+    }
+
+    fn shadows(&self) -> &dyn ShadowJournal {
         self
     }
 }

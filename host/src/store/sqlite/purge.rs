@@ -59,6 +59,11 @@ fn purge_run(c: &Connection, id: &str, keys: EventKeys, now: i64) -> anyhow::Res
     c.execute("UPDATE steps SET output = NULL WHERE run_id = ?1", [id])?;
     c.execute("UPDATE attempts SET logs = NULL WHERE run_id = ?1", [id])?;
     c.execute("DELETE FROM state WHERE run_id = ?1", [id])?;
+    // A shadow's detail holds what the step said, live and in the shadow.
+    c.execute(
+        "UPDATE shadow_results SET detail = '{\"purged\": true}' WHERE run_id = ?1",
+        [id],
+    )?;
     c.execute(
         "UPDATE reviews SET reason = '(purged)', data = 'null', note = NULL, before_value = NULL, after_value = NULL WHERE run_id = ?1",
         [id],
