@@ -1,9 +1,8 @@
 //! `weir rollout explain`: every decision of a rollout made again from its journal.
 //!
-//! The events are run back through the same [`analysis`](super::analysis) and
-//! [`machine`](super::machine): each check's verdict from the figures it journaled, each
-//! transition from that verdict (or from the order a person gave), and each check's figures
-//! read again from the runs in its window. A decision that comes out otherwise is a
+//! The events are run back through the same `analysis` and `machine`: each check's verdict
+//! from the figures it journaled, each transition from that verdict (or from the order a
+//! person gave), and each check's figures read again from the runs in its window. A decision that comes out otherwise is a
 //! disagreement: the journal was changed, or this Weir decides differently from the one that
 //! ran the rollout.
 
