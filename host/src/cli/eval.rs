@@ -53,6 +53,10 @@ pub(crate) struct Args {
     /// What live model calls may spend over the whole evaluation, in dollars.
     #[arg(long, default_value_t = 1.0)]
     budget_usd: f64,
+    /// First replay this many of the selected runs as recorded with every model call made
+    /// again (paid from a --budget-usd of its own): the A/A noise floor.
+    #[arg(long, value_name = "N")]
+    aa: Option<usize>,
     /// A JSON Pointer left out of every output comparison (repeatable), e.g. `/generated_at`.
     #[arg(long, value_name = "POINTER")]
     ignore: Vec<String>,
@@ -81,38 +85,7 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
     }
     let runner = data.existing_runner(host).await?;
     let store = runner.store();
-    let mut steps = HashMap::new();
-    for spec in &args.steps {
-        let (id, plugin) = spec
-            .split_once('=')
-            .with_context(|| format!("--step {spec}: expected ID=PLUGIN"))?;
-        let plugin = match plugin.strip_prefix("sha256:") {
-            Some(digest) => {
-                crate::registry::load_plugin(host, store.as_ref(), digest, &format!("--step {id}"))
-                    .await?
-            }
-            None => host.load_plugin_file(Path::new(plugin)).await?,
-        };
-        steps.insert(id.to_string(), plugin);
-    }
-    let workflow = match &args.candidate {
-        None => None,
-        Some(c) if Path::new(c).exists() => Some(Arc::new(
-            crate::registry::check_file(host, store.as_ref(), Path::new(c)).await?,
-        )),
-        Some(c) => {
-            let (name, version) = c.split_once('@').with_context(|| {
-                format!("--candidate {c}: not a file, nor `name@version` of a registered workflow")
-            })?;
-            Some(Arc::new(
-                crate::registry::load_registered(host, store.as_ref(), name, Some(version)).await?,
-            ))
-        }
-    };
-    anyhow::ensure!(
-        !steps.is_empty() || workflow.is_some(),
-        "name a candidate: --step ID=PLUGIN (repeatable) or --candidate FILE|NAME@VERSION"
-    );
+    let (steps, workflow) = candidate(host, store, &args.steps, args.candidate.as_deref()).await?;
     let status = args
         .status
         .as_deref()
@@ -141,8 +114,9 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
         steps,
         workflow,
         budget_usd: Some(args.budget_usd),
+        fresh_models: false,
     };
-    let experiment = crate::eval::evaluate(
+    let mut experiment = crate::eval::evaluate(
         host,
         store,
         runner.models(),
@@ -158,6 +132,34 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
             args.workflow
         );
     }
+    if let Some(n) = args.aa.filter(|n| *n > 0) {
+        experiment.summary.aa = Some(
+            crate::eval::noise_floor(
+                host,
+                store,
+                runner.models(),
+                &selection,
+                n,
+                args.budget_usd,
+                &args.ignore,
+            )
+            .await?,
+        );
+    }
+    // Every experiment is journaled, to be listed and read again (`weir experiments`).
+    let id = uuid::Uuid::now_v7().to_string();
+    let record = crate::store::ExperimentRecord {
+        id: id.clone(),
+        workflow: experiment.workflow.clone(),
+        candidate: experiment.candidate.clone(),
+        created_ms: crate::store::now_ms(),
+        summary: serde_json::to_value(&experiment.summary)?,
+    };
+    store
+        .experiments()
+        .save_experiment(&record, &serde_json::to_value(&experiment)?)
+        .await?;
+    eprintln!("journaled as experiment {id} (weir experiments show {id})");
     if let Some(path) = &args.out {
         std::fs::write(path, render::pretty_json(&experiment)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -190,6 +192,52 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
     })
 }
 
+/// The plugins (`--step ID=PLUGIN`, a .wasm file or `sha256:<digest>` of a stored one) and
+/// the workflow (`--candidate FILE|NAME@VERSION`) a candidate is made of; at least one.
+pub(super) async fn candidate(
+    host: &Host,
+    store: &Arc<dyn crate::store::Store>,
+    step_specs: &[String],
+    candidate: Option<&str>,
+) -> anyhow::Result<(
+    HashMap<String, crate::plugin::Plugin>,
+    Option<Arc<crate::registry::Loaded>>,
+)> {
+    let mut steps = HashMap::new();
+    for spec in step_specs {
+        let (id, plugin) = spec
+            .split_once('=')
+            .with_context(|| format!("--step {spec}: expected ID=PLUGIN"))?;
+        let plugin = match plugin.strip_prefix("sha256:") {
+            Some(digest) => {
+                crate::registry::load_plugin(host, store.as_ref(), digest, &format!("--step {id}"))
+                    .await?
+            }
+            None => host.load_plugin_file(Path::new(plugin)).await?,
+        };
+        steps.insert(id.to_string(), plugin);
+    }
+    let workflow = match candidate {
+        None => None,
+        Some(c) if Path::new(c).exists() => Some(Arc::new(
+            crate::registry::check_file(host, store.as_ref(), Path::new(c)).await?,
+        )),
+        Some(c) => {
+            let (name, version) = c.split_once('@').with_context(|| {
+                format!("--candidate {c}: not a file, nor `name@version` of a registered workflow")
+            })?;
+            Some(Arc::new(
+                crate::registry::load_registered(host, store.as_ref(), name, Some(version)).await?,
+            ))
+        }
+    };
+    anyhow::ensure!(
+        !steps.is_empty() || workflow.is_some(),
+        "name a candidate: --step ID=PLUGIN (repeatable) or --candidate FILE|NAME@VERSION"
+    );
+    Ok((steps, workflow))
+}
+
 fn candidate_label(args: &Args) -> String {
     let mut parts: Vec<String> = args.steps.clone();
     if let Some(c) = &args.candidate {
@@ -220,6 +268,16 @@ fn print(experiment: &Experiment) {
     );
     outln!("  output agreement   {}", pct(&s.output_agreement));
     outln!("  route agreement    {}", pct(&s.route_agreement));
+    if let Some(aa) = &s.aa {
+        outln!(
+            "  A/A noise floor    output {}, route {} ({} runs, {} live calls, ${:.4})",
+            pct(&aa.output_agreement),
+            pct(&aa.route_agreement),
+            aa.runs,
+            aa.live_calls,
+            aa.cost_usd
+        );
+    }
     outln!(
         "  confidence shift   {:+.3} (95% CI {:+.3} to {:+.3}, {} steps)",
         s.confidence_shift.mean,

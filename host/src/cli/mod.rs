@@ -11,6 +11,7 @@ mod build;
 mod data;
 mod dev;
 mod eval;
+mod experiments;
 mod live;
 mod plugin_inspect;
 mod render;
@@ -80,6 +81,9 @@ enum Command {
     Replay(replay::Args),
     /// Evaluate a candidate step or workflow version on recorded runs, answers from the record.
     Eval(eval::Args),
+    /// The evaluations `weir eval` journaled: list them, show one.
+    #[command(subcommand)]
+    Experiments(experiments::Command),
     /// Check a workflow file and list every problem with its line and column.
     Validate(validate::Args),
     /// Serve the HTTP API (a sidecar): runs, events, reviews, workflows, plugins, metrics.
@@ -175,6 +179,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resume(args) => resume::execute(&host, &cli.data, args).await,
         Command::Replay(args) => replay::execute(&host, &cli.data, args).await,
         Command::Eval(args) => eval::execute(&host, &cli.data, args).await,
+        Command::Experiments(command) => experiments::execute(&host, &cli.data, command).await,
         Command::Validate(args) => validate::execute(&host, &cli.data, args).await,
         Command::Serve(args) => serve::execute(&host, &cli.data, args).await,
         Command::Review(command) => review::execute(&host, &cli.data, command).await,

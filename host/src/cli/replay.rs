@@ -1,15 +1,17 @@
 //! `weir replay <run-id>`: drive a recorded run again with every model call, HTTP exchange,
 //! clock read and random byte answered from its record, and say whether it came out the
 //! same. Exit 0 when it did, 1 when it did not (each difference is listed), 2 on an error.
-//! With `--from-step`, a new run that keeps the results before the step and runs the rest
-//! again, exiting as `weir run` does.
+//! With `--step` or `--candidate`, a candidate replay: the calls it makes that ask what the
+//! record holds are answered from it, the rest follow `--on-miss`; exit 0 when it came out
+//! the same. With `--from-step`, a new run that keeps the results before the step and runs
+//! the rest again, exiting as `weir run` does.
 
 use std::process::ExitCode;
 
 use super::data::DataArgs;
 use super::render;
 use crate::Host;
-use crate::replay::ReplayReport;
+use crate::replay::{Matching, OnMiss, Options, ReplayReport, Scratch};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -22,6 +24,21 @@ pub(crate) struct Args {
     /// With --from-step: the step's input instead of its own (JSON, or @file).
     #[arg(long, value_name = "JSON|@FILE", requires = "from_step")]
     input: Option<String>,
+    /// Candidate mode: run this plugin (a .wasm file, or `sha256:<digest>`) for step ID
+    /// (repeatable); calls asking what the record holds are answered from it.
+    #[arg(long = "step", value_name = "ID=PLUGIN", conflicts_with = "from_step")]
+    steps: Vec<String>,
+    /// Candidate mode: run the recorded input through this workflow (a file, or
+    /// `name@version`).
+    #[arg(long, value_name = "FILE|NAME@VERSION", conflicts_with = "from_step")]
+    candidate: Option<String>,
+    /// Candidate mode: a call the record cannot answer is refused (`fail`), made for real
+    /// (`live`: GET only for HTTP, model calls from --budget-usd), or ends the replay (`skip`).
+    #[arg(long, value_enum, default_value_t = OnMiss::Fail)]
+    on_miss: OnMiss,
+    /// Candidate mode: what live model calls may spend, in dollars.
+    #[arg(long, default_value_t = 1.0)]
+    budget_usd: f64,
     /// Print the report (or the new run) as JSON.
     #[arg(long)]
     json: bool,
@@ -64,7 +81,30 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
             _ => ExitCode::from(super::EXIT_STEP_FAILED),
         });
     }
-    let report = crate::replay::strict(host, runner.store(), runner.models(), &args.run_id).await?;
+    let report = if args.steps.is_empty() && args.candidate.is_none() {
+        crate::replay::strict(host, runner.store(), runner.models(), &args.run_id).await?
+    } else {
+        let (steps, workflow) =
+            super::eval::candidate(host, runner.store(), &args.steps, args.candidate.as_deref())
+                .await?;
+        let options = Options {
+            matching: Matching::Request(args.on_miss),
+            steps,
+            workflow,
+            budget_usd: Some(args.budget_usd),
+            fresh_models: false,
+        };
+        let scratch = Scratch::new()?;
+        crate::replay::replay(
+            host,
+            runner.store(),
+            runner.models(),
+            &args.run_id,
+            &options,
+            &scratch,
+        )
+        .await?
+    };
     if args.json {
         outln!("{}", render::pretty_json(&report)?);
     } else {

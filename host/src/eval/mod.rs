@@ -18,7 +18,7 @@ use serde::Serialize;
 
 pub use case::{Case, CaseStep, Regression};
 pub use gate::Gate;
-pub use summary::Summary;
+pub use summary::{NoiseFloor, Summary};
 
 use crate::engine::Host;
 use crate::model::Models;
@@ -91,6 +91,49 @@ pub async fn evaluate(
         candidate,
         summary,
         cases,
+    })
+}
+
+/// The A/A noise floor: the first `runs` of `selection` replayed as recorded, with every
+/// model call made again (paid from `budget_usd`, never the workflow's budgets) and every
+/// HTTP exchange, clock and random byte still from the record.
+pub async fn noise_floor(
+    host: &Host,
+    store: &Arc<dyn Store>,
+    models: &Models,
+    selection: &Selection,
+    runs: usize,
+    budget_usd: f64,
+    ignore: &[String],
+) -> anyhow::Result<NoiseFloor> {
+    let selection = Selection {
+        limit: runs,
+        ..selection.clone()
+    };
+    let options = Options {
+        matching: crate::replay::Matching::Request(crate::replay::OnMiss::Live),
+        budget_usd: Some(budget_usd),
+        fresh_models: true,
+        ..Options::default()
+    };
+    let aa = evaluate(
+        host,
+        store,
+        models,
+        &selection,
+        &options,
+        ignore,
+        "A/A".into(),
+    )
+    .await?;
+    let s = aa.summary;
+    let cost = aa.cases.iter().map(|c| c.cost_micros.1).sum::<i64>();
+    Ok(NoiseFloor {
+        runs: s.evaluated,
+        output_agreement: s.output_agreement,
+        route_agreement: s.route_agreement,
+        live_calls: s.calls.get("live").copied().unwrap_or(0),
+        cost_usd: cost as f64 / 1e6,
     })
 }
 

@@ -42,6 +42,25 @@ pub struct Summary {
     pub calls: BTreeMap<String, u64>,
     /// Cases with at least one regression.
     pub regressions: u64,
+    /// The A/A noise floor (`--aa N`), when asked for.
+    pub aa: Option<NoiseFloor>,
+}
+
+/// The recorded version replayed against itself with every model call made again: how
+/// often the model's own noise alone changes an output or a route. A candidate's
+/// disagreement is worth reading only above this floor.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct NoiseFloor {
+    /// Runs replayed.
+    pub runs: u64,
+    /// Of them, with every step's output the same.
+    pub output_agreement: Rate,
+    /// Routed steps whose route is the same.
+    pub route_agreement: Rate,
+    /// Model calls made live.
+    pub live_calls: u64,
+    /// What they cost, in dollars (from the evaluation budget).
+    pub cost_usd: f64,
 }
 
 /// A share before and after.
@@ -158,6 +177,7 @@ pub fn summarize(cases: &[Case]) -> Summary {
         accuracy,
         calls,
         regressions: count(&|c| !c.regressions.is_empty()),
+        aa: None,
     }
 }
 

@@ -77,6 +77,9 @@ pub struct Recorded {
     pub tally: std::sync::Arc<Tally>,
     /// Where differences are reported.
     pub findings: Findings,
+    /// Model calls are never answered from the record (an A/A replay: the recorded version
+    /// against itself with live model calls, for the model's own noise).
+    pub fresh_models: bool,
 }
 
 impl Recorded {
@@ -119,6 +122,9 @@ impl Recorded {
         step: &str,
         asked: &serde_json::Value,
     ) -> Option<ModelCallRecord> {
+        if self.fresh_models {
+            return None;
+        }
         let mut used = self.used.lock().expect("replay cursor lock");
         let mut attempts: Vec<_> = self.calls.keys().filter(|(s, _)| s == step).collect();
         attempts.sort();

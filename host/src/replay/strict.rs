@@ -87,6 +87,9 @@ pub struct Options {
     pub workflow: Option<Arc<Loaded>>,
     /// What live model calls may spend over the whole scratch journal's life, in dollars.
     pub budget_usd: Option<f64>,
+    /// Answer no model call from the record (with `Matching::Request(OnMiss::Live)`: every
+    /// model call is made again, for an A/A noise floor).
+    pub fresh_models: bool,
 }
 
 /// A scratch journal replays run in (one per replay, or one for a whole evaluation, whose
@@ -188,6 +191,7 @@ pub async fn replay(
     let recorded_cost_micros = recorded_calls.iter().map(|c| c.cost_micros).sum();
     let mut recorded = Recorded::new(&attempts, recorded_calls).matched_by(options.matching);
     recorded.budget_usd = options.budget_usd;
+    recorded.fresh_models = options.fresh_models;
     if let Some((step, attempt, reason)) = recorded.incomplete() {
         return Err(refuse(format!("step {step} attempt {attempt}: {reason}")));
     }

@@ -151,6 +151,7 @@ async fn shadow_one(runner: Runner, base: ShadowResult, shadow: Shadow) -> Optio
         steps: HashMap::from([(step.clone(), plugin)]),
         workflow: None,
         budget_usd: Some(remaining),
+        fresh_models: false,
     };
     let scratch = match Scratch::new() {
         Ok(scratch) => scratch,

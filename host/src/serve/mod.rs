@@ -7,6 +7,7 @@ mod auth;
 pub mod catalog;
 mod connection;
 mod error;
+mod experiments;
 mod extract;
 mod fleet;
 mod health;

@@ -16,7 +16,8 @@ use utoipa_axum::routes;
 
 use super::error::{self, ApiError};
 use super::{
-    App, ServeConfig, Tokens, auth, health, links, offer, replays, reviews, rollouts, runs, shadows,
+    App, ServeConfig, Tokens, auth, experiments, health, links, offer, replays, reviews, rollouts,
+    runs, shadows,
 };
 use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
 
@@ -70,6 +71,8 @@ fn api(config: &ServeConfig) -> OpenApiRouter<App> {
         .routes(routes!(rollouts::get))
         .routes(routes!(rollouts::order))
         .routes(routes!(shadows::list))
+        .routes(routes!(experiments::list))
+        .routes(routes!(experiments::get))
         .routes(routes!(offer::workflows))
         .routes(routes!(health::metrics))
         .layer(DefaultBodyLimit::max(config.max_body))

@@ -430,4 +430,19 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX shadow_results_by_run ON shadow_results (run_id);
     ",
     ),
+    (
+        13,
+        // Experiments (store/experiments.rs): every `weir eval`.
+        "
+    CREATE TABLE experiments (
+        id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        candidate TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        summary TEXT NOT NULL,
+        experiment TEXT NOT NULL
+    );
+    CREATE INDEX experiments_by_workflow ON experiments (workflow, created_ms);
+    ",
+    ),
 ];

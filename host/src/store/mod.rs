@@ -10,6 +10,7 @@
 //! a run keeps the plugin digests it was submitted with.
 
 mod durability;
+pub mod experiments;
 mod idempotency;
 mod migrations;
 mod model_types;
@@ -23,6 +24,7 @@ mod types;
 pub mod usage;
 
 pub use durability::Durability;
+pub use experiments::{ExperimentJournal, ExperimentRecord};
 pub use idempotency::IdempotencyError;
 pub(crate) use idempotency::check_key as check_idempotency_key;
 pub use model_types::*;
@@ -218,4 +220,6 @@ pub trait Store: Send + Sync + 'static {
     fn rollouts(&self) -> &dyn RolloutJournal;
     /// The shadow journal (see `store/shadows.rs`).
     fn shadows(&self) -> &dyn ShadowJournal;
+    /// The experiment journal (see `store/experiments.rs`).
+    fn experiments(&self) -> &dyn ExperimentJournal;
 }

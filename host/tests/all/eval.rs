@@ -222,4 +222,97 @@ async fn the_gate_sets_the_exit_code_and_the_reports_are_written() {
     let bad = weir("route_agreement.nope >= 1");
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("the summary's fields"));
+
+    // Every evaluation was journaled, newest first, and reads back whole.
+    let journaled = f
+        .store
+        .experiments()
+        .list_experiments(Some("routing"), 10)
+        .await
+        .unwrap();
+    assert_eq!(journaled.len(), 3, "{journaled:#?}");
+    assert_eq!(journaled[2].summary["route_agreement"]["hits"], 6);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+    command.arg("--data-dir").arg(f.dir.path());
+    if let Some(url) = &f.backend.url {
+        command.arg("--store").arg(url);
+    }
+    let shown = command
+        .args(["experiments", "show", &journaled[2].id])
+        .output()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["summary"]["route_agreement"]["hits"], 6);
+    assert_eq!(shown["cases"].as_array().unwrap().len(), 10);
+
+    // `weir replay --candidate` on each recorded run: exactly the four runs whose route
+    // changes come out different (exit 1), with the model answered from the record.
+    let mut differing = 0;
+    for run in f.store.list_runs(&Default::default()).await.unwrap() {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+        command.arg("--data-dir").arg(f.dir.path());
+        if let Some(url) = &f.backend.url {
+            command.arg("--store").arg(url);
+        }
+        let out = command
+            .args(["replay", &run.id, "--json", "--candidate"])
+            .arg(f.dir.path().join("v2.toml"))
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(report["mode"], "candidate");
+        assert_eq!(report["calls"]["live"], 0);
+        match out.status.code() {
+            Some(1) => differing += 1,
+            code => assert_eq!(code, Some(0), "{report}"),
+        }
+    }
+    assert_eq!(differing, 4);
+}
+
+#[tokio::test]
+async fn the_a_a_noise_floor_asks_the_model_again_and_pays_from_the_evaluation_budget() {
+    let provider = Provider::start().await;
+    provider.otherwise(Reply::complete("a summary"));
+    let f = Fixture::new().await;
+    let runner = runner(&f, config(&[("stand_in", &provider.url())], ""));
+    recorded(&f, &runner).await;
+    let today = &humantime::format_rfc3339(std::time::SystemTime::now()).to_string()[..10];
+    let daily = format!("workflow:routing:{today}");
+    let spent_before = f.store.spend(&daily).await.unwrap();
+    let selection = Selection {
+        workflow: "routing".into(),
+        limit: 100,
+        ..Selection::default()
+    };
+    let floor = |n| {
+        let selection = selection.clone();
+        let (store, models) = (f.store.clone(), runner.models().clone());
+        async move {
+            weir::eval::noise_floor(host(), &store, &models, &selection, n, 1.0, &[])
+                .await
+                .unwrap()
+        }
+    };
+
+    // A model that answers the same again: no noise.
+    let steady = floor(4).await;
+    assert_eq!((steady.runs, steady.live_calls), (4, 4));
+    assert_eq!(steady.output_agreement.hits, 4);
+    assert_eq!(
+        provider.calls(),
+        10 + 4,
+        "every A/A model call was made again"
+    );
+    assert!(steady.cost_usd > 0.0);
+
+    // A model that answers otherwise now: every output differs, routes (no model) do not.
+    provider.otherwise(Reply::complete("another summary"));
+    let noisy = floor(3).await;
+    assert_eq!((noisy.runs, noisy.output_agreement.hits), (3, 0));
+    assert_eq!(noisy.route_agreement.hits, noisy.route_agreement.n);
+    assert_eq!(provider.calls(), 10 + 4 + 3);
+    // The workflow's own daily budget paid for none of it.
+    assert_eq!(f.store.spend(&daily).await.unwrap(), spent_before);
 }

@@ -4,6 +4,7 @@
 //! recorded at most once, every change appends an event in the same transaction, versions
 //! are immutable, runs keep their pins) hold across hosts.
 
+mod experiments;
 mod journal;
 mod lease;
 mod model;
@@ -555,6 +556,10 @@ impl Store for PostgresStore {
     }
 
     fn shadows(&self) -> &dyn ShadowJournal {
+        self
+    }
+
+    fn experiments(&self) -> &dyn ExperimentJournal {
         self
     }
 }

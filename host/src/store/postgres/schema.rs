@@ -272,6 +272,21 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX shadow_results_by_run ON shadow_results (run_id);
     ",
     ),
+    (
+        8,
+        // Experiments (store/experiments.rs): every `weir eval`.
+        "
+    CREATE TABLE experiments (
+        id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        candidate TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        summary TEXT NOT NULL,
+        experiment TEXT NOT NULL
+    );
+    CREATE INDEX experiments_by_workflow ON experiments (workflow, created_ms);
+    ",
+    ),
 ];
 
 /// Applies pending migrations in one transaction, under the migration lock.

@@ -16,6 +16,7 @@ use serde_json::Value;
 use sha2::Digest as _;
 
 mod checkpoint;
+mod experiments;
 mod fold;
 mod journal;
 mod lease;
@@ -586,6 +587,10 @@ impl Store for SqliteStore {
     }
 
     fn shadows(&self) -> &dyn ShadowJournal {
+        self
+    }
+
+    fn experiments(&self) -> &dyn ExperimentJournal {
         self
     }
 }
