@@ -48,6 +48,9 @@ pub enum RolloutError {
     /// No such rollout.
     #[error("no rollout {0}")]
     NotFound(String),
+    /// No version of the workflow is registered.
+    #[error("no workflow {0} is registered: register a version of it before rolling one out")]
+    UnknownWorkflow(String),
     /// It conflicts with the rollout's state (or another active rollout).
     #[error("{0}")]
     Conflict(String),
@@ -61,6 +64,10 @@ const RACE_RETRIES: usize = 5;
 
 /// Starts a rollout: checks the plan and both versions, journals it, and begins its first step.
 pub async fn start(store: &dyn Store, start: Start, now_ms: i64) -> Result<Rollout, RolloutError> {
+    // What the rollout is of comes first: a plan for a workflow that is not there is moot.
+    if store.get_workflow(&start.workflow, None).await?.is_none() {
+        return Err(RolloutError::UnknownWorkflow(start.workflow));
+    }
     let problems = start.plan.problems();
     if !problems.is_empty() {
         return Err(RolloutError::Invalid(format!(

@@ -11,18 +11,19 @@ use serde::{Deserialize, Serialize};
 pub struct Plan {
     /// The candidate's share of new runs at each step, in percent: rising, ending at 100.
     /// Reaching 100 is the promotion; every earlier step is analysed.
+    #[serde(deserialize_with = "whole::percents")]
     pub steps: Vec<u32>,
     /// The least time a step is held before a pass may move it on (ms).
-    #[serde(default = "defaults::hold_ms")]
+    #[serde(default = "defaults::hold_ms", deserialize_with = "whole::i64")]
     pub hold_ms: i64,
     /// How often a step is checked (ms).
-    #[serde(default = "defaults::interval_ms")]
+    #[serde(default = "defaults::interval_ms", deserialize_with = "whole::i64")]
     pub interval_ms: i64,
     /// How long a step may stay inconclusive before the rollout pauses (ms).
-    #[serde(default = "defaults::max_hold_ms")]
+    #[serde(default = "defaults::max_hold_ms", deserialize_with = "whole::i64")]
     pub max_hold_ms: i64,
     /// Ended runs each arm needs in the step's window before a check decides anything.
-    #[serde(default = "defaults::min_runs")]
+    #[serde(default = "defaults::min_runs", deserialize_with = "whole::u64")]
     pub min_runs: u64,
     /// What a check compares, and how far the candidate may be worse.
     #[serde(default)]
@@ -60,6 +61,7 @@ pub struct Thresholds {
     /// Rolled back at once when the candidate's failure rate exceeds this…
     pub critical_failure_rate: f64,
     /// …over at least this many of its ended runs, whatever `min_runs` says.
+    #[serde(deserialize_with = "whole::u64")]
     pub critical_min_runs: u64,
 }
 
@@ -78,6 +80,51 @@ impl Default for Thresholds {
             critical_failure_rate: 0.20,
             critical_min_runs: 10,
         }
+    }
+}
+
+/// Whole numbers as JSON may write them: `40` or `40.0` (JSON Schema's integers include
+/// both, and clients that hold every number as a double send the second). Values past the
+/// field's range are held at its end, where the plan's own checks name them.
+mod whole {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer};
+
+    type Whole = serde_json::Number;
+
+    /// The number, as a whole `i128` (casts from a double saturate); a fraction is refused.
+    fn whole<E: serde::de::Error>(n: Whole) -> Result<i128, E> {
+        if let Some(v) = n.as_u64() {
+            return Ok(i128::from(v));
+        }
+        if let Some(v) = n.as_i64() {
+            return Ok(i128::from(v));
+        }
+        match n.as_f64() {
+            Some(v) if v.fract() == 0.0 => Ok(v as i128),
+            _ => Err(E::custom(format!("{n} is not a whole number"))),
+        }
+    }
+
+    pub(super) fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        let v = whole::<D::Error>(Whole::deserialize(d)?)?;
+        Ok(v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+    }
+
+    pub(super) fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let v = whole::<D::Error>(Whole::deserialize(d)?)?;
+        Ok(v.clamp(0, i128::from(u64::MAX)) as u64)
+    }
+
+    pub(super) fn percents<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+        Vec::<Whole>::deserialize(d)?
+            .into_iter()
+            .map(|n| {
+                whole::<D::Error>(n)
+                    .map(|v| v.clamp(0, i128::from(u32::MAX)) as u32)
+                    .map_err(|e| D::Error::custom(format!("`steps`: {e}")))
+            })
+            .collect()
     }
 }
 
@@ -208,6 +255,23 @@ mod tests {
     fn a_rising_ramp_to_100_has_no_problems() {
         assert!(Plan::with_steps(vec![5, 25, 50, 100]).problems().is_empty());
         assert_eq!(parse_steps("5, 25%,100").unwrap(), vec![5, 25, 100]);
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_as_doubles_and_fractions_are_refused() {
+        let plan: Plan =
+            serde_json::from_str(r#"{"steps": [5.0, 100], "min_runs": 40.0, "hold_ms": 0}"#)
+                .unwrap();
+        assert_eq!(
+            (plan.steps, plan.min_runs, plan.hold_ms),
+            (vec![5, 100], 40, 0)
+        );
+        let err = serde_json::from_str::<Plan>(r#"{"steps": [5.5, 100]}"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`steps`: 5.5 is not a whole number"),
+            "{err}"
+        );
     }
 
     #[test]

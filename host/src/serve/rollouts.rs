@@ -66,7 +66,9 @@ pub enum OrderName {
 fn api_error(e: RolloutError) -> ApiError {
     match e {
         RolloutError::Invalid(m) => ApiError::bad_request(m),
-        RolloutError::NotFound(_) => ApiError::not_found(e.to_string()),
+        RolloutError::NotFound(_) | RolloutError::UnknownWorkflow(_) => {
+            ApiError::not_found(e.to_string())
+        }
         RolloutError::Conflict(m) => ApiError::conflict(m),
         RolloutError::Store(e) => ApiError::internal(&e),
     }
@@ -78,6 +80,7 @@ fn api_error(e: RolloutError) -> ApiError {
         (status = 201, description = "Started: its first step is live, or it is `pending` until its candidate version is registered", body = Rollout),
         (status = 400, description = "A plan that cannot run, or a `from` version that is not registered", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "No version of the workflow is registered", body = ErrorBody),
         (status = 409, description = "The workflow has a rollout in progress", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),

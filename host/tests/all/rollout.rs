@@ -417,6 +417,12 @@ async fn rollouts_are_started_followed_and_ordered_over_http() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = post(
+        "/v1/rollouts",
+        json!({"workflow": "nope", "to": "2.0.0", "plan": {"steps": [100]}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     // A version not registered yet: the rollout waits for it, and can be aborted; new runs
     // then start on its stable version.
     let (status, waiting) = post(
