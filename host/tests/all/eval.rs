@@ -47,6 +47,16 @@ fn ticket(n: usize) -> serde_json::Value {
     json!({"subject": format!("ticket {n}"), "body": format!("my order is late {links}")})
 }
 
+/// `weir` on the fixture's journal.
+fn weir_on(f: &Fixture) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+    command
+        .arg("--data-dir")
+        .arg(f.dir.path())
+        .args(f.backend.cli_args());
+    command
+}
+
 async fn recorded(f: &Fixture, runner: &Runner) {
     let path = f.workflow("v1.toml", &routing("1.0.0", 3, "summarize"));
     let (loaded, _) = registry::register_file(host(), f.store.as_ref(), &path)
@@ -182,11 +192,7 @@ async fn the_gate_sets_the_exit_code_and_the_reports_are_written() {
     recorded(&f, &runner).await;
     f.workflow("v2.toml", &routing("2.0.0", 1, "summarize"));
     let weir = |gate: &str| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
-        command.arg("--data-dir").arg(f.dir.path());
-        if let Some(url) = &f.backend.url {
-            command.arg("--store").arg(url);
-        }
+        let mut command = weir_on(&f);
         command
             .args(["eval", "--workflow", "routing", "--candidate"])
             .arg(f.dir.path().join("v2.toml"))
@@ -232,11 +238,7 @@ async fn the_gate_sets_the_exit_code_and_the_reports_are_written() {
         .unwrap();
     assert_eq!(journaled.len(), 3, "{journaled:#?}");
     assert_eq!(journaled[2].summary["route_agreement"]["hits"], 6);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
-    command.arg("--data-dir").arg(f.dir.path());
-    if let Some(url) = &f.backend.url {
-        command.arg("--store").arg(url);
-    }
+    let mut command = weir_on(&f);
     let shown = command
         .args(["experiments", "show", &journaled[2].id])
         .output()
@@ -249,11 +251,7 @@ async fn the_gate_sets_the_exit_code_and_the_reports_are_written() {
     // changes come out different (exit 1), with the model answered from the record.
     let mut differing = 0;
     for run in f.store.list_runs(&Default::default()).await.unwrap() {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
-        command.arg("--data-dir").arg(f.dir.path());
-        if let Some(url) = &f.backend.url {
-            command.arg("--store").arg(url);
-        }
+        let mut command = weir_on(&f);
         let out = command
             .args(["replay", &run.id, "--json", "--candidate"])
             .arg(f.dir.path().join("v2.toml"))
