@@ -23,7 +23,18 @@ pub enum Matching {
 }
 
 /// What a candidate does with a call the record cannot answer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OnMiss {
     /// Make it for real: a model call paid from the evaluation budget, an HTTP `GET`

@@ -45,7 +45,7 @@ pub async fn rerun_from_step(
     let loaded = super::strict::loaded_as_run(host, store.as_ref(), &run, &steps).await?;
     if loaded.workflow.step(step).is_none() {
         return Err(refuse(format!(
-            "--from-step {step}: {}@{} has no such step (its steps: {})",
+            "rerun from step {step}: {}@{} has no such step (its steps: {})",
             run.workflow,
             run.version,
             loaded.workflow.step_ids(", ")

@@ -155,6 +155,9 @@ pub enum ReplayError {
         /// Why.
         reason: String,
     },
+    /// The candidate does not fit the run (a step the workflow does not have).
+    #[error("{0}")]
+    Candidate(String),
     /// The store or the host failed.
     #[error(transparent)]
     Failed(#[from] anyhow::Error),
@@ -314,14 +317,14 @@ pub async fn replay(
 fn with_steps(
     mut loaded: Loaded,
     steps: &HashMap<String, crate::plugin::Plugin>,
-) -> anyhow::Result<Loaded> {
+) -> Result<Loaded, ReplayError> {
     for (id, plugin) in steps {
         if loaded.workflow.step(id).is_none() {
-            anyhow::bail!(
-                "--step {id}=…: {} has no step `{id}` (its steps: {})",
+            return Err(ReplayError::Candidate(format!(
+                "the candidate step {id}: {} has no step `{id}` (its steps: {})",
                 loaded.workflow.name,
                 loaded.workflow.step_ids(", ")
-            );
+            )));
         }
         loaded.plugins.insert(id.clone(), plugin.clone());
         loaded.pins.insert(id.clone(), plugin.digest().to_string());

@@ -45,6 +45,9 @@ pub enum RolloutError {
     /// The request names something wrong.
     #[error("{0}")]
     Invalid(String),
+    /// The plan cannot run: each problem names its field.
+    #[error("the rollout plan cannot run: {}", .0.join("; "))]
+    Plan(Vec<String>),
     /// No such rollout.
     #[error("no rollout {0}")]
     NotFound(String),
@@ -70,10 +73,7 @@ pub async fn start(store: &dyn Store, start: Start, now_ms: i64) -> Result<Rollo
     }
     let problems = start.plan.problems();
     if !problems.is_empty() {
-        return Err(RolloutError::Invalid(format!(
-            "the rollout plan cannot run: {}",
-            problems.join("; ")
-        )));
+        return Err(RolloutError::Plan(problems));
     }
     let name = &start.workflow;
     let registered = |version: String| async move {

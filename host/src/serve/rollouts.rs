@@ -65,7 +65,13 @@ pub enum OrderName {
 
 fn api_error(e: RolloutError) -> ApiError {
     match e {
-        RolloutError::Invalid(m) => ApiError::bad_request(m),
+        // Well-formed, but not a rollout that can run: what no schema can say (steps that
+        // rise to 100, a `to` that is a version, a `from` that is registered).
+        RolloutError::Invalid(m) => ApiError::invalid_input(m, serde_json::Value::Null),
+        RolloutError::Plan(ref problems) => {
+            let details = serde_json::json!({ "problems": problems });
+            ApiError::invalid_input(e.to_string(), details)
+        }
         RolloutError::NotFound(_) | RolloutError::UnknownWorkflow(_) => {
             ApiError::not_found(e.to_string())
         }
@@ -78,12 +84,13 @@ fn api_error(e: RolloutError) -> ApiError {
 #[utoipa::path(post, path = "/v1/rollouts", operation_id = "startRollout", tag = "rollouts", request_body = Start,
     responses(
         (status = 201, description = "Started: its first step is live, or it is `pending` until its candidate version is registered", body = Rollout),
-        (status = 400, description = "A plan that cannot run, or a `from` version that is not registered", body = ErrorBody),
+        (status = 400, description = "The body is not a rollout request", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No version of the workflow is registered", body = ErrorBody),
         (status = 409, description = "The workflow has a rollout in progress", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "A plan that cannot run (`details.problems` lists each), a `to` that is not a version, or a `from` version that is not registered", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn start(

@@ -403,7 +403,8 @@ async fn rollouts_are_started_followed_and_ordered_over_http() {
         json!({"workflow": "canary", "to": "2.0.0", "plan": {"steps": [30, 70]}}),
     )
     .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_input", "{body}");
     assert!(
         body["error"]["message"]
             .as_str()
@@ -411,9 +412,24 @@ async fn rollouts_are_started_followed_and_ordered_over_http() {
             .contains("`steps` must end at 100"),
         "{body}"
     );
+    let problems = body["error"]["details"]["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{body}");
     let (status, body) = post(
         "/v1/rollouts",
         json!({"workflow": "canary", "to": "two", "plan": {"steps": [100]}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`to` is \"two\""),
+        "{body}"
+    );
+    let (status, body) = post(
+        "/v1/rollouts",
+        json!({"workflow": "canary", "plan": {"steps": [100]}}),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");

@@ -386,6 +386,17 @@ async fn a_run_replays_over_http_and_an_unknown_one_is_404() {
         (Some("strict"), Some(true))
     );
     assert_eq!(report["output"], json!({"replay": "me"}));
+    // A `null` body, as the optional body's schema allows, is a strict replay too.
+    let r = s
+        .post(&format!("/v1/runs/{id}/replay"))
+        .header("content-type", "application/json")
+        .body("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["mode"], "strict", "{report}");
     // The replay is no run of the journal's.
     let runs = s.json("/v1/runs?workflow=echo").await;
     assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
@@ -393,4 +404,119 @@ async fn a_run_replays_over_http_and_an_unknown_one_is_404() {
     let r = s.post("/v1/runs/nope/replay").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(&r.json().await.unwrap()), "not_found");
+
+    // A candidate replay: another stored plugin for the step, answered in a scratch journal.
+    let r = s
+        .post("/v1/plugins")
+        .header("content-type", "application/wasm")
+        .body(std::fs::read(artifacts::CLEAN_TEXT).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let digest = r.json::<Value>().await.unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let replay = |body: Value| {
+        let request = s.post(&format!("/v1/runs/{id}/replay")).json(&body);
+        async move {
+            let r = request.send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, report) = replay(json!({"steps": {"only": format!("sha256:{digest}")}})).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["mode"], "candidate", "{report}");
+    assert_eq!(report["identical"], false, "{report}");
+    let (status, report) = replay(json!({"candidate": "echo@1.0.0"})).await;
+    assert_eq!(
+        (status, &report["identical"]),
+        (StatusCode::OK, &json!(true)),
+        "{report}"
+    );
+    let runs = s.json("/v1/runs?workflow=echo").await;
+    assert_eq!(
+        runs["runs"].as_array().unwrap().len(),
+        1,
+        "no replay is a run"
+    );
+
+    // A rerun from the step on another input: a new run in the journal.
+    let (status, rerun) = replay(json!({"from_step": "only", "input": {"fixed": true}})).await;
+    assert_eq!(status, StatusCode::CREATED, "{rerun}");
+    assert_ne!(rerun["id"].as_str(), Some(id));
+    assert_eq!(rerun["status"], "succeeded", "{rerun}");
+    assert_eq!(rerun["output"], json!({"fixed": true}));
+    let runs = s.json("/v1/runs?workflow=echo").await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 2);
+
+    // What the API cannot take, each named.
+    for (body, want, says) in [
+        (
+            json!({"steps": {"only": "/etc/passwd"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "sha256:<digest>",
+        ),
+        (
+            json!({"steps": {"nope": format!("sha256:{digest}")}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "has no step `nope`",
+        ),
+        (
+            json!({"steps": {"only": format!("sha256:{}", "0".repeat(64))}}),
+            StatusCode::NOT_FOUND,
+            "no plugin sha256:000",
+        ),
+        (
+            json!({"candidate": "echo@9.9.9"}),
+            StatusCode::NOT_FOUND,
+            "no workflow echo@9.9.9",
+        ),
+        (
+            json!({"candidate": "echo"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name@version",
+        ),
+        (
+            json!({"input": {}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "goes with `from_step`",
+        ),
+        (
+            json!({"from_step": "only", "candidate": "echo@1.0.0"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "takes no",
+        ),
+        (
+            json!({"from_step": "nope"}),
+            StatusCode::CONFLICT,
+            "no such step",
+        ),
+        (
+            json!({"steps": {}, "budget_usd": -1.0, "candidate": "echo@1.0.0"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`budget_usd` is -1",
+        ),
+        (
+            json!({"on_miss": "live"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "go with a candidate",
+        ),
+        (
+            json!({"from_step": "only", "budget_usd": 2.0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "takes no",
+        ),
+        (
+            json!({"bogus": 1}),
+            StatusCode::BAD_REQUEST,
+            "not a replay request",
+        ),
+    ] {
+        let (status, error) = replay(body.clone()).await;
+        assert_eq!(status, want, "{body}: {error}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{body}: {message}");
+    }
 }
