@@ -14,6 +14,7 @@ pub mod summary;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
 pub use case::{Case, CaseStep, Regression};
@@ -60,6 +61,9 @@ pub struct Experiment {
     pub cases: Vec<Case>,
 }
 
+/// How many cases an evaluation replays at once.
+const CASES_AT_ONCE: usize = 4;
+
 /// Runs the candidate in `options` against the runs `selection` picks from `store`.
 pub async fn evaluate(
     host: &Host,
@@ -73,16 +77,22 @@ pub async fn evaluate(
     let runs = select(store.as_ref(), selection).await?;
     // One scratch journal for every case: live calls share the one evaluation budget.
     let scratch = Scratch::new()?;
-    let mut cases = Vec::new();
-    for run_id in &runs {
-        let reviews = store.reviews(None, Some(run_id)).await?;
-        let case = match crate::replay::replay(host, store, models, run_id, options, &scratch).await
-        {
-            Ok(report) => Case::of(&report, &reviews, ignore),
-            Err(e) => Case::failed(run_id, e.to_string()),
-        };
-        cases.push(case);
-    }
+    let scratch = &scratch;
+    // A few cases at a time: a case mostly waits on the journal (and, for a live miss, on
+    // the model), so they overlap well; `buffered` keeps the cases in selection order.
+    let mut cases: Vec<Case> = futures_util::stream::iter(&runs)
+        .map(|run_id| async move {
+            let reviews = store.reviews(None, Some(run_id)).await?;
+            let replayed =
+                crate::replay::replay(host, store, models, run_id, options, scratch).await;
+            anyhow::Ok(match replayed {
+                Ok(report) => Case::of(&report, &reviews, ignore),
+                Err(e) => Case::failed(run_id, e.to_string()),
+            })
+        })
+        .buffered(CASES_AT_ONCE)
+        .try_collect()
+        .await?;
     let summary = summary::summarize(&cases);
     // Regressions first, the worst kind first; the sort is stable, so run order otherwise.
     cases.sort_by_key(|c| (c.worst.is_none(), c.worst));

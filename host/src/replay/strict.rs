@@ -97,6 +97,9 @@ pub struct Options {
 pub struct Scratch {
     store: Arc<dyn Store>,
     dir: tempfile::TempDir,
+    /// Recorded versions already loaded, by version and step pins: an evaluation's runs
+    /// mostly share one, and loading it means reading, hashing and describing each plugin.
+    loaded: std::sync::Mutex<HashMap<String, Loaded>>,
 }
 
 impl Scratch {
@@ -107,7 +110,32 @@ impl Scratch {
             &dir.path().join("replay.db"),
             Durability::Normal,
         )?);
-        Ok(Self { store, dir })
+        Ok(Self {
+            store,
+            dir,
+            loaded: Default::default(),
+        })
+    }
+
+    /// [`loaded_as_run`], once per version and set of step pins.
+    async fn loaded_as_run(
+        &self,
+        host: &Host,
+        store: &dyn Store,
+        run: &RunRecord,
+        steps: &[StepRecord],
+    ) -> anyhow::Result<Loaded> {
+        let pins: Vec<String> = steps
+            .iter()
+            .map(|s| format!("{}={}", s.step_id, s.plugin_digest))
+            .collect();
+        let key = format!("{}@{} {}", run.workflow, run.version, pins.join(","));
+        if let Some(loaded) = self.loaded.lock().unwrap().get(&key) {
+            return Ok(loaded.clone());
+        }
+        let loaded = loaded_as_run(host, store, run, steps).await?;
+        self.loaded.lock().unwrap().insert(key, loaded.clone());
+        Ok(loaded)
     }
 
     /// The scratch journal.
@@ -200,7 +228,11 @@ pub async fn replay(
     }
     let loaded = match &options.workflow {
         Some(candidate) => (**candidate).clone(),
-        None => loaded_as_run(host, store.as_ref(), &run, &recorded_steps).await?,
+        None => {
+            scratch
+                .loaded_as_run(host, store.as_ref(), &run, &recorded_steps)
+                .await?
+        }
     };
     let loaded = with_steps(loaded, &options.steps)?;
 
