@@ -53,8 +53,9 @@ enum Treatment {
 }
 
 fn treatment(first_line: &str) -> Treatment {
-    const RUN: [&str; 3] = [
+    const RUN: [&str; 4] = [
         "export WEIR_API_TOKENS=dev-token",
+        "export WEIR_DATA_DIR=$(mktemp -d)",
         "cat > weir.toml <<'TOML'",
         "weir new redact-pii --lang python",
     ];
@@ -340,6 +341,76 @@ async fn check_local_model(block: &Block) {
     );
 }
 
+/// The worked example of a change: recorded runs, a v2 made from the shipped file, its
+/// evaluation with a gate and an HTML report, and a rollout that ends promoted.
+fn check_worked_change(block: &Block) {
+    let work = example_checkout();
+    let out = run_sh(work.path(), &block.text, &[]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // The v2 differs from the shipped file in its version and its classifiers' temperature.
+    let v1 =
+        std::fs::read_to_string(work.path().join("examples/ticket-triage/workflow.toml")).unwrap();
+    let v2 = std::fs::read_to_string(work.path().join("examples/ticket-triage/v2.toml")).unwrap();
+    let added: Vec<&str> = v2
+        .lines()
+        .filter(|l| !v1.lines().any(|o| o == *l))
+        .collect();
+    let temperature = "config = { temperature = 0.8 }";
+    assert_eq!(
+        added,
+        ["version = \"1.1.0\"", temperature, temperature],
+        "{v2}"
+    );
+    let evaluation = stdout
+        .lines()
+        .find(|l| l.starts_with("evaluation of "))
+        .unwrap_or_else(|| panic!("no evaluation summary:\n{stdout}"));
+    assert!(
+        evaluation.contains("on 6 recorded runs of ticket-triage (6 evaluated"),
+        "{evaluation}"
+    );
+    // The one parked ticket of six is sure enough for the candidate: routed, not parked.
+    assert!(
+        stdout.contains("review rate        16.7% → 0.0%"),
+        "{stdout}"
+    );
+    let shift = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("confidence shift"))
+        .unwrap_or_else(|| panic!("no confidence shift:\n{stdout}"));
+    let mean: f64 = shift.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(mean > 0.0, "sharper confidences: {shift}");
+    assert!(stdout.contains("output agreement   83.3% (5/6"), "{stdout}");
+    assert!(stderr.contains("gate passed"), "{stderr}");
+    let report = std::fs::read_to_string(work.path().join("eval.html")).unwrap();
+    assert!(
+        report.contains("<html") && !report.contains("<script"),
+        "{report}"
+    );
+    // The rollout waited for v2, ramped at 50% and was promoted after two passing checks.
+    let status = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("rollout "))
+        .unwrap_or_else(|| panic!("no rollout status:\n{stdout}"));
+    assert!(
+        status.contains("ticket-triage 1.0.0 → 1.1.0: promoted at 100%"),
+        "{status}\n{stdout}"
+    );
+    for event in [" pending ", " ramping ", " promoted "] {
+        assert!(stdout.contains(event), "no{event}event:\n{stdout}");
+    }
+    // The last run, without a version, started on 1.1.0 and was not parked (`sh -e` would
+    // have stopped at its exit code 3).
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("run "))
+        .unwrap_or_else(|| panic!("no run:\n{stderr}"));
+    assert!(last.contains("ticket-triage@1.1.0"), "{last}");
+}
+
 /// `weir new`, `weir test` and `weir build` on a fresh step; the watching commands run until
 /// stopped, so only their flags are checked.
 fn check_new_test_build(block: &Block) {
@@ -384,11 +455,12 @@ async fn readme_shell_blocks_name_real_flags_and_do_what_they_say() {
                 match first {
                     f if f.starts_with("export WEIR_API_TOKENS") => check_serve_and_curl(block),
                     f if f.starts_with("cat > weir.toml") => check_local_model(block).await,
+                    f if f.starts_with("export WEIR_DATA_DIR") => check_worked_change(block),
                     _ => check_new_test_build(block),
                 }
             }
             Treatment::Synopsis(why) => eprintln!("README line {}: not run: {why}", block.line),
         }
     }
-    assert_eq!(ran.len(), 3, "every runnable block was found: {ran:?}");
+    assert_eq!(ran.len(), 4, "every runnable block was found: {ran:?}");
 }
