@@ -66,111 +66,116 @@ fn models(provider: &Provider) -> Models {
     Models::new(ModelConfig::parse(&text).expect("the bench's model configuration"))
 }
 
-fn main() {
+#[tokio::main]
+async fn main() {
     let runs: usize = std::env::var("WEIR_BENCH_REPLAY_RUNS").map_or(RUNS, |v| {
         v.parse()
             .expect("WEIR_BENCH_REPLAY_RUNS is a number of runs")
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let host = Host::new(HostConfig::default()).unwrap();
-        let provider = Provider::start().await;
-        provider.otherwise(Reply::complete("a short summary"));
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&dir.path().join("weir.db"), Durability::Normal).unwrap(),
-        );
-        let models = models(&provider);
-        let runner = Runner::new(host.clone(), store.clone(), dir.path().join("locks"))
-            .with_models(models.clone());
-        let path = dir.path().join("replayed.toml");
-        std::fs::write(&path, workflow_text()).unwrap();
-        let (loaded, _) = registry::register_file(&host, store.as_ref(), &path)
-            .await
-            .unwrap();
-
-        let run_one = |n: usize| {
-            let runner = &runner;
-            let loaded = &loaded;
-            async move {
-                let run = runner
-                    .submit_and_execute(loaded, json!({"ticket": n}), None, |_, _| {})
-                    .await
-                    .unwrap();
-                assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.failure);
-            }
-        };
-        for n in 0..WARM_UP {
-            run_one(n).await;
-        }
-        let started = Instant::now();
-        for n in WARM_UP..WARM_UP + runs {
-            run_one(n).await;
-        }
-        let live = runs as f64 / started.elapsed().as_secs_f64();
-        let asked = provider.calls();
-        assert_eq!(asked, (WARM_UP + runs) * STEPS, "every step asked the model");
-
-        let selection = Selection {
-            workflow: "replayed".into(),
-            version: Some("1.0.0".into()),
-            limit: runs,
-            ..Selection::default()
-        };
-        let options = Options {
-            matching: Matching::Request(OnMiss::Fail),
-            ..Options::default()
-        };
-        let started = Instant::now();
-        let experiment = weir::eval::evaluate(
-            &host,
-            &store,
-            &models,
-            &selection,
-            &options,
-            &[],
-            "replayed@1.0.0".into(),
-        )
+    let host = Host::new(HostConfig::default()).unwrap();
+    let provider = Provider::start().await;
+    provider.otherwise(Reply::complete("a short summary"));
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("weir.db"), Durability::Normal).unwrap());
+    let models = models(&provider);
+    let runner = Runner::new(host.clone(), store.clone(), dir.path().join("locks"))
+        .with_models(models.clone());
+    let path = dir.path().join("replayed.toml");
+    std::fs::write(&path, workflow_text()).unwrap();
+    let (loaded, _) = registry::register_file(&host, store.as_ref(), &path)
         .await
         .unwrap();
-        let replayed = runs as f64 / started.elapsed().as_secs_f64();
-        let s = &experiment.summary;
-        let n = runs as u64;
-        assert_eq!((s.evaluated, s.errors, s.new_failures), (n, 0, 0));
-        assert_eq!(s.output_agreement.hits, n, "every case agreed with its record");
-        assert_eq!(provider.calls(), asked, "the evaluation sent no model request");
 
-        // What a live run costs when the model takes as long as a fast hosted one: the
-        // replay does not wait on it. Measured after the evaluation, so these runs are not
-        // among its cases.
-        provider.otherwise(
-            Reply::complete("a short summary").after(Duration::from_millis(MODEL_LATENCY_MS)),
-        );
-        let started = Instant::now();
-        for n in 0..SLOW_RUNS {
-            run_one(WARM_UP + runs + n).await;
+    let run_one = |n: usize| {
+        let runner = &runner;
+        let loaded = &loaded;
+        async move {
+            let run = runner
+                .submit_and_execute(loaded, json!({"ticket": n}), None, |_, _| {})
+                .await
+                .unwrap();
+            assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.failure);
         }
-        let slow = SLOW_RUNS as f64 / started.elapsed().as_secs_f64();
+    };
+    for n in 0..WARM_UP {
+        run_one(n).await;
+    }
+    let started = Instant::now();
+    for n in WARM_UP..WARM_UP + runs {
+        run_one(n).await;
+    }
+    let live = runs as f64 / started.elapsed().as_secs_f64();
+    let asked = provider.calls();
+    assert_eq!(
+        asked,
+        (WARM_UP + runs) * STEPS,
+        "every step asked the model"
+    );
 
-        println!(
-            "## Replay speed: {runs} recorded {STEPS}-step runs, a model call per step, this machine\n"
-        );
-        println!("| system | runs/s | replayed ÷ this |");
-        println!("|---|---|---|");
-        println!(
-            "| `weir eval` over the recorded runs, every model answer from the record | {replayed:.0} | 1.00× |"
-        );
-        println!(
-            "| the same runs live, SQLite `normal`, sequential (model over loopback HTTP) | {live:.0} | {:.2}× |",
-            replayed / live
-        );
-        println!(
-            "| the same workflow live, the model answering in {MODEL_LATENCY_MS} ms ({SLOW_RUNS} runs) | {slow:.1} | {:.0}× |",
-            replayed / slow
-        );
-        println!();
-    });
+    let selection = Selection {
+        workflow: "replayed".into(),
+        version: Some("1.0.0".into()),
+        limit: runs,
+        ..Selection::default()
+    };
+    let options = Options {
+        matching: Matching::Request(OnMiss::Fail),
+        ..Options::default()
+    };
+    let started = Instant::now();
+    let experiment = weir::eval::evaluate(
+        &host,
+        &store,
+        &models,
+        &selection,
+        &options,
+        &[],
+        "replayed@1.0.0".into(),
+    )
+    .await
+    .unwrap();
+    let replayed = runs as f64 / started.elapsed().as_secs_f64();
+    let s = &experiment.summary;
+    let n = runs as u64;
+    assert_eq!((s.evaluated, s.errors, s.new_failures), (n, 0, 0));
+    assert_eq!(
+        s.output_agreement.hits, n,
+        "every case agreed with its record"
+    );
+    assert_eq!(
+        provider.calls(),
+        asked,
+        "the evaluation sent no model request"
+    );
+
+    // What a live run costs when the model takes as long as a fast hosted one: the
+    // replay does not wait on it. Measured after the evaluation, so these runs are not
+    // among its cases.
+    provider.otherwise(
+        Reply::complete("a short summary").after(Duration::from_millis(MODEL_LATENCY_MS)),
+    );
+    let started = Instant::now();
+    for n in 0..SLOW_RUNS {
+        run_one(WARM_UP + runs + n).await;
+    }
+    let slow = SLOW_RUNS as f64 / started.elapsed().as_secs_f64();
+
+    println!(
+        "## Replay speed: {runs} recorded {STEPS}-step runs, a model call per step, this machine\n"
+    );
+    println!("| system | runs/s | replayed ÷ this |");
+    println!("|---|---|---|");
+    println!(
+        "| `weir eval` over the recorded runs, every model answer from the record | {replayed:.0} | 1.00× |"
+    );
+    println!(
+        "| the same runs live, SQLite `normal`, sequential (model over loopback HTTP) | {live:.0} | {:.2}× |",
+        replayed / live
+    );
+    println!(
+        "| the same workflow live, the model answering in {MODEL_LATENCY_MS} ms ({SLOW_RUNS} runs) | {slow:.1} | {:.0}× |",
+        replayed / slow
+    );
+    println!();
 }

@@ -401,6 +401,10 @@ fn check_worked_change(block: &Block) {
     for event in [" pending ", " ramping ", " promoted "] {
         assert!(stdout.contains(event), "no{event}event:\n{stdout}");
     }
+    assert!(
+        stdout.contains("every decision comes out the same from the journal"),
+        "{stdout}"
+    );
     // The last run, without a version, started on 1.1.0 and was not parked (`sh -e` would
     // have stopped at its exit code 3).
     let last = stderr
