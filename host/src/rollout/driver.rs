@@ -182,7 +182,7 @@ async fn current_version(
     versions.sort();
     versions.pop().map(|v| v.to_string()).ok_or_else(|| {
         RolloutError::Invalid(format!(
-            "workflow {workflow} has no other registered version to roll out from; give --from"
+            "workflow {workflow} has no other registered version to roll out from; name one (`from`)"
         ))
     })
 }

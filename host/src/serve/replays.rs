@@ -41,8 +41,14 @@ pub struct ReplayRequest {
     #[serde(default)]
     pub from_step: Option<String>,
     /// With `from_step`: the input that step gets instead of its own (schema-checked).
-    #[serde(default)]
+    /// Given as `null`, it is that input, not an absent one.
+    #[serde(default, deserialize_with = "present")]
     pub input: Option<Value>,
+}
+
+/// A field that is there, `null` included: serde reads a `null` `Option` as absent.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// Replays a run. With no body it is strict: same workflow version and plugins, every model
@@ -61,6 +67,8 @@ pub struct ReplayRequest {
         (status = 404, description = "No such run, or no such candidate plugin or workflow version", body = ErrorBody),
         (status = 409, description = "The run cannot be replayed (still running, purged, a tape over its cap, or no such step to rerun from)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 429, description = "A rerun: the queue is full", body = ErrorBody),
+        (status = 503, description = "A rerun: the server is shutting down", body = ErrorBody),
         (status = 422, description = "A candidate that does not fit the run (a step it does not have, a plugin that is not a digest), a negative budget, or `on_miss`, `budget_usd` or `input` without what they go with", body = ErrorBody),
     ),
     security(("bearer" = [])))]
@@ -92,10 +100,26 @@ pub async fn replay(
                 "`from_step` reruns the recorded version: it takes no `steps`, `candidate`, `on_miss` or `budget_usd`",
             ));
         }
-        let run: RunRecord =
-            crate::replay::rerun_from_step(runner.host(), runner, &id, step, request.input.clone())
-                .await
-                .map_err(replay_error)?;
+        // A new run in the real journal, so it is admitted as a submission is: not while
+        // the server drains, and only with a place in the queue, held while it runs.
+        if app.shutting_down() {
+            return Err(ApiError::unavailable("the server is shutting down"));
+        }
+        let Some(admission) = app.queue.try_admit() else {
+            metrics::counter!(crate::metrics::QUEUE_REJECTED).increment(1);
+            return Err(ApiError::overloaded(1));
+        };
+        // On a task of its own, so a client that hangs up does not leave the new run
+        // half driven.
+        let (runner, step, input) = (runner.clone(), step.clone(), request.input.clone());
+        let rerun = tokio::spawn(async move {
+            let _admission = admission;
+            crate::replay::rerun_from_step(runner.host(), &runner, &id, &step, input).await
+        });
+        let run: RunRecord = rerun
+            .await
+            .map_err(|e| ApiError::internal(&anyhow::anyhow!("the rerun's task failed: {e}")))?
+            .map_err(replay_error)?;
         return Ok((StatusCode::CREATED, axum::Json(run)).into_response());
     }
     if request.input.is_some() {

@@ -90,7 +90,7 @@ fn api_error(e: RolloutError) -> ApiError {
         (status = 409, description = "The workflow has a rollout in progress", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "A plan that cannot run (`details.problems` lists each), a `to` that is not a version, or a `from` version that is not registered", body = ErrorBody),
+        (status = 422, description = "A plan that cannot run (`details.problems` lists each), a `to` that is not a version or is the version new runs start on already, or a `from` version that is not registered (or none to default to)", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn start(

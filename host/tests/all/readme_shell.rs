@@ -382,6 +382,11 @@ fn check_worked_change(block: &Block) {
     let mean: f64 = shift.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(mean > 0.0, "sharper confidences: {shift}");
     assert!(stdout.contains("output agreement   83.3% (5/6"), "{stdout}");
+    // No ticket changed queue: every step's route agrees.
+    assert!(
+        stdout.contains("route agreement    100.0% (20/20"),
+        "{stdout}"
+    );
     assert!(stderr.contains("gate passed"), "{stderr}");
     let report = std::fs::read_to_string(work.path().join("eval.html")).unwrap();
     assert!(

@@ -85,8 +85,10 @@ impl Step for ClassifyTicket {
             .collect();
         let total: f64 = exp.iter().sum();
         let posteriors: Vec<f64> = exp.iter().map(|e| e / total).collect();
-        let best = (0..posteriors.len())
-            .max_by(|&a, &b| posteriors[a].total_cmp(&posteriors[b]))
+        // The top queue from the log-scores themselves: a large temperature can round every
+        // posterior to the same value, and the queue must not depend on it.
+        let best = (0..scores.len())
+            .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
             .unwrap_or(0);
         let label = model::LABELS[best].to_string();
         let confidence = (posteriors[best] * 1000.0).round() / 1000.0;

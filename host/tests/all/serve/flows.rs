@@ -484,6 +484,11 @@ async fn a_run_replays_over_http_and_an_unknown_one_is_404() {
             "goes with `from_step`",
         ),
         (
+            json!({"input": null}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "goes with `from_step`",
+        ),
+        (
             json!({"from_step": "only", "candidate": "echo@1.0.0"}),
             StatusCode::UNPROCESSABLE_ENTITY,
             "takes no",
