@@ -194,6 +194,7 @@ async fn journal_cost_per_step(store: &dyn Store, runs: usize) -> f64 {
                 idempotency_key: None,
                 steps: steps.clone(),
                 redacted: Vec::new(),
+                source_run: None,
             })
             .await
             .unwrap();

@@ -23,6 +23,8 @@ export interface RunRecord {
   /** While awaiting review, what it waits for: `{"step", "review"}` or `{"step", "failure"}`. */
   review?: Json | null;
   idempotency_key?: string | null;
+  /** The run this one reruns from a step, if it is a rerun. */
+  source_run?: string | null;
   created_ms: number;
   updated_ms: number;
 }
@@ -236,7 +238,7 @@ function fields<T>() {
 export const SCHEMA_FIELDS = {
   RunRecord: fields<RunRecord>()({
     required: ["id", "workflow", "version", "status", "input", "created_ms", "updated_ms"],
-    optional: ["output", "failure", "review", "idempotency_key"],
+    optional: ["output", "failure", "review", "idempotency_key", "source_run"],
   }),
   RunSubmitted: fields<RunSubmitted>()({ required: ["created", "run"], optional: [] }),
   StepRecord: fields<StepRecord>()({

@@ -176,6 +176,9 @@ pub(crate) async fn execute(
                 run.version,
                 run.status
             );
+            if let Some(source) = &run.source_run {
+                outln!("rerun of {source} (`weir runs show {source}`)");
+            }
             let json = |v: &serde_json::Value| crate::text::json_for_terminal(v.to_string());
             outln!("input   {}", json(&run.input));
             if let Some(output) = &run.output {

@@ -336,6 +336,7 @@ impl Runner {
             idempotency_key,
             steps,
             redacted,
+            source_run: self.restore.as_ref().map(|r| r.source_run.clone()),
         })
     }
 

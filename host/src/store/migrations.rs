@@ -445,4 +445,9 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX experiments_by_workflow ON experiments (workflow, created_ms);
     ",
     ),
+    (
+        14,
+        // A rerun from a step names the run it reruns.
+        "ALTER TABLE runs ADD COLUMN source_run TEXT",
+    ),
 ];

@@ -133,6 +133,8 @@ pub struct NewRun {
     pub steps: Vec<(String, String)>,
     /// What the workflow's `[redact]` took out of the input.
     pub redacted: Vec<crate::redaction::Redaction>,
+    /// The run this one reruns from a step (`weir replay --from-step`), if any.
+    pub source_run: Option<String>,
 }
 
 /// Lists `redacted` in an event's data (under `redacted`), when there is anything to list.
@@ -166,6 +168,7 @@ impl NewRun {
             failure: None,
             review: None,
             idempotency_key: self.idempotency_key.clone(),
+            source_run: self.source_run.clone(),
             created_ms: now_ms,
             updated_ms: now_ms,
         }
@@ -194,6 +197,9 @@ pub struct RunRecord {
     pub review: Option<Value>,
     /// The idempotency key it was submitted with.
     pub idempotency_key: Option<String>,
+    /// The run this one reruns from a step (`weir replay --from-step`, or `from_step` over
+    /// HTTP): the steps it did not run again keep that run's results.
+    pub source_run: Option<String>,
     /// Created (ms since the Unix epoch).
     pub created_ms: i64,
     /// Last changed (ms since the Unix epoch).

@@ -276,6 +276,11 @@ async fn a_rerun_from_a_step_keeps_the_results_before_it_and_calls_nothing_for_t
         .unwrap();
     assert_eq!(rerun.status, RunStatus::Succeeded, "{:?}", rerun.failure);
     assert_ne!(rerun.id, run.id);
+    // The new run names its source, as the journal reads it back; the source names none.
+    let read = f.store.get_run(&rerun.id).await.unwrap().unwrap();
+    assert_eq!(read.source_run.as_deref(), Some(run.id.as_str()));
+    let source = f.store.get_run(&run.id).await.unwrap().unwrap();
+    assert_eq!(source.source_run, None);
     // The fetch and the clock were not run again; only the model step was.
     assert_eq!(server.hits(), 1);
     let calls = f.store.model_calls(&rerun.id).await.unwrap();

@@ -43,6 +43,8 @@ class RunRecord(_Model):
     review: Optional[JSON] = None
     """While awaiting review, what it waits for: ``{"step", "review"}`` or ``{"step", "failure"}``."""
     idempotency_key: Optional[str] = None
+    source_run: Optional[str] = None
+    """The run this one reruns from a step, if it is a rerun."""
     created_ms: int
     updated_ms: int
 

@@ -39,7 +39,7 @@ pub(super) fn parse<T: std::str::FromStr<Err = String>>(text: String) -> anyhow:
     text.parse().map_err(|e: String| anyhow::anyhow!(e))
 }
 
-pub(super) const RUN_COLUMNS: &str = "id, workflow, version, status, input, output, failure, idempotency_key, created_ms, updated_ms";
+pub(super) const RUN_COLUMNS: &str = "id, workflow, version, status, input, output, failure, idempotency_key, created_ms, updated_ms, source_run";
 
 pub(super) fn run_row(r: &PgRow) -> anyhow::Result<RunRecord> {
     Ok(RunRecord {
@@ -54,6 +54,7 @@ pub(super) fn run_row(r: &PgRow) -> anyhow::Result<RunRecord> {
         idempotency_key: r.try_get(7)?,
         created_ms: r.try_get(8)?,
         updated_ms: r.try_get(9)?,
+        source_run: r.try_get(10)?,
     }
     .parked_review_split())
 }

@@ -287,6 +287,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX experiments_by_workflow ON experiments (workflow, created_ms);
     ",
     ),
+    (
+        9,
+        // A rerun from a step names the run it reruns.
+        "ALTER TABLE runs ADD COLUMN source_run TEXT",
+    ),
 ];
 
 /// Applies pending migrations in one transaction, under the migration lock.

@@ -102,8 +102,8 @@ pub(super) async fn create_run(
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let now = now_ms();
     sqlx::query(
-        "INSERT INTO runs (id, workflow, version, status, input, input_digest, idempotency_key, created_ms, updated_ms)
-         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $7)",
+        "INSERT INTO runs (id, workflow, version, status, input, input_digest, idempotency_key, created_ms, updated_ms, source_run)
+         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $7, $8)",
     )
     .bind(&id)
     .bind(&run.workflow)
@@ -112,6 +112,7 @@ pub(super) async fn create_run(
     .bind(&input_digest)
     .bind(&run.idempotency_key)
     .bind(now)
+    .bind(&run.source_run)
     .execute(&mut *tx)
     .await?;
     for (position, (step_id, digest)) in run.steps.iter().enumerate() {

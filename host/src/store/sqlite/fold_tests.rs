@@ -61,6 +61,7 @@ fn database_with_new_run(
             .map(|(s, p)| (s.to_string(), p.to_string()))
             .collect(),
         redacted: Vec::new(),
+        source_run: None,
     };
     let (_, keys) =
         crate::store::sqlite::journal::create(&c, &new, crate::store::RunStatus::Pending).unwrap();

@@ -113,10 +113,10 @@ pub(super) fn create(
         .prepare_cached("UPDATE run_numbers SET last = last + 1 RETURNING last")?
         .query_row([], |r| r.get(0))?;
     c.prepare_cached(
-        "INSERT INTO runs (id, workflow, version, status, input, input_digest, idempotency_key, created_ms, updated_ms, num)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+        "INSERT INTO runs (id, workflow, version, status, input, input_digest, idempotency_key, created_ms, updated_ms, num, source_run)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
     )?
-    .execute(params![id, run.workflow, run.version, status.as_str(), input_text, input_digest, run.idempotency_key, now, num])?;
+    .execute(params![id, run.workflow, run.version, status.as_str(), input_text, input_digest, run.idempotency_key, now, num, run.source_run])?;
     let keys = EventKeys::numbered(num);
     // The steps live in the run's first event: a run's creation writes no row per step.
     let steps = Change {

@@ -182,7 +182,7 @@ pub(super) fn parse_status<T: std::str::FromStr<Err = String>>(
     })
 }
 
-pub(super) const RUN_COLUMNS: &str = "id, workflow, version, status, input, output, failure, idempotency_key, created_ms, updated_ms";
+pub(super) const RUN_COLUMNS: &str = "id, workflow, version, status, input, output, failure, idempotency_key, created_ms, updated_ms, source_run";
 
 pub(super) fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
@@ -197,6 +197,7 @@ pub(super) fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         idempotency_key: row.get(7)?,
         created_ms: row.get(8)?,
         updated_ms: row.get(9)?,
+        source_run: row.get(10)?,
     }
     .parked_review_split())
 }

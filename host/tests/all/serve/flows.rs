@@ -446,6 +446,7 @@ async fn a_run_replays_over_http_and_an_unknown_one_is_404() {
     let (status, rerun) = replay(json!({"from_step": "only", "input": {"fixed": true}})).await;
     assert_eq!(status, StatusCode::CREATED, "{rerun}");
     assert_ne!(rerun["id"].as_str(), Some(id));
+    assert_eq!(rerun["source_run"].as_str(), Some(id), "{rerun}");
     assert_eq!(rerun["status"], "succeeded", "{rerun}");
     assert_eq!(rerun["output"], json!({"fixed": true}));
     let runs = s.json("/v1/runs?workflow=echo").await;

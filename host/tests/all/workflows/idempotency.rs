@@ -139,6 +139,7 @@ async fn an_empty_idempotency_key_is_refused_and_creates_nothing() {
         idempotency_key: Some(String::new()),
         steps: vec![("only".into(), loaded.pins["only"].clone())],
         redacted: Vec::new(),
+        source_run: None,
     };
     let err = f.store.create_run(new).await.unwrap_err();
     assert_eq!(

@@ -90,6 +90,7 @@ async fn a_run_is_not_created_when_its_first_advance_fails() {
         idempotency_key: None,
         steps: vec![("first".into(), "d1".into())],
         redacted: Vec::new(),
+        source_run: None,
     };
     let err = f.store.create_started(new, first).await.unwrap_err();
     assert!(
