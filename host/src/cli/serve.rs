@@ -59,6 +59,17 @@ pub(crate) struct Args {
     /// How long a dashboard login lasts, e.g. 12h.
     #[arg(long, default_value = "12h", value_parser = crate::limits::parse_duration)]
     ui_session: Duration,
+    /// The most one candidate replay over the API may spend on live model calls, in US
+    /// dollars: a request's budget_usd defaults to it and may not exceed it.
+    #[arg(long, default_value_t = 1.0, value_name = "USD", value_parser = parse_dollars)]
+    replay_budget_usd: f64,
+}
+
+fn parse_dollars(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(usd) if usd.is_finite() && usd >= 0.0 => Ok(usd),
+        _ => Err(format!("{text:?} is not a dollar amount of 0 or more")),
+    }
 }
 
 fn parse_size(text: &str) -> Result<usize, String> {
@@ -91,6 +102,7 @@ pub(crate) async fn execute(host: &Host, data: &DataArgs, args: Args) -> anyhow:
         max_connections: args.max_connections as usize,
         ui: !args.no_ui,
         ui_session: args.ui_session,
+        replay_budget_usd: args.replay_budget_usd,
         ..ServeConfig::default()
     };
     warn_if_descriptors_may_run_out(args.workers, args.max_connections as usize);

@@ -77,6 +77,9 @@ pub struct ServeConfig {
     pub ui: bool,
     /// How long a dashboard login lasts.
     pub ui_session: Duration,
+    /// The most one candidate replay over the API may spend on live model calls (US
+    /// dollars): its `budget_usd` defaults to this, and a larger one is refused.
+    pub replay_budget_usd: f64,
 }
 
 impl Default for ServeConfig {
@@ -96,6 +99,7 @@ impl Default for ServeConfig {
             max_connections: 512,
             ui: true,
             ui_session: crate::ui::DEFAULT_SESSION_LIFETIME,
+            replay_budget_usd: 1.0,
         }
     }
 }
@@ -112,6 +116,8 @@ pub(crate) struct App {
     /// Turns true when the drain is over and the listener closes: waits return and event
     /// streams end with a `shutdown` event.
     closing: signal::Receiver<bool>,
+    /// [`ServeConfig::replay_budget_usd`].
+    replay_budget_usd: f64,
 }
 
 impl App {
@@ -247,6 +253,7 @@ impl Server {
             prometheus,
             shutdown: shutdown.clone(),
             closing: closing.clone(),
+            replay_budget_usd: config.replay_budget_usd,
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

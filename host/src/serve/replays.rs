@@ -32,7 +32,8 @@ pub struct ReplayRequest {
     /// paid from `budget_usd`), or refused with the run left out (`skip`).
     #[serde(default)]
     pub on_miss: Option<OnMiss>,
-    /// What live calls may spend, in dollars (default 1); never the workflow's budgets.
+    /// What live calls may spend, in dollars: at most, and by default, the server's
+    /// `--replay-budget-usd` ($1 unless set); never the workflow's budgets.
     #[serde(default)]
     #[schema(minimum = 0)]
     pub budget_usd: Option<f64>,
@@ -69,7 +70,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 429, description = "A rerun: the queue is full", body = ErrorBody),
         (status = 503, description = "A rerun: the server is shutting down", body = ErrorBody),
-        (status = 422, description = "A candidate that does not fit the run (a step it does not have, a plugin that is not a digest), a negative budget, or `on_miss`, `budget_usd` or `input` without what they go with", body = ErrorBody),
+        (status = 422, description = "A candidate that does not fit the run (a step it does not have, a plugin that is not a digest), a negative budget or one over the server's cap, or `on_miss`, `budget_usd` or `input` without what they go with", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn replay(
@@ -155,10 +156,18 @@ pub async fn replay(
 async fn candidate(app: &App, request: &ReplayRequest) -> Result<Options, ApiError> {
     let runner = &app.runner;
     let store = runner.store();
-    let budget_usd = request.budget_usd.unwrap_or(1.0);
+    let budget_usd = request.budget_usd.unwrap_or(app.replay_budget_usd);
     if !(budget_usd.is_finite() && budget_usd >= 0.0) {
         return Err(invalid(format!(
             "`budget_usd` is {budget_usd}: give a dollar amount of 0 or more"
+        )));
+    }
+    // Each replay spends in a scratch journal of its own, never from the workflow's
+    // budgets: what one may spend is the server's to bound, not the caller's.
+    if budget_usd > app.replay_budget_usd {
+        return Err(invalid(format!(
+            "`budget_usd` is {budget_usd}: this server allows a replay at most ${} (weir serve --replay-budget-usd)",
+            app.replay_budget_usd
         )));
     }
     let mut steps = std::collections::HashMap::new();

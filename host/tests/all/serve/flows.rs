@@ -505,6 +505,11 @@ async fn a_run_replays_over_http_and_an_unknown_one_is_404() {
             "`budget_usd` is -1",
         ),
         (
+            json!({"candidate": "echo@1.0.0", "on_miss": "live", "budget_usd": 5.0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "allows a replay at most $1",
+        ),
+        (
             json!({"on_miss": "live"}),
             StatusCode::UNPROCESSABLE_ENTITY,
             "go with a candidate",
