@@ -143,6 +143,14 @@ impl App {
         *self.shutdown.borrow()
     }
 
+    /// A place in the queue for a new run, or the 429 a full queue answers (and counts).
+    fn admission(&self) -> Result<queue::Admission, error::ApiError> {
+        self.queue.try_admit().ok_or_else(|| {
+            metrics::counter!(crate::metrics::QUEUE_REJECTED).increment(1);
+            error::ApiError::overloaded(1)
+        })
+    }
+
     /// Queues a run that a decision sent on (waiting for a place rather than refusing: the
     /// decision is already recorded).
     fn drive_on(&self, run_id: String) {

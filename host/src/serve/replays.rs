@@ -106,10 +106,7 @@ pub async fn replay(
         if app.shutting_down() {
             return Err(ApiError::unavailable("the server is shutting down"));
         }
-        let Some(admission) = app.queue.try_admit() else {
-            metrics::counter!(crate::metrics::QUEUE_REJECTED).increment(1);
-            return Err(ApiError::overloaded(1));
-        };
+        let admission = app.admission()?;
         // On a task of its own, so a client that hangs up does not leave the new run
         // half driven.
         let (runner, step, input) = (runner.clone(), step.clone(), request.input.clone());

@@ -194,10 +194,7 @@ pub async fn submit(
                 ApiError::internal(&anyhow::anyhow!("{d}"))
             }
         })?;
-    let Some(admission) = app.queue.try_admit() else {
-        metrics::counter!(crate::metrics::QUEUE_REJECTED).increment(1);
-        return Err(ApiError::overloaded(1));
-    };
+    let admission = app.admission()?;
     let (run, created) = app
         .runner
         .submit_as(&loaded, body.input, body.idempotency_key, Some(run_id))

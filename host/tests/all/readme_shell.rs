@@ -394,11 +394,7 @@ fn check_worked_change(block: &Block) {
         "{report}"
     );
     // The rollout waited for v2, ramped at 50% and was promoted after two passing checks.
-    let status = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("rollout "))
-        .unwrap_or_else(|| panic!("no rollout status:\n{stdout}"));
+    let status = last_line(&stdout, "rollout ");
     assert!(
         status.contains("ticket-triage 1.0.0 → 1.1.0: promoted at 100%"),
         "{status}\n{stdout}"
@@ -412,12 +408,16 @@ fn check_worked_change(block: &Block) {
     );
     // The last run, without a version, started on 1.1.0 and was not parked (`sh -e` would
     // have stopped at its exit code 3).
-    let last = stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("run "))
-        .unwrap_or_else(|| panic!("no run:\n{stderr}"));
+    let last = last_line(&stderr, "run ");
     assert!(last.contains("ticket-triage@1.1.0"), "{last}");
+}
+
+/// The last line of `text` that starts with `prefix`.
+fn last_line<'a>(text: &'a str, prefix: &str) -> &'a str {
+    text.lines()
+        .rev()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?}:\n{text}"))
 }
 
 /// `weir new`, `weir test` and `weir build` on a fresh step; the watching commands run until
