@@ -17,12 +17,16 @@
 //!
 //! - replay tapes: Weir `normal` on a 5-step workflow whose steps read the wall clock, the
 //!   monotonic clock and random bytes (`echo` with `clock`), with tapes on and off, in
-//!   alternating batches: what recording for replay costs.
+//!   alternating batches: what recording for replay costs;
+//! - step profiles: Weir `normal` on the 5-step workflow with every step result counted into
+//!   its step's profile (the default) and with profiles off, in alternating batches: what
+//!   monitoring costs.
 //!
 //! Run with `cargo bench -p weir --bench workflows`; it prints a Markdown table. With
 //! `WEIR_BENCH_PROFILE_RUNS=<n>` it measures only Weir's `normal` row over `n` runs, for a
 //! profiler to look at (`WEIR_BENCH_PROFILE_CONCURRENCY=<c>`: `c` runs at a time);
-//! `WEIR_BENCH_ONLY_TAPES=1` measures only the replay tapes' rows;
+//! `WEIR_BENCH_ONLY_TAPES=1` measures only the replay tapes' rows and
+//! `WEIR_BENCH_ONLY_PROFILES=1` only the step profiles' rows;
 //! `WEIR_BENCH_PAYLOAD_BYTES=<n>` pads every run's input, and so every step's output, with
 //! `n` bytes.
 
@@ -80,6 +84,17 @@ fn input(n: usize) -> serde_json::Value {
     }
 }
 
+/// What a setup turns on or off; the default is Weir as it ships.
+#[derive(Debug, Clone, Copy, Default)]
+struct Variant {
+    /// The steps read the clocks and random bytes.
+    clock: bool,
+    /// Replay tapes off.
+    tapes_off: bool,
+    /// Step profiles off.
+    profiles_off: bool,
+}
+
 /// Weir with a SQLite journal of its own, the bench workflow registered and warmed up.
 struct WeirSetup {
     runner: Runner,
@@ -90,17 +105,22 @@ struct WeirSetup {
 
 impl WeirSetup {
     async fn new(host: &Host, durability: Durability) -> Self {
-        Self::reading_clocks(host, durability, false, true).await
+        Self::with(host, durability, Variant::default()).await
     }
 
-    /// The bench workflow, its steps reading the clocks and random bytes when `clock`, with
-    /// replay tapes on or off.
-    async fn reading_clocks(host: &Host, durability: Durability, clock: bool, tapes: bool) -> Self {
+    /// The bench workflow as `variant` says.
+    async fn with(host: &Host, durability: Durability, variant: Variant) -> Self {
+        let Variant {
+            clock,
+            tapes_off,
+            profiles_off,
+        } = variant;
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&dir.path().join("weir.db"), durability).unwrap());
-        let runner =
-            Runner::new(host.clone(), store.clone(), dir.path().join("locks")).with_tapes(tapes);
+        let runner = Runner::new(host.clone(), store.clone(), dir.path().join("locks"))
+            .with_tapes(!tapes_off)
+            .with_profiles(!profiles_off);
         let path = workflow_file(dir.path(), clock);
         let (loaded, _) = registry::register_file(host, store.as_ref(), &path)
             .await
@@ -239,8 +259,36 @@ async fn normal_against_floors(host: &Host, runs: usize) -> (f64, Row, Row) {
 /// Weir `normal` on the clock-reading workflow with tapes on and off, in alternating
 /// batches: (runs/s on, runs/s off, the lowest and highest on ÷ off over the rounds).
 async fn tapes_on_against_off(host: &Host, runs: usize) -> (f64, f64, f64, f64) {
-    let mut on = WeirSetup::reading_clocks(host, Durability::Normal, true, true).await;
-    let mut off = WeirSetup::reading_clocks(host, Durability::Normal, true, false).await;
+    let on = Variant {
+        clock: true,
+        ..Variant::default()
+    };
+    let off = Variant {
+        tapes_off: true,
+        ..on
+    };
+    on_against_off(host, runs, on, off).await
+}
+
+/// Weir `normal` with step profiles on and off, in alternating batches.
+async fn profiles_on_against_off(host: &Host, runs: usize) -> (f64, f64, f64, f64) {
+    let off = Variant {
+        profiles_off: true,
+        ..Variant::default()
+    };
+    on_against_off(host, runs, Variant::default(), off).await
+}
+
+/// Weir `normal` as `on` and as `off` says, in alternating batches: (runs/s on, runs/s off,
+/// the lowest and highest on ÷ off over the rounds).
+async fn on_against_off(
+    host: &Host,
+    runs: usize,
+    on: Variant,
+    off: Variant,
+) -> (f64, f64, f64, f64) {
+    let mut on = WeirSetup::with(host, Durability::Normal, on).await;
+    let mut off = WeirSetup::with(host, Durability::Normal, off).await;
     let per_round = runs / ROUNDS;
     let (mut on_time, mut off_time) = (Duration::ZERO, Duration::ZERO);
     let (mut low, mut high) = (f64::MAX, 0.0f64);
@@ -305,6 +353,15 @@ fn main() {
             println!("Weir, SQLite `normal`, {concurrency} at a time: {normal:.0} runs/s");
             return;
         }
+        // Only the step profiles' rows.
+        if std::env::var("WEIR_BENCH_ONLY_PROFILES").is_ok() {
+            let (on, off, low, high) = profiles_on_against_off(&host, NORMAL_RUNS).await;
+            println!(
+                "profiles on {on:.0} runs/s, off {off:.0} runs/s: on ÷ off {:.3} (rounds {low:.3}–{high:.3})",
+                on / off
+            );
+            return;
+        }
         // Only the replay tapes' rows.
         if std::env::var("WEIR_BENCH_ONLY_TAPES").is_ok() {
             let (on, off, low, high) = tapes_on_against_off(&host, NORMAL_RUNS).await;
@@ -324,6 +381,8 @@ fn main() {
         let langgraph_normal_concurrent = langgraph_runs_per_sec(RUNS, "NORMAL", CONCURRENT);
         let (tapes_on, tapes_off, tapes_low, tapes_high) =
             tapes_on_against_off(&host, NORMAL_RUNS).await;
+        let (profiles_on, profiles_off, profiles_low, profiles_high) =
+            profiles_on_against_off(&host, NORMAL_RUNS).await;
 
         println!("## Durable {STEPS}-step workflow, {RUNS} runs (trivial step), this machine\n");
         println!("| system | runs/s | Weir normal ÷ this |");
@@ -373,6 +432,15 @@ fn main() {
         println!(
             "| Weir, SQLite `normal`, tapes off | {tapes_off:.0} | {:.2}× (rounds: {tapes_low:.2}–{tapes_high:.2}×) |",
             tapes_on / tapes_off
+        );
+        println!();
+        println!("## Step profiles: {STEPS} steps, each result counted in the journal, sequential\n");
+        println!("| system | runs/s | profiles on ÷ this |");
+        println!("|---|---|---|");
+        println!("| Weir, SQLite `normal`, profiles on (the default) | {profiles_on:.0} | 1.00× |");
+        println!(
+            "| Weir, SQLite `normal`, profiles off | {profiles_off:.0} | {:.2}× (rounds: {profiles_low:.2}–{profiles_high:.2}×) |",
+            profiles_on / profiles_off
         );
         println!();
     });

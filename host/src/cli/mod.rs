@@ -13,6 +13,8 @@ mod dev;
 mod eval;
 mod experiments;
 mod live;
+mod monitor;
+mod monitor_drift;
 mod plugin_inspect;
 mod render;
 mod replay;
@@ -84,6 +86,9 @@ enum Command {
     /// The evaluations `weir eval` journaled: list them, show one.
     #[command(subcommand)]
     Experiments(experiments::Command),
+    /// What each step of a workflow has seen and answered, and whether it drifted from its baseline.
+    #[command(subcommand)]
+    Monitor(monitor::Command),
     /// Check a workflow file and list every problem with its line and column.
     Validate(validate::Args),
     /// Serve the HTTP API (a sidecar): runs, events, reviews, workflows, plugins, metrics.
@@ -180,6 +185,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay::execute(&host, &cli.data, args).await,
         Command::Eval(args) => eval::execute(&host, &cli.data, args).await,
         Command::Experiments(command) => experiments::execute(&host, &cli.data, command).await,
+        Command::Monitor(command) => monitor::execute(&host, &cli.data, command).await,
         Command::Validate(args) => validate::execute(&host, &cli.data, args).await,
         Command::Serve(args) => serve::execute(&host, &cli.data, args).await,
         Command::Review(command) => review::execute(&host, &cli.data, command).await,

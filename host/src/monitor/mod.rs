@@ -1,6 +1,7 @@
 //! Quality monitoring: is a step still seeing and answering what it used to?
 //!
-//! This module holds the statistics the monitor decides with, each a pure function of counts
+//! What each step result adds to its step's profile, counted in the journal with the result,
+//! is [`profile`]. This module also holds the statistics the monitor decides with, each a pure function of counts
 //! so that windows kept in the journal (and added up across a fleet's hosts) can be judged
 //! anywhere: how a value is put into frozen bins ([`bins`]), the tests and distances that
 //! compare a window with its baseline ([`stats`]), where a threshold comes from when it is
@@ -27,10 +28,17 @@
 
 pub mod bins;
 pub mod calibration;
+pub mod drift;
+pub mod frozen;
+pub mod profile;
 pub mod sampling;
 pub mod stats;
+pub mod status;
+pub mod summary;
 pub mod threshold;
 pub mod verdict;
 
+#[cfg(test)]
+mod drift_tests;
 #[cfg(test)]
 mod simulation;

@@ -17,8 +17,12 @@ use super::stats::{
 };
 use super::threshold::psi_threshold;
 
-/// Samples a window needs before it is judged; below it the verdict is `insufficient`.
+/// Samples a window needs before it is judged, by default (`[monitor] min-samples`); below
+/// it the verdict is `insufficient`.
 pub const MIN_SAMPLES: u64 = 100;
+/// The fewest samples any test here is made on, whatever a workflow asks: below it a window is
+/// `insufficient`.
+pub const MIN_TESTABLE: u64 = 20;
 /// PSI under which a change is not material, however significant.
 pub const PSI_FLOOR: f64 = 0.1;
 /// Jensen–Shannon distance under which a categorical change is not material.
@@ -102,7 +106,7 @@ fn insufficient(stat: &'static str, n: u64) -> Score {
 /// A numeric feature (or a confidence) on frozen bins: PSI against its threshold.
 pub fn judge_numeric(baseline: &[u64], current: &[u64], alpha: f64) -> Score {
     let (m, n) = (current.iter().sum::<u64>(), baseline.iter().sum::<u64>());
-    if m < MIN_SAMPLES || n == 0 {
+    if m < MIN_TESTABLE || n == 0 {
         return insufficient("psi", m);
     }
     let bins = baseline
@@ -127,7 +131,7 @@ pub fn judge_numeric(baseline: &[u64], current: &[u64], alpha: f64) -> Score {
 /// A categorical feature: χ² homogeneity for significance, Jensen–Shannon for materiality.
 pub fn judge_categorical(baseline: &[u64], current: &[u64], alpha: f64) -> Score {
     let m = current.iter().sum::<u64>();
-    if m < MIN_SAMPLES || baseline.iter().sum::<u64>() == 0 {
+    if m < MIN_TESTABLE || baseline.iter().sum::<u64>() == 0 {
         return insufficient("js", m);
     }
     let test = chi_square_homogeneity(baseline, current);
@@ -150,7 +154,7 @@ pub fn judge_rate(
     alpha: f64,
 ) -> Score {
     let ((x1, n1), (x2, n2)) = (baseline, current);
-    if n2 < MIN_SAMPLES || n1 == 0 {
+    if n2 < MIN_TESTABLE || n1 == 0 {
         return insufficient("rate", n2);
     }
     let (r1, r2) = (x1 as f64 / n1 as f64, x2 as f64 / n2 as f64);
@@ -176,7 +180,7 @@ pub fn judge_rate(
 
 /// A window's mean (of a confidence) against the baseline's control chart.
 pub fn judge_mean(chart: &MeanChart, mean: f64, n: u64, alpha: f64) -> Score {
-    if n < MIN_SAMPLES {
+    if n < MIN_TESTABLE {
         return insufficient("mean", n);
     }
     let sigmas = chart.sigmas(mean, n as usize);
@@ -285,7 +289,7 @@ mod tests {
 
     #[test]
     fn small_windows_are_insufficient() {
-        let score = judge_numeric(&[10, 10], &[MIN_SAMPLES - 1, 0], 0.01);
+        let score = judge_numeric(&[10, 10], &[MIN_TESTABLE - 1, 0], 0.01);
         assert_eq!(score.evidence, Evidence::Insufficient);
     }
 

@@ -243,6 +243,7 @@ impl<'a> Drive<'a> {
                 pending.advance.review = Some(review);
             }
             pending.advance.finished = Some(finished.result);
+            pending.advance.profile = finished.profile;
             pending.events.push(finished.event);
         }
         // Cancelled: the journal says so already; attempts still in flight are dropped.
@@ -453,6 +454,7 @@ impl<'a> Drive<'a> {
                 input,
                 replay: self.runner.replay.clone(),
                 tapes: self.runner.tapes,
+                profiles: self.runner.profiles,
                 restore: self.runner.restore.clone(),
             };
             let span = tracing::info_span!("attempt", run_id = %self.run.id, workflow = %self.run.workflow, version = %self.run.version, step_id = %step, attempt);

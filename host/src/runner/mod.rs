@@ -55,6 +55,8 @@ pub struct Runner {
     replay: Option<Arc<crate::replay::Recorded>>,
     /// Whether attempts keep replay tapes (on unless turned off).
     tapes: bool,
+    /// Whether step results are counted into their steps' profiles (on unless turned off).
+    profiles: bool,
     /// On a rerun from a step: the results restored instead of run.
     restore: Option<Arc<crate::replay::Restore>>,
     /// Shadow steps this host runs at once.
@@ -127,6 +129,7 @@ impl Runner {
             fleet: None,
             replay: None,
             tapes: true,
+            profiles: true,
             restore: None,
             shadow_slots: Arc::new(tokio::sync::Semaphore::new(shadow::SLOTS)),
         }
@@ -144,6 +147,14 @@ impl Runner {
     /// replayed. For measuring what the tapes cost.
     pub fn with_tapes(mut self, on: bool) -> Self {
         self.tapes = on;
+        self
+    }
+
+    /// Turns step profiles off (`false`) or on: with them off, no result is counted into its
+    /// step's profile, and the monitor sees nothing of this runner's runs. For measuring what
+    /// the profiles cost.
+    pub fn with_profiles(mut self, on: bool) -> Self {
+        self.profiles = on;
         self
     }
 

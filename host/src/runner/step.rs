@@ -38,6 +38,8 @@ pub(crate) struct Job {
     pub(crate) replay: Option<Arc<crate::replay::Recorded>>,
     /// Whether to keep a replay tape of the attempt.
     pub(crate) tapes: bool,
+    /// Whether to count the result into its step's profile.
+    pub(crate) profiles: bool,
     /// On a rerun from a step: results restored instead of run.
     pub(crate) restore: Option<Arc<crate::replay::Restore>>,
 }
@@ -46,6 +48,9 @@ pub(crate) struct Job {
 pub(crate) struct Finished {
     pub(crate) result: AttemptResult,
     pub(crate) event: Progress,
+    /// What the result adds to its step's profile: live attempts only (a replay or a result
+    /// restored from another run observes nothing new).
+    pub(crate) profile: Option<crate::store::StepProfile>,
 }
 
 impl Job {
@@ -136,19 +141,72 @@ impl Job {
             None => Vec::new(),
         };
         let tape = tape_of(&deck, self.workflow.redactor.is_some());
+        let latency_us = usage.map_or(0, |u| u.elapsed.as_micros() as u64);
+        let profile = self.profile(&stored, latency_us).await;
         let result = AttemptResult {
             run_id: self.run_id,
             step_id: step,
             attempt: self.attempt,
             outcome: stored,
-            latency_us: usage.map_or(0, |u| u.elapsed.as_micros() as u64),
+            latency_us,
             fuel: usage.and_then(|u| u.fuel_consumed),
             memory_peak: usage.map_or(0, |u| u.memory_peak_bytes),
             logs,
             redacted,
             tape,
         };
-        Ok(Finished { result, event })
+        Ok(Finished {
+            result,
+            event,
+            profile,
+        })
+    }
+
+    /// What this live attempt's result adds to its step's profile; `None` on a replay. A
+    /// step granted models also counts its calls, read back from the journal (they are
+    /// journaled as they are made).
+    async fn profile(
+        &self,
+        outcome: &AttemptOutcome,
+        latency_us: u64,
+    ) -> Option<crate::store::StepProfile> {
+        use crate::monitor::profile::{self, ModelUse, Observation, Origin};
+        if self.replay.is_some() || !self.profiles || !self.workflow.monitor.profiles {
+            return None;
+        }
+        let model = if self.def.spec.grants.models.is_empty() {
+            None
+        } else {
+            let calls = self
+                .store
+                .model_calls(&self.run_id)
+                .await
+                .unwrap_or_default();
+            let mine = calls
+                .iter()
+                .filter(|c| c.step_id == self.def.id && c.attempt == self.attempt);
+            Some(mine.fold(ModelUse::default(), |total, call| ModelUse {
+                calls: total.calls + 1,
+                tokens: total.tokens + call.prompt_tokens + call.completion_tokens,
+                cost_micros: total.cost_micros + call.cost_micros,
+            }))
+        };
+        let version = self.workflow.version.to_string();
+        let origin = Origin {
+            workflow: &self.workflow.name,
+            version: &version,
+            step_id: &self.def.id,
+            at_ms: crate::store::now_ms(),
+            window_ms: self.workflow.monitor.window_ms,
+        };
+        let seen = Observation {
+            input: self.input.as_ref().ok(),
+            outcome,
+            attempt: self.attempt,
+            latency_us,
+            model,
+        };
+        Some(profile::observe(origin, &seen))
     }
 
     /// The attempt of a rerun that takes its step's result from the source run: nothing runs.
@@ -180,7 +238,11 @@ impl Job {
             redacted: Vec::new(),
             tape: None,
         };
-        Finished { result, event }
+        Finished {
+            result,
+            event,
+            profile: None,
+        }
     }
 
     /// The `model` capability for this attempt, when the step is granted aliases.

@@ -13,6 +13,7 @@ mod fleet;
 mod health;
 mod links;
 mod listener;
+mod monitor;
 mod offer;
 mod params;
 mod queue;
@@ -220,6 +221,22 @@ async fn sweep_retention(app: App) {
     }
 }
 
+/// How often the results journaled one by one are folded into the step profiles' counts.
+const PROFILE_FOLD: Duration = Duration::from_secs(30);
+
+/// Folds the step profiles' pending results, on this host as on every other host of a fleet
+/// (a fold takes its rows exclusively, so none is folded twice).
+async fn sweep_profiles(app: App) {
+    let mut tick = tokio::time::interval(PROFILE_FOLD);
+    loop {
+        tick.tick().await;
+        let store = app.runner.store().clone();
+        if let Err(e) = crate::store::profiles::fold_all(store.monitor()).await {
+            tracing::error!(error = %format!("{e:#}"), "folding step profiles failed");
+        }
+    }
+}
+
 /// A started server: its address, and the handle to stop it.
 pub struct Server {
     /// The bound address (useful with port 0).
@@ -303,6 +320,7 @@ impl Server {
         let sweeper = tokio::spawn(sweep_reviews(app.clone()));
         let retention = tokio::spawn(sweep_retention(app.clone()));
         let rollouts = tokio::spawn(sweep_rollouts(app.clone()));
+        let profiles = tokio::spawn(sweep_profiles(app.clone()));
         let router = router::build(app, tokens, &config);
         let drain_timeout = config.drain_timeout;
         let limits = listener::ConnectionLimits {
@@ -324,6 +342,7 @@ impl Server {
             sweeper.abort();
             retention.abort();
             rollouts.abort();
+            profiles.abort();
             runner.drain();
             let drained = tokio::time::timeout(drain_timeout, async {
                 let mut workers = workers;

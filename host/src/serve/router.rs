@@ -16,8 +16,8 @@ use utoipa_axum::routes;
 
 use super::error::{self, ApiError};
 use super::{
-    App, ServeConfig, Tokens, auth, experiments, health, links, offer, replays, reviews, rollouts,
-    runs, shadows,
+    App, ServeConfig, Tokens, auth, experiments, health, links, monitor, offer, replays, reviews,
+    rollouts, runs, shadows,
 };
 use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
 
@@ -35,6 +35,7 @@ use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
         (name = "reviews", description = "The human review queue"),
         (name = "catalog", description = "Workflows and plugins on offer"),
         (name = "rollouts", description = "Roll a workflow version out to a share of live runs, checked against the stable one"),
+        (name = "monitoring", description = "What each step has seen and answered, over time"),
         (name = "operations", description = "Probes and metrics"),
     )
 )]
@@ -73,6 +74,9 @@ fn api(config: &ServeConfig) -> OpenApiRouter<App> {
         .routes(routes!(shadows::list))
         .routes(routes!(experiments::list))
         .routes(routes!(experiments::get))
+        .routes(routes!(monitor::profile))
+        .routes(routes!(monitor::drift))
+        .routes(routes!(monitor::baselines, monitor::pin))
         .routes(routes!(offer::workflows))
         .routes(routes!(health::metrics))
         .layer(DefaultBodyLimit::max(config.max_body))

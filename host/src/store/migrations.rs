@@ -450,4 +450,43 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         // A rerun from a step names the run it reruns.
         "ALTER TABLE runs ADD COLUMN source_run TEXT",
     ),
+    (
+        15,
+        // Step profiles (store/profiles.rs): what each step saw and answered, per window (each
+        // result journaled as a row of its own, folded into the counts later), and the
+        // baselines pinned over them.
+        "
+    CREATE TABLE step_profiles (
+        workflow TEXT NOT NULL,
+        version TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        window_ms INTEGER NOT NULL,
+        feature TEXT NOT NULL,
+        bin TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        sum REAL NOT NULL,
+        PRIMARY KEY (workflow, version, step_id, window_ms, feature, bin)
+    ) WITHOUT ROWID;
+    CREATE TABLE profile_results (
+        id INTEGER PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        version TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        window_ms INTEGER NOT NULL,
+        counts TEXT NOT NULL
+    );
+    CREATE TABLE baseline_pins (
+        id INTEGER PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        version TEXT NOT NULL,
+        from_ms INTEGER NOT NULL,
+        to_ms INTEGER NOT NULL,
+        source_version TEXT NOT NULL,
+        pinned_by TEXT NOT NULL,
+        pinned_ms INTEGER NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX baseline_pins_by_workflow ON baseline_pins (workflow, pinned_ms);
+    ",
+    ),
 ];

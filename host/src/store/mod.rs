@@ -15,6 +15,7 @@ mod idempotency;
 mod migrations;
 mod model_types;
 mod postgres;
+pub mod profiles;
 mod purge;
 pub mod rollouts;
 mod run_query;
@@ -29,6 +30,7 @@ pub use idempotency::IdempotencyError;
 pub(crate) use idempotency::check_key as check_idempotency_key;
 pub use model_types::*;
 pub use postgres::PostgresStore;
+pub use profiles::{BaselinePin, MonitorJournal, ProfileFilter, ProfileRow, StepProfile};
 pub use rollouts::RolloutJournal;
 pub use shadows::{ShadowJournal, ShadowResult};
 pub(crate) use sqlite::now_ms;
@@ -222,4 +224,6 @@ pub trait Store: Send + Sync + 'static {
     fn shadows(&self) -> &dyn ShadowJournal;
     /// The experiment journal (see `store/experiments.rs`).
     fn experiments(&self) -> &dyn ExperimentJournal;
+    /// The monitor's journal: step profiles and baselines (see `store/profiles.rs`).
+    fn monitor(&self) -> &dyn MonitorJournal;
 }

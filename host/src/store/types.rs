@@ -448,6 +448,9 @@ pub struct Advance {
     /// An attempt's result, recorded first. When the step already has a result, nothing in
     /// this advance is applied and [`Advanced::recorded`] is false.
     pub finished: Option<AttemptResult>,
+    /// What `finished` adds to its step's profile (see `store/profiles.rs`): added in the same
+    /// transaction, and only when the result is recorded, so a count is never lost or doubled.
+    pub profile: Option<super::profiles::StepProfile>,
     /// Steps to mark skipped: (step id, reason).
     pub skipped: Vec<(String, String)>,
     /// Attempts to start: (step id, sha256 of its input).

@@ -27,6 +27,7 @@ pub(crate) struct Header {
     pub prompts: BTreeMap<String, Spanned<String>>,
     pub redact: Option<Spanned<RedactTable>>,
     pub retention: Option<Spanned<RetentionTable>>,
+    pub monitor: Option<Spanned<super::monitoring::MonitorTable>>,
 }
 
 /// `[redact]`: what is taken out of every run before it is journaled or sent to a model.
@@ -61,6 +62,7 @@ pub(crate) const HEADER_KEYS: &[&str] = &[
     "prompts",
     "redact",
     "retention",
+    "monitor",
     "steps",
 ];
 

@@ -12,6 +12,7 @@ pub(crate) use cel_json::as_double;
 pub mod diagnostic;
 pub mod expr;
 mod models;
+mod monitoring;
 mod parse;
 mod protection;
 mod resolve;
@@ -64,6 +65,8 @@ pub struct Workflow {
     pub redactor: Option<std::sync::Arc<crate::redaction::Redactor>>,
     /// How long a finished run keeps its payloads (`[retention] payloads`).
     pub retention: Option<std::time::Duration>,
+    /// How the steps' profiles are windowed and judged (`[monitor]`).
+    pub monitor: crate::monitor::drift::Settings,
 }
 
 /// Where the run's output comes from.

@@ -121,6 +121,7 @@ pub(super) fn resolve(
 
     let output = output(header.output.as_ref(), &steps, &ids, &known, &mut errors);
     let protection = super::protection::resolve(&header, &known, &mut errors);
+    let monitor = super::monitoring::resolve(header.monitor.as_ref(), &mut errors);
     errors.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
     errors.dedup();
     if !errors.is_empty() {
@@ -151,6 +152,7 @@ pub(super) fn resolve(
         prompts: std::sync::Arc::new(model.prompts),
         redactor: protection.redactor,
         retention: protection.retention,
+        monitor,
     })
 }
 

@@ -161,6 +161,16 @@ async fn kill_during(slow: &str) {
         1
     );
 
+    // The profile counted each step's result once: the one the crash cut short has none,
+    // and the result of its second attempt says so.
+    let rows = crate::monitor::rows(store.as_ref(), "crashy").await;
+    for id in STEPS {
+        assert_eq!(crate::monitor::results(&rows, id), 1, "step {id}");
+    }
+    let attempts = crate::monitor::counts(&rows, slow, weir::monitor::profile::ATTEMPTS);
+    let second = weir::monitor::profile::numeric_bin(Some(2.0));
+    assert_eq!(attempts, [(second, 1)].into_iter().collect());
+
     // Resuming again finds nothing to do.
     let out = weir(&data).arg("resume").output().unwrap();
     assert_eq!(

@@ -13,6 +13,7 @@ mod hostile;
 mod loading;
 mod model;
 mod model_layer;
+mod monitor;
 mod polyglot;
 mod provider;
 mod readme;

@@ -141,6 +141,15 @@ async fn many_weir_runs_at_once_on_one_data_dir_all_finish() {
         runs.iter().all(|r| r.status == RunStatus::Succeeded),
         "{runs:?}"
     );
+    // Their step results, committed by many processes at once, add up in the profile.
+    let rows = crate::monitor::rows(store.as_ref(), "chain").await;
+    for step in ["s1", "s2", "s3", "s4", "s5"] {
+        assert_eq!(
+            crate::monitor::results(&rows, step),
+            processes as i64,
+            "{step}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,6 +45,10 @@ pub(super) async fn advance(c: &mut PgConnection, advance: &Advance) -> anyhow::
             run: None,
         });
     }
+    // With the result it profiles, in its transaction: counted once, or not at all.
+    if let (Some(_), Some(profile)) = (&advance.finished, &advance.profile) {
+        super::profiles::add(c, profile).await?;
+    }
     if matches!(status.as_str(), "succeeded" | "failed" | "cancelled") {
         return Ok(Advanced {
             recorded: true,

@@ -8,6 +8,7 @@ mod experiments;
 mod journal;
 mod lease;
 mod model;
+mod profiles;
 mod purge;
 mod reviews;
 mod rollouts;
@@ -560,6 +561,10 @@ impl Store for PostgresStore {
     }
 
     fn experiments(&self) -> &dyn ExperimentJournal {
+        self
+    }
+
+    fn monitor(&self) -> &dyn MonitorJournal {
         self
     }
 }

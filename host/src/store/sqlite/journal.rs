@@ -285,6 +285,10 @@ pub(super) fn apply(
     {
         return Ok(refused(false, false, false));
     }
+    // With the result it profiles, in its transaction: counted once, or not at all.
+    if let (Some(_), Some(profile)) = (&advance.finished, &advance.profile) {
+        super::profiles::add(c, profile)?;
+    }
     if status.is_final() {
         return Ok(refused(true, true, false));
     }

@@ -22,6 +22,7 @@ mod journal;
 mod lease;
 mod migrate;
 mod model;
+mod profiles;
 mod purge;
 mod reviews;
 mod rollouts;
@@ -591,6 +592,10 @@ impl Store for SqliteStore {
     }
 
     fn experiments(&self) -> &dyn ExperimentJournal {
+        self
+    }
+
+    fn monitor(&self) -> &dyn MonitorJournal {
         self
     }
 }

@@ -3,8 +3,9 @@
 //! database's clock, so the skewed host takes no lease another host still renews, and no
 //! step runs twice.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -35,7 +36,22 @@ fn skewed_weir(data: &Path) -> Command {
     let mut cmd = Command::new("faketime");
     cmd.args(["-f", SKEW]).arg(plain.get_program());
     cmd.args(plain.get_args());
+    // `faketime` runs `weir` as its child: killing `faketime` alone would leave that host
+    // serving (and holding database connections) after the test. A group of its own lets
+    // [`Group`] stop both.
+    cmd.process_group(0);
     cmd
+}
+
+/// The skewed host's process group, killed whole when the test ends, even by a panic.
+struct Group(Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.0.wait();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,7 +77,8 @@ async fn a_host_with_its_clock_ahead_takes_no_lease_that_is_still_renewed() {
     let mut ahead = skewed_weir(&dir.path().join("ahead"));
     ahead.args(backend.cli_args());
     let (mut right, right_url) = serve_with(right, &workflows, TOKEN);
-    let (mut ahead, ahead_url) = serve_with(ahead, &workflows, TOKEN);
+    let (ahead, ahead_url) = serve_with(ahead, &workflows, TOKEN);
+    let ahead = Group(ahead);
     let client = reqwest::Client::new();
     ready(&client, &right_url).await;
     ready(&client, &ahead_url).await;
@@ -92,10 +109,9 @@ async fn a_host_with_its_clock_ahead_takes_no_lease_that_is_still_renewed() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for child in [&mut right, &mut ahead] {
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
+    right.kill().unwrap();
+    right.wait().unwrap();
+    drop(ahead);
 
     let runs = store.list_runs(&Default::default()).await.unwrap();
     assert_eq!(runs.len(), RUNS);
