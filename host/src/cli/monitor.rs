@@ -183,6 +183,12 @@ pub(crate) async fn execute(
                 return Ok(ExitCode::from(EXIT_ERROR));
             };
             let source = of.unwrap_or_else(|| version.to_string());
+            for v in [version, source.as_str()] {
+                if store.get_workflow(name, Some(v)).await?.is_none() {
+                    eprintln!("error: no workflow {name}@{v} is registered");
+                    return Ok(ExitCode::from(EXIT_ERROR));
+                }
+            }
             let (from_ms, to_ms) = match (first, from, to) {
                 (_, Some(from), Some(to)) if from < to => (from, to),
                 (_, Some(_), Some(_)) => {

@@ -76,6 +76,8 @@ pub fn kind_of(feature: &str) -> Kind {
         CONFIDENCE => Kind::Confidence,
         ROUTE | STATUS | INPUT_VIOLATION => Kind::Categorical,
         INPUT_FIELDS | INPUT_NULLS => Kind::Presence,
+        // Declared features (see `features`) say their kind in their name.
+        _ if feature.starts_with("cat.") => Kind::Categorical,
         _ => Kind::Numeric,
     }
 }

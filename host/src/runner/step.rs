@@ -206,7 +206,16 @@ impl Job {
             latency_us,
             model,
         };
-        Some(profile::observe(origin, &seen))
+        let mut counted = profile::observe(origin, &seen);
+        if !self.def.features.is_empty() {
+            let output = match outcome {
+                AttemptOutcome::Succeeded { output, .. } => output,
+                AttemptOutcome::Failed(_) => &Value::Null,
+            };
+            let input = self.input.as_ref().unwrap_or(&Value::Null);
+            crate::monitor::features::count(&mut counted, &self.def.features, input, output);
+        }
+        Some(counted)
     }
 
     /// The attempt of a rerun that takes its step's result from the source run: nothing runs.

@@ -114,7 +114,8 @@ pub struct Pins {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PinRequest {
-    /// The version whose baseline this becomes.
+    /// The version whose baseline this becomes (registered).
+    #[schema(min_length = 1)]
     pub version: String,
     /// Windows starting at or after this time (ms since the epoch)…
     #[schema(minimum = 0)]
@@ -122,7 +123,7 @@ pub struct PinRequest {
     /// …and before this one.
     #[schema(minimum = 0)]
     pub to_ms: i64,
-    /// Whose windows (default: `version`'s own).
+    /// Whose windows: another registered version (default: `version`'s own).
     pub of: Option<String>,
     /// Why, for the record.
     #[serde(default)]
@@ -159,9 +160,10 @@ pub async fn baselines(
         (status = 201, description = "Pinned", body = BaselinePin),
         (status = 400, description = "The body is not a pin request", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "The version (or `of`) is not a registered version of the workflow", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "A range that is empty or negative, or an empty version", body = ErrorBody),
+        (status = 422, description = "A range that is empty", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn pin(
@@ -169,18 +171,28 @@ pub async fn pin(
     Path(workflow): Path<String>,
     ApiJson(body): ApiJson<PinRequest>,
 ) -> Result<(StatusCode, axum::Json<BaselinePin>), ApiError> {
+    // A pin is of a registered version, and of a registered version's windows.
+    let store = app.runner.store().clone();
+    for version in [Some(&body.version), body.of.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        if store
+            .get_workflow(&workflow, Some(version))
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::not_found(format!(
+                "no workflow {workflow}@{version} is registered"
+            )));
+        }
+    }
     if body.from_ms < 0 || body.to_ms <= body.from_ms {
         return Err(ApiError::invalid_input(
             format!(
                 "`from_ms` {} to `to_ms` {} is no range: give 0 ≤ from_ms < to_ms",
                 body.from_ms, body.to_ms
             ),
-            serde_json::Value::Null,
-        ));
-    }
-    if body.version.trim().is_empty() {
-        return Err(ApiError::invalid_input(
-            "`version` is empty: name the version whose baseline this becomes",
             serde_json::Value::Null,
         ));
     }
@@ -194,6 +206,6 @@ pub async fn pin(
         pinned_ms: crate::store::now_ms(),
         reason: body.reason,
     };
-    app.runner.store().monitor().pin_baseline(&pin).await?;
+    store.monitor().pin_baseline(&pin).await?;
     Ok((StatusCode::CREATED, axum::Json(pin)))
 }

@@ -452,9 +452,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (
         15,
-        // Step profiles (store/profiles.rs): what each step saw and answered, per window (each
-        // result journaled as a row of its own, folded into the counts later), and the
-        // baselines pinned over them.
+        // Step profiles (store/profiles.rs): what each step saw and answered, per window, and
+        // the baselines pinned over them. On SQLite a result's counts ride in its own event
+        // (`record.profile`) until its run stops, then move to `profile_results` (the run's
+        // events up to `runs.profiled_seq` have moved), and are folded into `step_profiles`.
         "
     CREATE TABLE step_profiles (
         workflow TEXT NOT NULL,
@@ -475,6 +476,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         window_ms INTEGER NOT NULL,
         counts TEXT NOT NULL
     );
+    ALTER TABLE runs ADD COLUMN profiled_seq INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE baseline_pins (
         id INTEGER PRIMARY KEY,
         workflow TEXT NOT NULL,

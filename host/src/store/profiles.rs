@@ -2,10 +2,12 @@
 //! fell in each bin of each monitored feature (see `monitor/profile.rs` for the features and
 //! their bins).
 //!
-//! A result's counts are journaled in the same transaction that records the result, as one
-//! row of its own (`profile_results`): one insert, whatever the number of features, so that
-//! counting costs a step next to nothing, and a crash, a resume or a second host never loses
-//! or doubles a result. [`MonitorJournal::compact_profiles`] later folds those rows into the
+//! A result's counts are journaled in the same transaction that records the result, so a
+//! crash, a resume or a second host never loses or doubles one, and cheaply, whatever the
+//! number of features: on PostgreSQL as one row of its own (`profile_results`); on SQLite
+//! inside the result's own event (a commit there costs what it writes in pages), moved into
+//! `profile_results` when the run stops (see `sqlite/profiles.rs`).
+//! [`MonitorJournal::compact_profiles`] later folds those rows into the
 //! counts (`step_profiles`, keyed by workflow, version, step, window, feature and bin, each
 //! with the sum of its values), deleting the rows it folds in the same transaction; every
 //! fold is an addition, so hosts folding at once add up. Reads see both: the counts, plus the
@@ -198,29 +200,86 @@ fn where_clause(filter: &ProfileFilter, param: fn(usize) -> String) -> String {
     clauses.join(" AND ")
 }
 
-/// A result's counts as one row's text: `[[feature, bin, count, sum], …]`.
-pub(crate) fn encode(profile: &StepProfile) -> String {
+/// A result's counts as JSON: `{"w": window, "c": [[feature, bin], [feature, bin, sum], …]}`,
+/// each entry a count of one (and its value's sum when not zero) unless it says
+/// `[feature, bin, count, sum]`. Small, since it is journaled with every result. What
+/// [`encode`] writes, built as a value: the reference it is checked against.
+#[cfg(test)]
+pub(crate) fn to_value(profile: &StepProfile) -> serde_json::Value {
+    use serde_json::json;
     let entries: Vec<serde_json::Value> = profile
         .counts
         .iter()
-        .map(|n| serde_json::json!([n.feature, n.bin, n.count, n.sum]))
+        .map(|n| match (n.count, n.sum) {
+            (1, 0.0) => json!([n.feature, n.bin]),
+            (1, sum) => json!([n.feature, n.bin, sum]),
+            (count, sum) => json!([n.feature, n.bin, count, sum]),
+        })
         .collect();
-    serde_json::Value::Array(entries).to_string()
+    json!({"w": profile.window_ms, "c": entries})
+}
+
+/// The window and counts of [`encode`]'s text, parsed; `None` for anything else.
+pub(crate) fn from_value(value: &serde_json::Value) -> Option<(i64, Vec<ProfileCount>)> {
+    let window_ms = value.get("w")?.as_i64()?;
+    let counts = value
+        .get("c")?
+        .as_array()?
+        .iter()
+        .filter_map(|entry| {
+            let e = entry.as_array()?;
+            let (count, sum) = match e.len() {
+                2 => (1, 0.0),
+                3 => (1, e[2].as_f64()?),
+                4 => (e[2].as_i64()?, e[3].as_f64()?),
+                _ => return None,
+            };
+            Some(ProfileCount {
+                feature: e[0].as_str()?.to_string(),
+                bin: e[1].as_str()?.to_string(),
+                count,
+                sum,
+            })
+        })
+        .collect();
+    Some((window_ms, counts))
+}
+
+/// A result's counts as text (`{"w": window, "c": [[feature, bin], [feature, bin, sum],
+/// [feature, bin, count, sum], …]}`, an entry with no count a count of one and with no sum a
+/// sum of zero), written without building a JSON value: this is written for every result.
+pub(crate) fn encode(profile: &StepProfile) -> String {
+    let mut out: Vec<u8> = Vec::with_capacity(64 + 32 * profile.counts.len());
+    out.extend_from_slice(format!("{{\"w\":{},\"c\":[", profile.window_ms).as_bytes());
+    for (i, n) in profile.counts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        // Writing a string into a vector cannot fail.
+        let _ = serde_json::to_writer(&mut out, &n.feature);
+        out.push(b',');
+        let _ = serde_json::to_writer(&mut out, &n.bin);
+        let sum = if n.sum.is_finite() { n.sum } else { 0.0 };
+        match (n.count, sum) {
+            (1, 0.0) => {}
+            (1, sum) => out.extend_from_slice(format!(",{sum}").as_bytes()),
+            (count, sum) => out.extend_from_slice(format!(",{count},{sum}").as_bytes()),
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b"]}");
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The counts [`encode`] wrote; an entry that does not parse is left out (the text is the
 /// journal's own, so none should).
 pub(crate) fn decode(text: &str) -> Vec<ProfileCount> {
-    let entries: Vec<(String, String, i64, f64)> = serde_json::from_str(text).unwrap_or_default();
-    entries
-        .into_iter()
-        .map(|(feature, bin, count, sum)| ProfileCount {
-            feature,
-            bin,
-            count,
-            sum,
-        })
-        .collect()
+    serde_json::from_str(text)
+        .ok()
+        .and_then(|v| from_value(&v))
+        .map(|(_, counts)| counts)
+        .unwrap_or_default()
 }
 
 /// A result journaled one by one and not folded yet: its step, window and encoded counts.
@@ -335,6 +394,19 @@ mod tests {
         one.add("status", "succeeded", 1, 0.0);
         one.add("input.bytes", "p120", 1, 40.5);
         assert_eq!(decode(&encode(&one)), one.counts);
+        let mut odd = one.clone();
+        odd.add("cat.quote", "say \"hi\"\n", 3, 1e-7);
+        assert_eq!(
+            decode(&encode(&odd)),
+            odd.counts,
+            "quotes, a newline, a count and a small sum"
+        );
+        let text = encode(&odd);
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            parsed["c"].as_array().map(Vec::len),
+            to_value(&odd)["c"].as_array().map(Vec::len)
+        );
         let folded = fold(&[pending(0, &one), pending(0, &one), pending(3_600_000, &one)]);
         assert_eq!(folded.len(), 2, "one per window");
         let bytes = folded[0]

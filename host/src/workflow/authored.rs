@@ -98,6 +98,7 @@ pub(crate) struct StepTable {
     pub model: Option<Spanned<crate::model::PolicyTable>>,
     pub fallback: Option<Spanned<FallbackTable>>,
     pub shadow: Option<Spanned<super::shadow::ShadowTable>>,
+    pub monitor: Option<Spanned<super::monitoring::StepMonitorTable>>,
 }
 
 /// `fallback = { step = "…", on = ["model.unavailable", …] }`.

@@ -123,6 +123,8 @@ pub struct StepDef {
     pub stands_in_for: Option<String>,
     /// A candidate plugin run beside it on a share of runs, compared and never passed on.
     pub shadow: Option<shadow::Shadow>,
+    /// Features its profile counts beside the automatic ones (`[steps.monitor.features]`).
+    pub features: Vec<crate::monitor::features::Declared>,
 }
 
 /// A step-level fallback rule.

@@ -1,5 +1,6 @@
-//! A workflow's `[monitor]`: how its steps' profiles are windowed and judged. Every key is
-//! optional; the defaults are [`Settings::default`].
+//! A workflow's `[monitor]`: how its steps' profiles are windowed and judged (every key is
+//! optional; the defaults are [`Settings::default`]), and a step's declared features
+//! (`[steps.monitor.features]`, see `monitor/features.rs`).
 //!
 //! ```toml
 //! [monitor]
@@ -11,11 +12,102 @@
 //! profiles = true           # false: count nothing
 //! ```
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::diagnostic::Diagnostic;
 use crate::monitor::drift::Settings;
+use crate::monitor::features::{Declared, DeclaredKind, MAX_DECLARED};
+
+/// A step's `monitor` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StepMonitorTable {
+    #[serde(default)]
+    pub features: BTreeMap<String, Spanned<FeatureTable>>,
+}
+
+/// One declared feature as written: `{ expr = "…", type = "numeric" | "categorical" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FeatureTable {
+    pub expr: Spanned<String>,
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+}
+
+/// A step's declared features, compiled; every problem is reported at its place.
+pub(crate) fn features(
+    table: Option<&Spanned<StepMonitorTable>>,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<Declared> {
+    let Some(table) = table else {
+        return Vec::new();
+    };
+    let declared = &table.get_ref().features;
+    if declared.len() > MAX_DECLARED {
+        errors.push(Diagnostic::at(
+            table.span(),
+            format!(
+                "the step declares {} monitored features: at most {MAX_DECLARED}",
+                declared.len()
+            ),
+        ));
+    }
+    let mut compiled = Vec::new();
+    for (name, feature) in declared {
+        let f = feature.get_ref();
+        let named = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !named {
+            errors.push(Diagnostic::at(
+                feature.span(),
+                format!("monitored feature {name:?}: a name is lowercase letters, digits and `_`"),
+            ));
+        }
+        let kind = match f.kind.get_ref().as_str() {
+            "numeric" => DeclaredKind::Numeric,
+            "categorical" => DeclaredKind::Categorical,
+            other => {
+                errors.push(Diagnostic::at(
+                    f.kind.span(),
+                    format!(
+                        "monitored feature `{name}` has type {other:?}: `numeric` or `categorical`"
+                    ),
+                ));
+                continue;
+            }
+        };
+        match Declared::compile(name, f.expr.get_ref(), kind) {
+            Err(e) => errors.push(Diagnostic::at(
+                f.expr.span(),
+                format!("monitored feature `{name}`: {e}"),
+            )),
+            Ok(d) => {
+                let unknown = d.unknown_variables();
+                if unknown.is_empty() {
+                    compiled.push(d);
+                } else {
+                    errors.push(
+                        Diagnostic::at(
+                            f.expr.span(),
+                            format!(
+                                "monitored feature `{name}` reads `{}`",
+                                unknown.join("`, `")
+                            ),
+                        )
+                        .help("a feature reads the step's `input` and `output` only"),
+                    );
+                }
+            }
+        }
+    }
+    compiled
+}
 
 /// `[monitor]` as written.
 #[derive(Debug, Deserialize)]

@@ -307,6 +307,7 @@ fn step(
         .shadow
         .as_ref()
         .and_then(|t| super::shadow::resolve(t, base_dir, errors));
+    let features = super::monitoring::features(table.monitor.as_ref(), errors);
 
     let limits = limits(&table.limits, defaults, errors);
     let config = match &table.config {
@@ -369,6 +370,7 @@ fn step(
         fallback,
         stands_in_for: None,
         shadow,
+        features,
     })
 }
 

@@ -33,6 +33,10 @@ version = "1.0.0"
 [[steps]]
 id = "classify"
 plugin = "$PLUGINS/classify_ticket.wasm"
+
+[steps.monitor.features]
+body_len = { expr = "size(input.body)", type = "numeric" }
+lang = { expr = "lang(input.body)", type = "categorical" }
 "#;
 
 /// Every profile row of `workflow`.
@@ -164,6 +168,20 @@ async fn a_profile_counts_what_each_result_saw_and_said_as_the_journal_recorded_
         counts(&rows, "classify", INPUT_VIOLATION),
         BTreeMap::from([("/subject".to_string(), 1)])
     );
+
+    // The declared features: a number per result, and a language per result.
+    let body_len: f64 = rows
+        .iter()
+        .filter(|r| r.feature == "num.body_len")
+        .map(|r| r.sum)
+        .sum();
+    let chars: usize = tickets()
+        .iter()
+        .map(|t| t["body"].as_str().unwrap().chars().count())
+        .sum();
+    assert_eq!(body_len, chars as f64);
+    let langs: i64 = counts(&rows, "classify", "cat.lang").values().sum();
+    assert_eq!(langs, tickets().len() as i64);
 
     // `weir monitor profile` reads the same counts back.
     let data = fixture.dir.path();

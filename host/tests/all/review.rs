@@ -75,6 +75,10 @@ async fn a_confidence_gate_parks_the_run_until_a_person_decides() {
         f.runner.execute(&run.id).await.unwrap().status,
         RunStatus::AwaitingReview
     );
+    // The parked run's result is in its step's profile, once.
+    let rows = crate::monitor::rows(f.store.as_ref(), "gated").await;
+    assert_eq!(crate::monitor::results(&rows, "classify"), 1);
+    assert_eq!(crate::monitor::results(&rows, "format"), 0);
 
     // After a restart the review is still there; approving it sends the run on.
     let runner = restarted(&f).await;
@@ -89,6 +93,10 @@ async fn a_confidence_gate_parks_the_run_until_a_person_decides() {
     let done = runner.execute(&run.id).await.unwrap();
     assert_eq!(done.status, RunStatus::Succeeded);
     assert_eq!(done.output, Some(json!({"ticket": 1})));
+    // Parked, sent on and ended: each result counted once.
+    let rows = crate::monitor::rows(f.store.as_ref(), "gated").await;
+    assert_eq!(crate::monitor::results(&rows, "classify"), 1);
+    assert_eq!(crate::monitor::results(&rows, "format"), 1);
     let attempts = runner.store().attempts(&run.id).await.unwrap();
     assert_eq!(
         attempts.iter().filter(|a| a.step_id == "classify").count(),

@@ -53,6 +53,10 @@ pub(super) struct Change {
     /// plugin it is pinned to. (Runs created before schema version 7 have `steps` rows.)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<(String, String)>>,
+    /// On a result: what it adds to its step's profile (`store::profiles::encode`), moved
+    /// into `profile_results` when the run ends or parks (see `sqlite/profiles.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Box<serde_json::value::RawValue>>,
 }
 
 impl Change {

@@ -281,15 +281,16 @@ pub(super) fn apply(
         optimistic,
     };
     if let Some(result) = &advance.finished
-        && !finish_attempt(&mut log, result, basis.is_some())?
+        && !finish_attempt(&mut log, result, advance.profile.as_ref(), basis.is_some())?
     {
         return Ok(refused(false, false, false));
     }
-    // With the result it profiles, in its transaction: counted once, or not at all.
-    if let (Some(_), Some(profile)) = (&advance.finished, &advance.profile) {
-        super::profiles::add(c, profile)?;
-    }
     if status.is_final() {
+        // A result recorded after its run ended (an attempt still in flight when the run was
+        // cancelled) is counted as the run's other results were.
+        if advance.finished.is_some() {
+            super::profiles::settle(c, run_id)?;
+        }
         return Ok(refused(true, true, false));
     }
     let mut run = None;
@@ -376,14 +377,20 @@ fn end_run(
     output: Option<Value>,
     failure: Option<Value>,
 ) -> anyhow::Result<RunRecord> {
-    c.prepare_cached(&format!("UPDATE runs SET status = ?2, output = COALESCE(?3, output), failure = COALESCE(?4, failure), updated_ms = ?5
+    let run = c.prepare_cached(&format!("UPDATE runs SET status = ?2, output = COALESCE(?3, output), failure = COALESCE(?4, failure), updated_ms = ?5
          WHERE id = ?1 AND status NOT IN ('succeeded', 'failed', 'cancelled') RETURNING {RUN_COLUMNS}"))?
         .query_row(
             params![id, status.as_str(), output.as_ref().map(Value::to_string), failure.as_ref().map(Value::to_string), now_ms()],
             run_row,
         )
         .optional()?
-        .with_context(|| format!("run {id} does not exist or has already ended"))
+        .with_context(|| format!("run {id} does not exist or has already ended"))?;
+    // A run that stops (ended, or parked for review) has its results' profile counts moved
+    // out of its events, in the same transaction.
+    if !matches!(status, RunStatus::Pending | RunStatus::Running) {
+        super::profiles::settle(c, id)?;
+    }
+    Ok(run)
 }
 
 /// Journals the start of a step's next attempt and returns its number. `known` is the
@@ -429,11 +436,13 @@ fn start_attempt(
     Ok(attempt)
 }
 
-/// Records an attempt's result; false (recording nothing) when the step already has one.
-/// `trusted`: the driver's basis holds, and it started this attempt itself.
+/// Records an attempt's result, with what it adds to its step's profile; false (recording
+/// nothing) when the step already has one. `trusted`: the driver's basis holds, and it
+/// started this attempt itself.
 fn finish_attempt(
     log: &mut Log<'_>,
     result: &AttemptResult,
+    profile: Option<&crate::store::StepProfile>,
     trusted: bool,
 ) -> anyhow::Result<bool> {
     // Exactly-once: only a step still `running` at this attempt takes a result.
@@ -463,7 +472,13 @@ fn finish_attempt(
         Some(&result.step_id),
         result.event_data(),
         Some(result.attempt),
-        Some(&Change::finished(result)),
+        Some(&Change {
+            // In the result's own event: counting a result writes no page of its own.
+            profile: profile.and_then(|p| {
+                serde_json::value::RawValue::from_string(crate::store::profiles::encode(p)).ok()
+            }),
+            ..Change::finished(result)
+        }),
     )?;
     Ok(true)
 }

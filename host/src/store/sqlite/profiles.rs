@@ -1,12 +1,17 @@
-//! Step profiles and baseline pins on SQLite (see `store/profiles.rs`): a result is one
-//! inserted row; a fold adds many results' counts with one statement per window, from a JSON
-//! array.
+//! Step profiles and baseline pins on SQLite (see `store/profiles.rs`). A result's counts are
+//! journaled inside its own event (`record.profile`), so counting it writes no page the
+//! advance does not write anyway: on SQLite a page is what a commit costs. When the run stops
+//! (it ends, or parks for review), [`settle`] moves its results' counts into
+//! `profile_results`, one row per step and window, in the same transaction, and records how
+//! far it got (`runs.profiled_seq`). A read adds the counts still in the events of unfinished
+//! runs. A fold adds many rows' counts with one statement per window, from a JSON array.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde_json::json;
 
 use super::SqliteStore;
+use super::rows::EventKeys;
 use crate::store::profiles::{
     self, BaselinePin, FilterValue, MonitorJournal, Pending, ProfileFilter, ProfileRow, StepProfile,
 };
@@ -77,22 +82,48 @@ impl MonitorJournal for SqliteStore {
     }
 }
 
-/// Journals a result's counts as a row of its own, inside the caller's transaction.
-pub(super) fn add(c: &Connection, profile: &StepProfile) -> anyhow::Result<()> {
-    if profile.counts.is_empty() {
+/// Moves the counts in run `run_id`'s events after `runs.profiled_seq` into
+/// `profile_results`, a row per result, inside the caller's transaction: in SQL alone, since
+/// every run that stops does it.
+pub(super) fn settle(c: &Connection, run_id: &str) -> anyhow::Result<()> {
+    let run: Option<(Option<i64>, i64, String, String)> = c
+        .prepare_cached("SELECT num, profiled_seq, workflow, version FROM runs WHERE id = ?1")?
+        .query_row([run_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    let Some((num, profiled, workflow, version)) = run else {
+        return Ok(());
+    };
+    let keys = EventKeys::numbered_run(run_id, num)?;
+    let last = super::rows::last_seq(c, keys)?;
+    if last <= profiled {
         return Ok(());
     }
     c.prepare_cached(
-        "INSERT INTO profile_results (workflow, version, step_id, window_ms, counts) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO profile_results (workflow, version, step_id, window_ms, counts)
+         SELECT ?3, ?4, step_id, json_extract(record, '$.profile.w'), json_extract(record, '$.profile')
+         FROM events
+         WHERE key > ?1 AND key < ?2 AND kind IN ('step_succeeded', 'step_failed')
+           AND json_extract(record, '$.profile') IS NOT NULL",
     )?
-    .execute(params![
-        profile.workflow,
-        profile.version,
-        profile.step_id,
-        profile.window_ms,
-        profiles::encode(profile),
-    ])?;
+    .execute(params![keys.after() + profiled, keys.before(), workflow, version])?;
+    c.prepare_cached("UPDATE runs SET profiled_seq = ?2 WHERE id = ?1")?
+        .execute(params![run_id, last])?;
     Ok(())
+}
+
+/// A result's counts as journaled in its event, as a pending result.
+fn pending_of(workflow: &str, version: &str, step_id: String, profile: String) -> Option<Pending> {
+    let value: serde_json::Value = serde_json::from_str(&profile).ok()?;
+    let (window_ms, _) = profiles::from_value(&value)?;
+    Some(Pending {
+        workflow: workflow.to_string(),
+        version: version.to_string(),
+        step_id,
+        window_ms,
+        counts: profile,
+    })
 }
 
 /// Folds up to `limit` pending results into the counts and deletes them, in the writer's
@@ -190,8 +221,47 @@ fn read(c: &Connection, filter: &ProfileFilter) -> anyhow::Result<Vec<ProfileRow
                 counts: r.get(3)?,
             })
         })?
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut pending = pending;
+    pending.extend(in_flight(c, filter)?);
     Ok(profiles::merged(folded, pending))
+}
+
+/// The counts still in the events of `filter`'s workflow's unfinished runs.
+fn in_flight(c: &Connection, filter: &ProfileFilter) -> anyhow::Result<Vec<Pending>> {
+    // `status IN ('pending', 'running')` as the index of unfinished runs says it.
+    let mut stmt = c.prepare_cached(
+        "SELECT r.version, e.step_id, json_extract(e.record, '$.profile')
+         FROM runs r JOIN events e
+           ON e.key > (r.num << 24) + r.profiled_seq AND e.key < ((r.num + 1) << 24)
+         WHERE r.status IN ('pending', 'running') AND r.workflow = ?1
+           AND e.kind IN ('step_succeeded', 'step_failed')",
+    )?;
+    let rows = stmt.query_map([&filter.workflow], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    let mut pending = Vec::new();
+    for row in rows {
+        let (version, step_id, profile) = row?;
+        let (Some(step_id), Some(profile)) = (step_id, profile) else {
+            continue;
+        };
+        let Some(p) = pending_of(&filter.workflow, &version, step_id, profile) else {
+            continue;
+        };
+        let keep = filter.version.as_ref().is_none_or(|v| *v == p.version)
+            && filter.step_id.as_ref().is_none_or(|s| *s == p.step_id)
+            && filter.since_ms.is_none_or(|ms| p.window_ms >= ms)
+            && filter.until_ms.is_none_or(|ms| p.window_ms < ms);
+        if keep {
+            pending.push(p);
+        }
+    }
+    Ok(pending)
 }
 
 fn placeholder(n: usize) -> String {
