@@ -85,8 +85,9 @@ impl Default for Thresholds {
 
 /// Whole numbers as JSON may write them: `40` or `40.0` (JSON Schema's integers include
 /// both, and clients that hold every number as a double send the second). Values past the
-/// field's range are held at its end, where the plan's own checks name them.
-mod whole {
+/// field's range are held at its end, where the plan's own checks name them. Other request
+/// bodies use it too (`serve/monitor.rs`).
+pub(crate) mod whole {
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer};
 
@@ -106,7 +107,7 @@ mod whole {
         }
     }
 
-    pub(super) fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    pub(crate) fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         let v = whole::<D::Error>(Whole::deserialize(d)?)?;
         Ok(v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
     }

@@ -119,9 +119,11 @@ pub struct PinRequest {
     pub version: String,
     /// Windows starting at or after this time (ms since the epoch)…
     #[schema(minimum = 0)]
+    #[serde(deserialize_with = "crate::rollout::plan::whole::i64")]
     pub from_ms: i64,
     /// …and before this one.
     #[schema(minimum = 0)]
+    #[serde(deserialize_with = "crate::rollout::plan::whole::i64")]
     pub to_ms: i64,
     /// Whose windows: another registered version (default: `version`'s own).
     pub of: Option<String>,

@@ -157,7 +157,8 @@ async fn a_new_kind_of_ticket_opens_the_route_alert_and_every_surface_says_so() 
     let refused = client
         .post(format!("{url}/v1/monitor/watched/baselines"))
         .bearer_auth(TOKEN)
-        .json(&json!({"version": "1.0.0", "from_ms": 10, "to_ms": 5}))
+        // Whole numbers written as doubles are whole numbers: the range is what is refused.
+        .json(&json!({"version": "1.0.0", "from_ms": 10.0, "to_ms": 5}))
         .send()
         .await
         .unwrap();
