@@ -213,10 +213,7 @@ pub(crate) async fn execute(
                         .await?;
                     let settings = crate::monitor::drift::Settings {
                         baseline_results: first,
-                        ..crate::registry::load_definition(store.as_ref(), name, &source)
-                            .await
-                            .map(|w| w.monitor)
-                            .unwrap_or_default()
+                        ..crate::monitor::status::settings_of(store.as_ref(), name, &source).await
                     };
                     match crate::monitor::status::first_windows(
                         &rows,

@@ -7,7 +7,7 @@ use comfy_table::Table;
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 
 use super::EXIT_STEP_FAILED;
-use super::render;
+use super::render::{self, time};
 use crate::monitor::drift::Status;
 use crate::monitor::status::{self, StepDrift};
 use crate::store::{BaselinePin, Store};
@@ -203,11 +203,6 @@ fn features(s: &StepDrift) -> Table {
         ]);
     }
     table
-}
-
-fn time(ms: i64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 fn window_span(from_ms: i64, to_ms: i64) -> String {

@@ -17,6 +17,13 @@ pub(crate) fn pretty_json<T: serde::Serialize + ?Sized>(value: &T) -> serde_json
     serde_json::to_string_pretty(value).map(json_for_terminal)
 }
 
+/// A time (ms since the epoch) as RFC 3339 to the second, UTC.
+pub(crate) fn time(at_ms: i64) -> String {
+    let at =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(at_ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
 /// `1.5 MiB`-style sizes.
 pub(crate) fn size(bytes: u64) -> String {
     bytesize::ByteSize::b(bytes).display().iec().to_string()

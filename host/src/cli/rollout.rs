@@ -244,7 +244,12 @@ async fn status(store: &dyn Store, which: &str, json: bool) -> anyhow::Result<Ex
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("weight {}", e.data["weight"])),
         };
-        outln!("  {:>3} {} {:<11} {what}", e.seq, when(e.at_ms), e.kind);
+        outln!(
+            "  {:>3} {} {:<11} {what}",
+            e.seq,
+            render::time(e.at_ms),
+            e.kind
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -288,18 +293,13 @@ fn line(r: &Rollout) -> String {
     )
 }
 
-fn when(at_ms: i64) -> String {
-    let at = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(at_ms).unwrap_or(0));
-    humantime::format_rfc3339_seconds(at).to_string()
-}
-
 fn print_explanation(e: &Explanation) {
     outln!("{}", line(&e.rollout));
     for d in &e.decisions {
         let mark = if d.agrees { "same" } else { "DIFFERS" };
         outln!(
             "  {} {:<8} {:<7} journaled [{}], decided again [{}]{}",
-            when(d.at_ms),
+            render::time(d.at_ms),
             d.cause,
             mark,
             d.journaled.join(", "),

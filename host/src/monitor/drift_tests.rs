@@ -113,7 +113,7 @@ impl Sim {
     }
 
     fn rows(&self) -> Vec<ProfileRow> {
-        merged(Vec::new(), self.pending.iter().map(clone_pending).collect())
+        merged(Vec::new(), self.pending.clone())
     }
 
     /// The step's verdict once `hours` hours have passed.
@@ -121,16 +121,6 @@ impl Sim {
         status::assess(&self.rows(), pins, |_| Settings::default(), hours * HOUR)
             .pop()
             .expect("the step was judged")
-    }
-}
-
-fn clone_pending(p: &Pending) -> Pending {
-    Pending {
-        workflow: p.workflow.clone(),
-        version: p.version.clone(),
-        step_id: p.step_id.clone(),
-        window_ms: p.window_ms,
-        counts: p.counts.clone(),
     }
 }
 

@@ -215,10 +215,7 @@ pub async fn of_workflow(
         .map(|r| r.version.clone())
         .collect::<BTreeSet<_>>()
     {
-        let found = crate::registry::load_definition(store, workflow, &version)
-            .await
-            .map(|w| w.monitor)
-            .unwrap_or_default();
+        let found = settings_of(store, workflow, &version).await;
         settings.insert(version, found);
     }
     Ok(assess(
@@ -227,4 +224,17 @@ pub async fn of_workflow(
         |v| settings.get(v).copied().unwrap_or_default(),
         now_ms,
     ))
+}
+
+/// A registered version's `[monitor]` settings; the defaults when its definition no longer
+/// loads.
+pub async fn settings_of(
+    store: &dyn crate::store::Store,
+    workflow: &str,
+    version: &str,
+) -> Settings {
+    crate::registry::load_definition(store, workflow, version)
+        .await
+        .map(|w| w.monitor)
+        .unwrap_or_default()
 }

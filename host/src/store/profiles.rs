@@ -283,6 +283,7 @@ pub(crate) fn decode(text: &str) -> Vec<ProfileCount> {
 }
 
 /// A result journaled one by one and not folded yet: its step, window and encoded counts.
+#[derive(Debug, Clone)]
 pub(crate) struct Pending {
     pub workflow: String,
     pub version: String,
